@@ -1,0 +1,195 @@
+"""An agent: one prompt, one output model, one repair attempt, every call accounted."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from agents.gateway import CallResult
+from agents.pricing import price_for
+from agents.prompts import Prompt
+from agents.runtime import AgentRuntime
+from agents.tokens import count_messages
+from agents.usage import CallContext, Served, Usage, UsageRecord, usd_to_nano
+from wandstore_agents.errors import InvalidOutput
+from wandstore_agents.logs import get_logger
+
+Out = TypeVar("Out", bound=BaseModel)
+log = get_logger("agents")
+
+REPAIR_INSTRUCTION = (
+    "Your previous answer did not pass validation:\n{errors}\n"
+    "Return the corrected JSON object only, following the schema exactly."
+)
+
+
+class OutputProblems(Exception):
+    """Raised by `Agent.check` to send named problems back to the model."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class AgentRun(Generic[Out]):
+    """The validated output of one agent run and what it cost."""
+
+    output: Out
+    prompt: Prompt
+    records: list[UsageRecord] = field(default_factory=list)
+
+    @property
+    def cost_nano(self) -> int:
+        return sum(r.cost_nano for r in self.records)
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for r in self.records:
+            total = total + r.usage
+        return total
+
+    @property
+    def served(self) -> Served:
+        if self.records and all(r.served is Served.GATEWAY_CACHE for r in self.records):
+            return Served.GATEWAY_CACHE
+        return Served.FRESH
+
+    @property
+    def gateway_cache_status(self) -> str:
+        return self.records[-1].served.value if self.records else "none"
+
+
+class Agent(Generic[Out]):
+    """Subclasses set `name` (the prompt folder) and may override `postprocess` / `check`."""
+
+    name: ClassVar[str]
+
+    def __init__(self, runtime: AgentRuntime) -> None:
+        self.runtime = runtime
+
+    def postprocess(self, output: Out, variables: dict[str, Any]) -> Out:
+        """Deterministic clean-up applied to every valid output (e.g. sanitizing)."""
+        return output
+
+    def check(self, output: Out, variables: dict[str, Any]) -> None:
+        """Raise `OutputProblems` for semantic problems the schema can't express."""
+
+    async def prompt_for(self, ctx: CallContext, version: str | None = None) -> Prompt:
+        chosen = version or await self.runtime.resolve_version(self.name, ctx)
+        return self.runtime.prompts.get(self.name, chosen)
+
+    async def run(
+        self,
+        ctx: CallContext,
+        variables: dict[str, Any],
+        *,
+        version: str | None = None,
+        extra_messages: list[dict[str, str]] | None = None,
+    ) -> AgentRun[Out]:
+        """Render, call, validate; on invalid output ask once more with the errors, then fail."""
+        ctx = ctx.for_agent(self.name)
+        prompt = await self.prompt_for(ctx, version)
+        messages = prompt.render(variables) + list(extra_messages or [])
+        run: AgentRun[Out] = AgentRun(output=None, prompt=prompt)  # type: ignore[arg-type]
+        for attempt in range(2):
+            result, reservation = await self._call(ctx, prompt, messages, run, repair=attempt > 0)
+            try:
+                output = self._parse(prompt, result.text)
+                output = self.postprocess(output, variables)
+                self.check(output, variables)
+            except (ValidationError, OutputProblems, ValueError) as exc:
+                problems = _problems(exc)
+                run.records[-1] = _with_outcome(run.records[-1], "invalid")
+                await self.runtime.sink.settle(reservation, run.records[-1])
+                if attempt == 1:
+                    raise InvalidOutput(
+                        f"{prompt.ref} returned invalid output after one repair: {'; '.join(problems)}"
+                    ) from None
+                log.warning("output_invalid", agent=self.name, prompt=prompt.ref, problems=problems[:5])
+                messages = [
+                    *messages,
+                    {"role": "assistant", "content": result.text},
+                    {"role": "user", "content": REPAIR_INSTRUCTION.format(errors="\n".join(problems))},
+                ]
+                continue
+            if attempt:
+                run.records[-1] = _with_outcome(run.records[-1], "repaired")
+            await self.runtime.sink.settle(reservation, run.records[-1])
+            run.output = output
+            return run
+        raise AssertionError("unreachable")
+
+    async def _call(
+        self, ctx: CallContext, prompt: Prompt, messages: list[dict[str, str]], run: AgentRun[Out],
+        *, repair: bool,
+    ) -> tuple[CallResult, Any]:
+        meta = prompt.meta
+        price = price_for(meta.model, self.runtime.gateway.config.price_overrides)
+        worst = usd_to_nano(price.worst_case(count_messages(messages, meta.model), meta.max_tokens))
+        reservation = await self.runtime.sink.reserve(ctx, meta.model, worst)
+        try:
+            result = await self.runtime.gateway.complete(
+                model=meta.model,
+                messages=messages,
+                ctx=ctx,
+                prompt_ref=prompt.ref,
+                response_model=prompt.output_model,
+                temperature=meta.temperature,
+                max_tokens=meta.max_tokens,
+                cache_ttl=None if repair else meta.gateway_cache_ttl,
+                cache_key=None,
+                skip_cache=ctx.force_fresh or repair,
+            )
+        except BaseException:
+            await self.runtime.sink.release(reservation)
+            raise
+        run.records.append(
+            UsageRecord(
+                time=time.time(),
+                store=ctx.store,
+                pipeline=ctx.pipeline,
+                agent=self.name,
+                prompt=prompt.agent,
+                prompt_version=prompt.version,
+                model=result.model,
+                provider=result.provider,
+                usage=result.usage,
+                cost_nano=result.cost_nano,
+                served=result.served,
+                gateway_log_id=result.log_id,
+                latency_ms=result.latency_ms,
+                job_id=ctx.job_id,
+                call_id=uuid.uuid4().hex,
+            )
+        )
+        return result, reservation
+
+    def _parse(self, prompt: Prompt, text: str) -> Out:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the answer is not valid JSON ({exc.msg} at position {exc.pos})") from None
+        return prompt.output_model.model_validate(data)  # type: ignore[return-value]
+
+
+def _problems(exc: BaseException) -> list[str]:
+    if isinstance(exc, ValidationError):
+        out = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+            out.append(f"field '{loc}': {err['msg']}")
+        return out
+    if isinstance(exc, OutputProblems):
+        return exc.problems
+    return [str(exc)]
+
+
+def _with_outcome(record: UsageRecord, outcome: str) -> UsageRecord:
+    return replace(record, outcome=outcome)

@@ -1,0 +1,227 @@
+"""The one gateway client: litellm pointed at Cloudflare AI Gateway (or the dev gateway).
+
+Callers get a typed `CallResult` and the project's own errors; litellm and provider
+exceptions never leave this module.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from agents._litellm import litellm
+from agents.pricing import price_for
+from agents.usage import CallContext, Served, Usage
+from wandstore_agents.errors import (
+    PermanentGatewayError,
+    RateLimited,
+    TransientGatewayError,
+)
+from wandstore_agents.logs import scrub
+
+PROVIDERS = ("openai", "anthropic")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Where the gateway is and what to send it."""
+
+    base_url: str
+    token: str | None = None
+    openai_key: str | None = None
+    anthropic_key: str | None = None
+    timeout_s: float = 60.0
+    price_overrides: dict[str, dict[str, float]] | None = None
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """What one model call returned and cost."""
+
+    text: str
+    usage: Usage
+    cost_nano: int
+    cache_status: str
+    log_id: str | None
+    latency_ms: float
+    model: str
+    provider: str
+
+    @property
+    def served(self) -> Served:
+        return Served.GATEWAY_CACHE if self.cache_status == "HIT" else Served.FRESH
+
+
+def provider_of(model: str) -> str:
+    provider = model.split("/", 1)[0] if "/" in model else ""
+    if provider not in PROVIDERS:
+        raise PermanentGatewayError(
+            f"model {model!r} must be '<provider>/<name>' with provider one of {', '.join(PROVIDERS)}"
+        )
+    return provider
+
+
+def response_format_for(model: type[BaseModel]) -> dict[str, Any]:
+    """Structured output by the model's JSON schema (litellm makes it a tool call for Anthropic)."""
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": model.__name__, "schema": model.model_json_schema(), "strict": False},
+    }
+
+
+def _metadata(ctx: CallContext, prompt_ref: str) -> str:
+    # AI Gateway accepts at most 5 flat entries.
+    meta = {"store": ctx.store, "pipeline": ctx.pipeline, "prompt": prompt_ref, "job": ctx.job_id}
+    if ctx.agent:
+        meta["agent"] = ctx.agent
+    return json.dumps(meta, separators=(",", ":"))
+
+
+class GatewayClient:
+    """Async chat completions through AI Gateway; safe to share across hundreds of calls."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self._ll = litellm()
+
+    def headers(
+        self,
+        ctx: CallContext,
+        prompt_ref: str,
+        *,
+        cache_ttl: int | None = None,
+        cache_key: str | None = None,
+        skip_cache: bool = False,
+    ) -> dict[str, str]:
+        headers = {"cf-aig-metadata": _metadata(ctx, prompt_ref)}
+        if self.config.token:
+            headers["cf-aig-authorization"] = f"Bearer {self.config.token}"
+        if skip_cache:
+            headers["cf-aig-skip-cache"] = "true"
+        elif cache_ttl:
+            headers["cf-aig-cache-ttl"] = str(max(60, int(cache_ttl)))
+            if cache_key:
+                headers["cf-aig-cache-key"] = cache_key
+        return headers
+
+    def _api_key(self, provider: str) -> str:
+        key = self.config.openai_key if provider == "openai" else self.config.anthropic_key
+        # With keys stored in the gateway (BYOK) the provider key is not needed, but
+        # litellm insists on one; the gateway ignores a placeholder.
+        return key or "gateway-managed"
+
+    async def complete(
+        self,
+        *,
+        model: str,
+        messages: list[dict[str, Any]],
+        ctx: CallContext,
+        prompt_ref: str,
+        response_model: type[BaseModel] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        cache_ttl: int | None = None,
+        cache_key: str | None = None,
+        skip_cache: bool = False,
+    ) -> CallResult:
+        """One chat completion; raises `RateLimited`, `TransientGatewayError` or `PermanentGatewayError`."""
+        provider = provider_of(model)
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "api_base": f"{self.config.base_url}/{provider}",
+            "api_key": self._api_key(provider),
+            "extra_headers": self.headers(
+                ctx, prompt_ref, cache_ttl=cache_ttl, cache_key=cache_key, skip_cache=skip_cache
+            ),
+            "timeout": self.config.timeout_s,
+            "num_retries": 0,
+            "max_retries": 0,
+        }
+        if response_model is not None:
+            kwargs["response_format"] = response_format_for(response_model)
+        if temperature is not None:
+            kwargs["temperature"] = temperature
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
+        started = time.perf_counter()
+        try:
+            response = await self._ll.acompletion(**kwargs)
+        except Exception as exc:  # translated below; nothing from litellm escapes
+            raise translate_error(exc) from None
+        latency_ms = (time.perf_counter() - started) * 1000
+        return self._result(response, model, provider, latency_ms)
+
+    def _result(self, response: Any, model: str, provider: str, latency_ms: float) -> CallResult:
+        try:
+            text = response.choices[0].message.content or ""
+            tool_calls = getattr(response.choices[0].message, "tool_calls", None)
+            if not text and tool_calls:
+                text = tool_calls[0].function.arguments or ""
+        except (AttributeError, IndexError) as exc:
+            raise TransientGatewayError(f"gateway returned a response without choices: {exc}") from None
+        usage = _usage(getattr(response, "usage", None))
+        hidden = getattr(response, "_hidden_params", {}) or {}
+        headers = {str(k).lower(): v for k, v in (hidden.get("additional_headers") or {}).items()}
+        cache_status = str(headers.get("llm_provider-cf-aig-cache-status", "")).upper() or "NONE"
+        log_id = headers.get("llm_provider-cf-aig-log-id")
+        cost = 0 if cache_status == "HIT" else price_for(model, self.config.price_overrides).cost_nano(usage)
+        return CallResult(
+            text=text,
+            usage=usage,
+            cost_nano=cost,
+            cache_status=cache_status,
+            log_id=str(log_id) if log_id else None,
+            latency_ms=latency_ms,
+            model=model,
+            provider=provider,
+        )
+
+
+def _usage(raw: Any) -> Usage:
+    if raw is None:
+        return Usage()
+    prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
+    completion = int(getattr(raw, "completion_tokens", 0) or 0)
+    details = getattr(raw, "prompt_tokens_details", None)
+    cached = int(getattr(details, "cached_tokens", 0) or 0) if details else 0
+    cached = cached or int(getattr(raw, "cache_read_input_tokens", 0) or 0)
+    write = int(getattr(raw, "cache_creation_input_tokens", 0) or 0)
+    return Usage(prompt, cached, write, completion)
+
+
+def _retry_after(exc: Any) -> float | None:
+    for source in (getattr(exc, "litellm_response_headers", None), getattr(exc, "response", None)):
+        headers = getattr(source, "headers", source)
+        if headers is None:
+            continue
+        try:
+            value = headers.get("retry-after")
+        except AttributeError:
+            continue
+        if value is not None:
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return None
+    return None
+
+
+def translate_error(exc: BaseException) -> Exception:
+    """Map a litellm/provider/httpx exception to the project's gateway errors."""
+    status = getattr(exc, "status_code", None)
+    name = type(exc).__name__
+    message = scrub(f"{name}: {str(exc)[:500]}")
+    if status == 429 or name == "RateLimitError":
+        return RateLimited(f"rate limited by the gateway or provider ({message})", retry_after=_retry_after(exc))
+    if name in ("Timeout", "APIConnectionError", "ServiceUnavailableError", "InternalServerError",
+                "BadGatewayError") or (isinstance(status, int) and (status >= 500 or status in (408, 409))):
+        return TransientGatewayError(f"gateway call failed transiently ({message})")
+    if isinstance(status, int) and 400 <= status < 500:
+        hint = " (check AI_GATEWAY_TOKEN and the provider keys)" if status in (401, 403) else ""
+        return PermanentGatewayError(f"gateway refused the call with {status}{hint} ({message})")
+    return TransientGatewayError(f"gateway call failed ({message})")

@@ -1,0 +1,60 @@
+"""Make model and merchant text safe to publish into a storefront."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import nh3
+
+# What product descriptions may contain: structure and emphasis, nothing active.
+ALLOWED_TAGS = {"p", "br", "ul", "ol", "li", "strong", "em", "b", "i", "h3", "h4", "blockquote"}
+_DANGEROUS = re.compile(
+    r"(?i)(javascript\s*:|vbscript\s*:|data\s*:\s*text/html|data\s*:|\bon[a-z]+\s*=|expression\s*\(|@import|"
+    r"<\s*/?\s*script|<\s*/?\s*style|<\s*iframe|url\s*\()"
+)
+_WS = re.compile(r"\s+")
+
+
+def clean_html(markup: str) -> str:
+    """Sanitize model HTML to the allowlist: no scripts, handlers, links, styles or URLs."""
+    cleaned = nh3.clean(markup, tags=ALLOWED_TAGS, attributes={}, url_schemes=set(), strip_comments=True)
+    # Text nodes may still spell dangerous tokens ("javascript:"); defang them too.
+    return _DANGEROUS.sub(_defang, cleaned)
+
+
+def _defang(match: re.Match[str]) -> str:
+    return match.group(0).replace(":", "\u2236").replace("(", "\uff08").replace("=", "\ufe66").replace(
+        "@", "\uff20").replace("<", "&lt;")
+
+
+def plain_text(text: str, max_len: int | None = None) -> str:
+    """Tags stripped (script bodies dropped), entities decoded, whitespace folded, tokens defanged.
+
+    The result is plain text: the storefront escapes it when it renders; the project's own
+    renderers escape it too.
+    """
+    stripped = nh3.clean(text, tags=set(), attributes={}, strip_comments=True)
+    decoded = html.unescape(stripped)
+    # Decoding can revive "<script>" spelled as entities: strip again.
+    if "<" in decoded:
+        decoded = html.unescape(nh3.clean(decoded, tags=set(), attributes={}))
+        decoded = decoded.replace("<", "\u2039").replace(">", "\u203a")
+    folded = _WS.sub(" ", decoded).strip()
+    safe = _DANGEROUS.sub(_defang, folded)
+    if max_len is not None and len(safe) > max_len:
+        safe = safe[: max_len - 1].rstrip() + "\u2026"
+    return safe
+
+
+def html_to_text(markup: str) -> str:
+    """Merchant HTML to readable plain text for a prompt (scripts and styles dropped)."""
+    spaced = re.sub(r"(?i)<\s*(br|/p|/li|/h\d|/div|/tr)\b[^>]*>", "\n", markup)
+    text = html.unescape(nh3.clean(spaced, tags=set(), attributes={}, strip_comments=True))
+    lines = [_WS.sub(" ", line).strip() for line in text.splitlines()]
+    return "\n".join(line for line in lines if line)
+
+
+def is_safe(text: str) -> bool:
+    """True when nothing active survives in `text` (used by checks and tests)."""
+    return _DANGEROUS.search(text) is None

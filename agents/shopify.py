@@ -1,0 +1,122 @@
+"""Shopify products as Shopify serves them (Admin REST or storefront `products.json`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agents.sanitize import html_to_text, plain_text
+from wandstore_agents.errors import InvalidInput
+from wandstore_agents.keys import check_id
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+
+class Variant(_Loose):
+    id: str | None = None
+    title: str = ""
+    price: str | None = None
+    compare_at_price: str | None = None
+    sku: str | None = None
+    available: bool | None = None
+    option1: str | None = None
+    option2: str | None = None
+    option3: str | None = None
+
+
+class Image(_Loose):
+    id: str
+    src: str = ""
+    alt: str | None = None
+    position: int | None = None
+
+
+class Option(_Loose):
+    name: str
+    values: list[str] = Field(default_factory=list)
+
+
+class ShopifyProduct(_Loose):
+    """The fields product copy reads; everything else Shopify sends is ignored."""
+
+    id: str
+    title: str = Field(min_length=1, max_length=1000)
+    body_html: str | None = Field(default="", max_length=200_000)
+    vendor: str | None = ""
+    product_type: str | None = ""
+    handle: str | None = None
+    tags: list[str] = Field(default_factory=list, max_length=250)
+    options: list[Option] = Field(default_factory=list, max_length=10)
+    variants: list[Variant] = Field(default_factory=list, max_length=250)
+    images: list[Image] = Field(default_factory=list, max_length=250)
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id(cls, value: Any) -> str:
+        try:
+            return check_id(value, "product id")
+        except InvalidInput as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, value: Any) -> list[str]:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [t.strip() for t in value.split(",") if t.strip()]
+        return value  # type: ignore[no-any-return]
+
+    def facts(self, description_chars: int = 6000) -> dict[str, Any]:
+        """The product as plain data for a prompt: no markup, nothing executable."""
+        prices = sorted({v.price for v in self.variants if v.price})
+        return {
+            "title": plain_text(self.title),
+            "vendor": plain_text(self.vendor or ""),
+            "product_type": plain_text(self.product_type or ""),
+            "tags": [plain_text(t) for t in self.tags[:40]],
+            "options": [{"name": plain_text(o.name), "values": [plain_text(v) for v in o.values[:20]]}
+                        for o in self.options],
+            "variants": [
+                {"title": plain_text(v.title), "price": v.price, "sku": v.sku} for v in self.variants[:20]
+            ],
+            "price_range": [prices[0], prices[-1]] if prices else [],
+            "description": html_to_text(self.body_html or "")[:description_chars],
+            "images": [{"id": i.id, "alt": plain_text(i.alt or "")} for i in self.images[:20]],
+        }
+
+
+def parse_product(payload: Any) -> ShopifyProduct:
+    """Validate one product; errors name the field and the rule."""
+    if not isinstance(payload, dict):
+        raise InvalidInput(f"product must be a JSON object, got {type(payload).__name__}")
+    try:
+        return ShopifyProduct.model_validate(payload)
+    except ValidationError as exc:
+        raise InvalidInput("invalid product: " + describe_errors(exc)) from None
+
+
+def describe_errors(exc: ValidationError, limit: int = 5) -> str:
+    """Pydantic errors as 'field: rule' phrases a person can act on."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def load_products(data: Any) -> list[dict[str, Any]]:
+    """One product, a list, or a `{"products": [...]}` export, as a list of dicts."""
+    if isinstance(data, dict) and isinstance(data.get("products"), list):
+        return list(data["products"])
+    if isinstance(data, dict) and isinstance(data.get("product"), dict):
+        return [data["product"]]
+    if isinstance(data, dict):
+        return [data]
+    if isinstance(data, list):
+        return list(data)
+    raise InvalidInput("expected a product, a list of products or {\"products\": [...]}")

@@ -1,0 +1,47 @@
+"""The Dramatiq actors other programs enqueue by name (see DESIGN.md "Contracts")."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from pipelines.broker import BATCH
+from pipelines.product_copy import generate_product_copy
+from pipelines.services import get_services
+from wandstore_agents.errors import InvalidInput, PermanentError, RetryableError
+
+NEVER_RETRY = (PermanentError, InvalidInput)
+
+
+def current_job_id() -> str:
+    message = CurrentMessage.get_current_message()
+    return message.message_id if message is not None else ""
+
+
+async def run_job(work: Callable[[str], Awaitable[Any]]) -> Any:
+    """Run one job; a rate limit with retry-after becomes a Dramatiq retry after that long."""
+    job_id = current_job_id()
+    try:
+        return await work(job_id)
+    except RetryableError as exc:
+        if exc.retry_after is not None:
+            jitter = random.uniform(0, 250)
+            raise dramatiq.Retry(str(exc), delay=int(exc.retry_after * 1000 + jitter)) from exc
+        raise
+
+
+@dramatiq.actor(queue_name=BATCH, throws=NEVER_RETRY, actor_name="product_copy")
+async def product_copy(store: str, product: dict[str, Any], options: dict[str, Any] | None = None) -> None:
+    """Write and publish storefront copy for one Shopify product."""
+    svc = get_services()
+
+    async def work(job_id: str) -> None:
+        published = await generate_product_copy(svc, store, product, options, job_id=job_id)
+        svc.status.update(job_id, output_keys=[published.key], cost_usd=published.cost_usd,
+                          served=published.meta["served"], progress="published")
+
+    await run_job(work)

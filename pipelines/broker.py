@@ -1,0 +1,51 @@
+"""The Dramatiq broker: Redis (or the embedded Valkey), with this project's middleware.
+
+Importing this module sets the global broker, so actor modules import it first.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    AsyncIO,
+    Callbacks,
+    CurrentMessage,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from pipelines.middleware import JobTracking, LogContext, should_retry
+from wandstore_agents.redis_conn import resolve_url
+from wandstore_agents.settings import get_settings
+
+INTERACTIVE = "interactive"
+BATCH = "batch"
+MAX_RETRIES = 6
+
+
+def build_broker(url: str) -> RedisBroker:
+    """A RedisBroker with retries for transient errors only, async actors and job tracking."""
+    middleware = [
+        # First in the list, so its after_* hooks run last: once Retries has decided.
+        JobTracking(),
+        LogContext(),
+        AgeLimit(),
+        TimeLimit(time_limit=30 * 60 * 1000),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(max_retries=MAX_RETRIES, min_backoff=500, max_backoff=60_000, retry_when=should_retry),
+        AsyncIO(),
+        CurrentMessage(),
+    ]
+    return RedisBroker(url=url, middleware=middleware)
+
+
+broker = build_broker(resolve_url(get_settings()))
+dramatiq.set_broker(broker)
+
+__all__ = ["BATCH", "INTERACTIVE", "broker", "build_broker"]

@@ -1,0 +1,81 @@
+"""Cross-cutting work for every message: log context, job status, retry policy."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import dramatiq
+import structlog
+from dramatiq.middleware import Middleware
+
+from pipelines.status import JobStatus
+from wandstore_agents.errors import InvalidInput, PermanentError, RetryableError
+from wandstore_agents.logs import get_logger, scrub
+
+log = get_logger("pipelines")
+RETRY_LIMIT = 6
+
+
+def should_retry(retries: int, exc: BaseException) -> bool:
+    """Retry what may pass (rate limits, transient faults) a bounded number of times; never the rest."""
+    if isinstance(exc, PermanentError | InvalidInput):
+        return False
+    if isinstance(exc, RetryableError | dramatiq.errors.Retry):
+        return retries < RETRY_LIMIT
+    # Unknown errors: a couple of tries, then the dead-letter queue with the reason.
+    return retries < 2
+
+
+def _store_of(message: Any) -> str | None:
+    args = message.args or ()
+    store = args[0] if args else (message.kwargs or {}).get("store")
+    return store if isinstance(store, str) else None
+
+
+class LogContext(Middleware):
+    """Bind message id, actor, queue and store to every log line of a message."""
+
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            message_id=message.message_id, actor=message.actor_name, queue=message.queue_name,
+            store=_store_of(message),
+        )
+
+    def after_process_message(self, broker: Any, message: Any, *, result: Any = None,
+                              exception: BaseException | None = None) -> None:
+        structlog.contextvars.clear_contextvars()
+
+    after_skip_message = after_process_message
+
+
+class JobTracking(Middleware):
+    """Keep `wandstore:job:<message id>` current: running, retrying, done or failed with a reason."""
+
+    def _status(self, broker: Any) -> JobStatus:
+        return JobStatus(broker.client)
+
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        message.options["_started"] = time.perf_counter()
+        status = self._status(broker)
+        status.incr_attempts(message.message_id)
+        status.update(message.message_id, status="running", started_at=time.time(),
+                      pipeline=message.actor_name, queue=message.queue_name, store=_store_of(message))
+
+    def after_process_message(self, broker: Any, message: Any, *, result: Any = None,
+                              exception: BaseException | None = None) -> None:
+        status = self._status(broker)
+        elapsed_ms = round((time.perf_counter() - message.options.pop("_started", time.perf_counter())) * 1000)
+        if exception is None:
+            status.update(message.message_id, status="done", finished_at=time.time())
+            log.info("job_done", duration_ms=elapsed_ms)
+            return
+        reason = scrub(f"{type(exception).__name__}: {exception}")
+        if message.failed:
+            status.update(message.message_id, status="failed", progress=f"failed: {reason}",
+                          error=reason, finished_at=time.time())
+            log.error("job_failed", error=reason, duration_ms=elapsed_ms)
+        else:
+            status.update(message.message_id, status="retrying", error=reason)
+            log.warning("job_retrying", error=reason, duration_ms=elapsed_ms)

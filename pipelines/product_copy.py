@@ -1,0 +1,75 @@
+"""Product copy: one Shopify product to `stores/{store}/products/{id}/copy.json`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agents.product_copy import ProductCopyAgent
+from agents.shopify import describe_errors, parse_product
+from agents.usage import CallContext, nano_to_usd
+from pipelines.publish import build_meta, input_hash, publish
+from pipelines.services import Services
+from wandstore_agents.errors import InvalidInput
+from wandstore_agents.keys import check_store, product_copy_key
+from wandstore_agents.logs import get_logger
+
+PIPELINE = "product_copy"
+log = get_logger("pipelines.product_copy")
+
+
+class CopyOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    brand_voice: str | None = Field(default=None, max_length=500)
+    force_fresh: bool = False
+    locale: str | None = Field(default=None, pattern=r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
+
+
+@dataclass
+class Published:
+    key: str
+    product_id: str
+    meta: dict[str, Any]
+
+    @property
+    def cost_usd(self) -> str:
+        return str(self.meta["cost_usd"])
+
+
+def parse_options(options: Any) -> CopyOptions:
+    if options is None:
+        return CopyOptions()
+    if not isinstance(options, dict):
+        raise InvalidInput(f"options must be a JSON object, got {type(options).__name__}")
+    try:
+        return CopyOptions.model_validate(options)
+    except ValidationError as exc:
+        raise InvalidInput("invalid options: " + describe_errors(exc)) from None
+
+
+async def generate_product_copy(
+    svc: Services, store: str, product: Any, options: Any = None, *, job_id: str = "",
+) -> Published:
+    """Validate, write, check and publish copy for one product. Invalid input writes nothing."""
+    check_store(store)
+    item = parse_product(product)
+    opts = parse_options(options)
+    key = product_copy_key(store, item.id)
+    agent = ProductCopyAgent(svc.runtime)
+    ctx = CallContext(store=store, pipeline=PIPELINE, job_id=job_id, force_fresh=opts.force_fresh)
+    prompt = await agent.prompt_for(ctx.for_agent(agent.name))
+    variables = agent.variables(
+        item, brand_voice=opts.brand_voice, locale=opts.locale, model=prompt.meta.model,
+        token_budget=prompt.meta.input_token_budget,
+    )
+    digest = input_hash(PIPELINE, prompt.ref, prompt.meta.model, variables)
+    run = await agent.run(ctx, variables, version=prompt.version)
+    meta = build_meta(pipeline=PIPELINE, run=run, digest=digest, job_id=job_id,
+                      extra={"store": store, "product_id": item.id, "locale": variables["locale"]})
+    publish(svc.store, key, run.output.model_dump(), meta)
+    log.info("copy_published", store=store, product_id=item.id, key=key,
+             cost_usd=str(nano_to_usd(run.cost_nano)), served=meta["served"], prompt=prompt.ref)
+    return Published(key=key, product_id=item.id, meta=meta)

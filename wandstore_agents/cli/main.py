@@ -1,0 +1,36 @@
+"""`wandstore-agents`: the command line for ops, merchants and developers."""
+
+from __future__ import annotations
+
+import typer
+
+from wandstore_agents.cli import demo, gateway, jobs
+from wandstore_agents.errors import WandstoreError
+
+app = typer.Typer(
+    name="wandstore-agents",
+    help="Agent pipelines for WandStore storefronts: product copy, personalization, themes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("demo", help="Run the main job end to end on embedded defaults (no services, no keys).")(demo.demo)
+app.add_typer(jobs.run_app, name="run")
+app.add_typer(jobs.enqueue_app, name="enqueue")
+app.command("status", help="Show a job's status, progress, outputs and cost.")(jobs.status)
+app.command("gateway", help="Serve the offline dev gateway (AI Gateway's OpenAI and Anthropic endpoints).")(
+    gateway.gateway
+)
+
+
+def main() -> None:
+    try:
+        app()
+    except WandstoreError as exc:
+        from wandstore_agents.cli.output import fail
+
+        fail(str(exc))
+
+
+if __name__ == "__main__":
+    main()
