@@ -127,8 +127,13 @@ class Agent(Generic[Out]):
         raise AssertionError("unreachable")
 
     async def _call(
-        self, ctx: CallContext, prompt: Prompt, messages: list[dict[str, str]], run: AgentRun[Out],
-        *, repair: bool,
+        self,
+        ctx: CallContext,
+        prompt: Prompt,
+        messages: list[dict[str, str]],
+        run: AgentRun[Out],
+        *,
+        repair: bool,
     ) -> tuple[CallResult, Any]:
         meta = prompt.meta
         price = price_for(meta.model, self.runtime.gateway.config.price_overrides)

@@ -217,9 +217,16 @@ def translate_error(exc: BaseException) -> Exception:
     name = type(exc).__name__
     message = scrub(f"{name}: {str(exc)[:500]}")
     if status == 429 or name == "RateLimitError":
-        return RateLimited(f"rate limited by the gateway or provider ({message})", retry_after=_retry_after(exc))
-    if name in ("Timeout", "APIConnectionError", "ServiceUnavailableError", "InternalServerError",
-                "BadGatewayError") or (isinstance(status, int) and (status >= 500 or status in (408, 409))):
+        return RateLimited(
+            f"rate limited by the gateway or provider ({message})", retry_after=_retry_after(exc)
+        )
+    if name in (
+        "Timeout",
+        "APIConnectionError",
+        "ServiceUnavailableError",
+        "InternalServerError",
+        "BadGatewayError",
+    ) or (isinstance(status, int) and (status >= 500 or status in (408, 409))):
         return TransientGatewayError(f"gateway call failed transiently ({message})")
     if isinstance(status, int) and 400 <= status < 500:
         hint = " (check AI_GATEWAY_TOKEN and the provider keys)" if status in (401, 403) else ""

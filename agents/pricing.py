@@ -61,11 +61,13 @@ def price_for(model: str, overrides: dict[str, dict[str, float]] | None = None) 
         input=inp,
         output=_dec(override.get("output", table.get("output_cost_per_token"))),
         cached_input=_dec(
-            override.get("cached_input", table.get("cache_read_input_token_cost", table.get(
-                "input_cost_per_token")))
+            override.get(
+                "cached_input", table.get("cache_read_input_token_cost", table.get("input_cost_per_token"))
+            )
         ),
         cache_write=_dec(
-            override.get("cache_write", table.get("cache_creation_input_token_cost", table.get(
-                "input_cost_per_token")))
+            override.get(
+                "cache_write", table.get("cache_creation_input_token_cost", table.get("input_cost_per_token"))
+            )
         ),
     )

@@ -17,7 +17,12 @@ class ProductCopyAgent(Agent[ProductCopy]):
     name = "product_copy"
 
     def variables(
-        self, product: ShopifyProduct, *, brand_voice: str | None, locale: str | None, model: str,
+        self,
+        product: ShopifyProduct,
+        *,
+        brand_voice: str | None,
+        locale: str | None,
+        model: str,
         token_budget: int,
     ) -> dict[str, Any]:
         """Prompt inputs: product facts as data, trimmed to the prompt's token budget."""

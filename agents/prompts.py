@@ -23,7 +23,10 @@ from wandstore_agents.errors import ConfigError, InvalidInput
 _SECTION = re.compile(r"^\[(system|user)\]\s*$", re.MULTILINE)
 _VERSION = re.compile(r"^v\d+[a-z0-9-]*$")
 _ENV = jinja2.Environment(
-    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False, trim_blocks=True,
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=False,
+    trim_blocks=True,
     lstrip_blocks=True,
 )
 

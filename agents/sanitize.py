@@ -24,8 +24,14 @@ def clean_html(markup: str) -> str:
 
 
 def _defang(match: re.Match[str]) -> str:
-    return match.group(0).replace(":", "\u2236").replace("(", "\uff08").replace("=", "\ufe66").replace(
-        "@", "\uff20").replace("<", "&lt;")
+    return (
+        match.group(0)
+        .replace(":", "\u2236")
+        .replace("(", "\uff08")
+        .replace("=", "\ufe66")
+        .replace("@", "\uff20")
+        .replace("<", "&lt;")
+    )
 
 
 def plain_text(text: str, max_len: int | None = None) -> str:

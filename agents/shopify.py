@@ -68,7 +68,7 @@ class ShopifyProduct(_Loose):
             return []
         if isinstance(value, str):
             return [t.strip() for t in value.split(",") if t.strip()]
-        return value  # type: ignore[no-any-return]
+        return list(value)
 
     def facts(self, description_chars: int = 6000) -> dict[str, Any]:
         """The product as plain data for a prompt: no markup, nothing executable."""
@@ -78,8 +78,10 @@ class ShopifyProduct(_Loose):
             "vendor": plain_text(self.vendor or ""),
             "product_type": plain_text(self.product_type or ""),
             "tags": [plain_text(t) for t in self.tags[:40]],
-            "options": [{"name": plain_text(o.name), "values": [plain_text(v) for v in o.values[:20]]}
-                        for o in self.options],
+            "options": [
+                {"name": plain_text(o.name), "values": [plain_text(v) for v in o.values[:20]]}
+                for o in self.options
+            ],
             "variants": [
                 {"title": plain_text(v.title), "price": v.price, "sku": v.sku} for v in self.variants[:20]
             ],
@@ -119,4 +121,4 @@ def load_products(data: Any) -> list[dict[str, Any]]:
         return [data]
     if isinstance(data, list):
         return list(data)
-    raise InvalidInput("expected a product, a list of products or {\"products\": [...]}")
+    raise InvalidInput('expected a product, a list of products or {"products": [...]}')

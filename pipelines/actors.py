@@ -41,7 +41,12 @@ async def product_copy(store: str, product: dict[str, Any], options: dict[str, A
 
     async def work(job_id: str) -> None:
         published = await generate_product_copy(svc, store, product, options, job_id=job_id)
-        svc.status.update(job_id, output_keys=[published.key], cost_usd=published.cost_usd,
-                          served=published.meta["served"], progress="published")
+        svc.status.update(
+            job_id,
+            output_keys=[published.key],
+            cost_usd=published.cost_usd,
+            served=published.meta["served"],
+            progress="published",
+        )
 
     await run_job(work)

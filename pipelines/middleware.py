@@ -39,12 +39,15 @@ class LogContext(Middleware):
     def before_process_message(self, broker: Any, message: Any) -> None:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
-            message_id=message.message_id, actor=message.actor_name, queue=message.queue_name,
+            message_id=message.message_id,
+            actor=message.actor_name,
+            queue=message.queue_name,
             store=_store_of(message),
         )
 
-    def after_process_message(self, broker: Any, message: Any, *, result: Any = None,
-                              exception: BaseException | None = None) -> None:
+    def after_process_message(
+        self, broker: Any, message: Any, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
         structlog.contextvars.clear_contextvars()
 
     after_skip_message = after_process_message
@@ -60,21 +63,35 @@ class JobTracking(Middleware):
         message.options["_started"] = time.perf_counter()
         status = self._status(broker)
         status.incr_attempts(message.message_id)
-        status.update(message.message_id, status="running", started_at=time.time(),
-                      pipeline=message.actor_name, queue=message.queue_name, store=_store_of(message))
+        status.update(
+            message.message_id,
+            status="running",
+            started_at=time.time(),
+            pipeline=message.actor_name,
+            queue=message.queue_name,
+            store=_store_of(message),
+        )
 
-    def after_process_message(self, broker: Any, message: Any, *, result: Any = None,
-                              exception: BaseException | None = None) -> None:
+    def after_process_message(
+        self, broker: Any, message: Any, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
         status = self._status(broker)
-        elapsed_ms = round((time.perf_counter() - message.options.pop("_started", time.perf_counter())) * 1000)
+        elapsed_ms = round(
+            (time.perf_counter() - message.options.pop("_started", time.perf_counter())) * 1000
+        )
         if exception is None:
             status.update(message.message_id, status="done", finished_at=time.time())
             log.info("job_done", duration_ms=elapsed_ms)
             return
         reason = scrub(f"{type(exception).__name__}: {exception}")
         if message.failed:
-            status.update(message.message_id, status="failed", progress=f"failed: {reason}",
-                          error=reason, finished_at=time.time())
+            status.update(
+                message.message_id,
+                status="failed",
+                progress=f"failed: {reason}",
+                error=reason,
+                finished_at=time.time(),
+            )
             log.error("job_failed", error=reason, duration_ms=elapsed_ms)
         else:
             status.update(message.message_id, status="retrying", error=reason)

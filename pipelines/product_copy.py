@@ -51,7 +51,12 @@ def parse_options(options: Any) -> CopyOptions:
 
 
 async def generate_product_copy(
-    svc: Services, store: str, product: Any, options: Any = None, *, job_id: str = "",
+    svc: Services,
+    store: str,
+    product: Any,
+    options: Any = None,
+    *,
+    job_id: str = "",
 ) -> Published:
     """Validate, write, check and publish copy for one product. Invalid input writes nothing."""
     check_store(store)
@@ -62,14 +67,29 @@ async def generate_product_copy(
     ctx = CallContext(store=store, pipeline=PIPELINE, job_id=job_id, force_fresh=opts.force_fresh)
     prompt = await agent.prompt_for(ctx.for_agent(agent.name))
     variables = agent.variables(
-        item, brand_voice=opts.brand_voice, locale=opts.locale, model=prompt.meta.model,
+        item,
+        brand_voice=opts.brand_voice,
+        locale=opts.locale,
+        model=prompt.meta.model,
         token_budget=prompt.meta.input_token_budget,
     )
     digest = input_hash(PIPELINE, prompt.ref, prompt.meta.model, variables)
     run = await agent.run(ctx, variables, version=prompt.version)
-    meta = build_meta(pipeline=PIPELINE, run=run, digest=digest, job_id=job_id,
-                      extra={"store": store, "product_id": item.id, "locale": variables["locale"]})
+    meta = build_meta(
+        pipeline=PIPELINE,
+        run=run,
+        digest=digest,
+        job_id=job_id,
+        extra={"store": store, "product_id": item.id, "locale": variables["locale"]},
+    )
     publish(svc.store, key, run.output.model_dump(), meta)
-    log.info("copy_published", store=store, product_id=item.id, key=key,
-             cost_usd=str(nano_to_usd(run.cost_nano)), served=meta["served"], prompt=prompt.ref)
+    log.info(
+        "copy_published",
+        store=store,
+        product_id=item.id,
+        key=key,
+        cost_usd=str(nano_to_usd(run.cost_nano)),
+        served=meta["served"],
+        prompt=prompt.ref,
+    )
     return Published(key=key, product_id=item.id, meta=meta)

@@ -23,7 +23,12 @@ def now_iso() -> str:
 
 
 def build_meta(
-    *, pipeline: str, run: AgentRun[Any], digest: str, job_id: str, served: Served | None = None,
+    *,
+    pipeline: str,
+    run: AgentRun[Any],
+    digest: str,
+    job_id: str,
+    served: Served | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     prompt = run.prompt
@@ -52,6 +57,8 @@ def build_meta(
 def publish(store: ObjectStore, key: str, body: dict[str, Any], meta: dict[str, Any]) -> str:
     """Write `{**body, "meta": meta}` as JSON; returns the ETag."""
     return put_json(
-        store, key, {**body, "meta": meta},
+        store,
+        key,
+        {**body, "meta": meta},
         metadata={"pipeline": str(meta["pipeline"]), "input-hash": str(meta["input_hash"])},
     )

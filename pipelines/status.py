@@ -20,12 +20,16 @@ def _key(job_id: str) -> str:
 
 
 def _encode(fields: dict[str, Any]) -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for k, v in fields.items():
         if v is None:
             continue
         out[k] = json.dumps(v) if k in _JSON_FIELDS or isinstance(v, (dict, list)) else str(v)
     return out
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class JobStatus:
@@ -38,7 +42,7 @@ class JobStatus:
         fields["updated_at"] = time.time()
         try:
             pipe = self.r.pipeline(transaction=False)
-            pipe.hset(_key(job_id), mapping=_encode(fields))
+            pipe.hset(_key(job_id), mapping=_encode(fields))  # type: ignore[arg-type]
             pipe.expire(_key(job_id), TTL_S)
             pipe.execute()
         except redis.RedisError as exc:
@@ -46,8 +50,15 @@ class JobStatus:
 
     def queued(self, job_id: str, *, pipeline: str, store: str, queue: str, **extra: Any) -> None:
         self.update(
-            job_id, status="queued", progress="queued", pipeline=pipeline, store=store, queue=queue,
-            created_at=time.time(), attempts=0, **extra,
+            job_id,
+            status="queued",
+            progress="queued",
+            pipeline=pipeline,
+            store=store,
+            queue=queue,
+            created_at=time.time(),
+            attempts=0,
+            **extra,
         )
 
     def incr_attempts(self, job_id: str) -> int:
@@ -65,7 +76,7 @@ class JobStatus:
             return None
         out: dict[str, Any] = {"id": job_id}
         for k, v in raw.items():
-            key, text = k.decode(), v.decode()
+            key, text = _text(k), _text(v)
             if key in _JSON_FIELDS:
                 out[key] = json.loads(text)
             elif key in ("attempts",):

@@ -13,8 +13,16 @@ from pipelines.status import JobStatus
 from wandstore_agents.keys import check_store
 
 
-def send(broker: Broker, status: JobStatus, *, actor: str, queue: str, args: tuple[Any, ...],
-         store: str, extra: dict[str, Any] | None = None) -> str:
+def send(
+    broker: Broker,
+    status: JobStatus,
+    *,
+    actor: str,
+    queue: str,
+    args: tuple[Any, ...],
+    store: str,
+    extra: dict[str, Any] | None = None,
+) -> str:
     """Record the job as queued, then enqueue it; returns the job (message) id."""
     message: Message[Any] = Message(queue_name=queue, actor_name=actor, args=args, kwargs={}, options={})
     status.queued(message.message_id, pipeline=actor, store=store, queue=queue, **(extra or {}))
@@ -22,11 +30,19 @@ def send(broker: Broker, status: JobStatus, *, actor: str, queue: str, args: tup
     return message.message_id
 
 
-def submit_product_copy(broker: Broker, status: JobStatus, store: str, product: Any,
-                        options: dict[str, Any] | None = None) -> str:
+def submit_product_copy(
+    broker: Broker, status: JobStatus, store: str, product: Any, options: dict[str, Any] | None = None
+) -> str:
     """Validate first (nothing is enqueued for bad input), then enqueue `product_copy`."""
     check_store(store)
     item = parse_product(product)
     parse_options(options)
-    return send(broker, status, actor="product_copy", queue=BATCH, args=(store, product, options or {}),
-                store=store, extra={"product_id": item.id})
+    return send(
+        broker,
+        status,
+        actor="product_copy",
+        queue=BATCH,
+        args=(store, product, options or {}),
+        store=store,
+        extra={"product_id": item.id},
+    )

@@ -36,15 +36,15 @@ def _scrub_value(value: Any) -> Any:
     return value
 
 
-def _scrub_processor(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _scrub_processor(_: Any, __: str, event_dict: Any) -> Any:
     if not _SECRETS:
         return event_dict
     return {k: _scrub_value(v) for k, v in event_dict.items()}
 
 
-def _final_scrub(_: Any, __: str, rendered: str) -> str:
+def _final_scrub(_: Any, __: str, rendered: Any) -> Any:
     # Exceptions are rendered into the line after the field scrub; scrub the text again.
-    return scrub(rendered) if _SECRETS else rendered
+    return scrub(rendered) if _SECRETS and isinstance(rendered, str) else rendered
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
@@ -60,9 +60,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
         _scrub_processor,
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[*shared, renderer, _final_scrub],

@@ -17,7 +17,7 @@ SAMPLE_STORES = ("stanley1913", "electricshop", "kiids-kingdom")
 
 def sample_products(per_store: int) -> list[tuple[str, dict[str, Any]]]:
     """The first `per_store` products of each sample store's real Shopify export."""
-    out = []
+    out: list[tuple[str, dict[str, Any]]] = []
     for store in SAMPLE_STORES:
         data = json.loads((DATA_DIR / f"{store}.products.json").read_text(encoding="utf-8"))
         out.extend((store, p) for p in data["products"][:per_store])
@@ -77,20 +77,26 @@ def demo(
         if keys:
             meta = svc.store.get(keys[0]).json()["meta"]
         tokens = meta.get("tokens", {})
-        rows.append({
-            "store": store,
-            "product": str(product["title"])[:38],
-            "status": info.get("status"),
-            "key": keys[0] if keys else info.get("error", ""),
-            "tokens": (tokens.get("prompt", 0) + tokens.get("completion", 0)) if tokens else "",
-            "cost_usd": meta.get("cost_usd", ""),
-            "served": meta.get("served", ""),
-        })
+        rows.append(
+            {
+                "store": store,
+                "product": str(product["title"])[:38],
+                "status": info.get("status"),
+                "key": keys[0] if keys else info.get("error", ""),
+                "tokens": (tokens.get("prompt", 0) + tokens.get("completion", 0)) if tokens else "",
+                "cost_usd": meta.get("cost_usd", ""),
+                "served": meta.get("served", ""),
+            }
+        )
     if as_json:
         print_json({"product_copy": rows})
         return
-    print_table(rows, ["store", "product", "status", "key", "tokens", "cost_usd", "served"],
-                title="product copy: what was written where", right=["tokens", "cost_usd"])
+    print_table(
+        rows,
+        ["store", "product", "status", "key", "tokens", "cost_usd", "served"],
+        title="product copy: what was written where",
+        right=["tokens", "cost_usd"],
+    )
     root = getattr(svc.store, "root", None)
     if root is not None:
         console.print(f"outputs under {Path(root).resolve()}")

@@ -11,11 +11,15 @@ import typer
 
 from wandstore_agents.cli.output import console, fail, print_json, print_table
 
-run_app = typer.Typer(help="Run a pipeline inline, in this process (no broker, no worker).", no_args_is_help=True)
+run_app = typer.Typer(
+    help="Run a pipeline inline, in this process (no broker, no worker).", no_args_is_help=True
+)
 enqueue_app = typer.Typer(help="Enqueue pipeline jobs for the workers; prints job ids.", no_args_is_help=True)
 
 STORE = typer.Option(..., "--store", "-s", help="Store slug, e.g. stanley1913.")
-INPUT = typer.Option(..., "--input", "-i", help="JSON file: one product, a list, or a {\"products\": [...]} export.")
+INPUT = typer.Option(
+    ..., "--input", "-i", help='JSON file: one product, a list, or a {"products": [...]} export.'
+)
 OPTIONS = typer.Option(None, "--options", help='JSON object of options, e.g. \'{"brand_voice": "..."}\'.')
 AS_JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
@@ -41,12 +45,15 @@ def parse_json_option(text: str | None, name: str) -> dict[str, Any]:
         fail(f"{name} is not valid JSON: {exc.msg}")
     if not isinstance(value, dict):
         fail(f"{name} must be a JSON object")
-    return value  # type: ignore[no-any-return]
+    return dict(value)
 
 
 @run_app.command("product-copy")
 def run_product_copy(
-    store: str = STORE, input: Path = INPUT, options: str | None = OPTIONS, as_json: bool = AS_JSON,
+    store: str = STORE,
+    input: Path = INPUT,
+    options: str | None = OPTIONS,
+    as_json: bool = AS_JSON,
     concurrency: int = typer.Option(16, min=1, max=512, help="Products written at once."),
 ) -> None:
     """Write and publish copy for every product in FILE, inline."""
@@ -70,11 +77,20 @@ def run_product_copy(
                 async with sem:
                     try:
                         pub = await generate_product_copy(svc, store, product, opts)
-                        rows.append({"product_id": pub.product_id, "key": pub.key, "status": "published",
-                                     "served": pub.meta["served"], "cost_usd": pub.cost_usd,
-                                     "tokens": pub.meta["tokens"]["prompt"] + pub.meta["tokens"]["completion"]})
+                        rows.append(
+                            {
+                                "product_id": pub.product_id,
+                                "key": pub.key,
+                                "status": "published",
+                                "served": pub.meta["served"],
+                                "cost_usd": pub.cost_usd,
+                                "tokens": pub.meta["tokens"]["prompt"] + pub.meta["tokens"]["completion"],
+                            }
+                        )
                     except WandstoreError as exc:
-                        rows.append({"product_id": str(product.get("id")), "status": "failed", "error": str(exc)})
+                        rows.append(
+                            {"product_id": str(product.get("id")), "status": "failed", "error": str(exc)}
+                        )
                     progress.advance(task)
 
             await asyncio.gather(*(one(p) for p in products))
@@ -83,15 +99,22 @@ def run_product_copy(
     if as_json:
         print_json({"results": rows})
     else:
-        print_table(rows, ["product_id", "status", "key", "served", "tokens", "cost_usd", "error"],
-                    title=f"product copy for {store}", right=["tokens", "cost_usd"])
+        print_table(
+            rows,
+            ["product_id", "status", "key", "served", "tokens", "cost_usd", "error"],
+            title=f"product copy for {store}",
+            right=["tokens", "cost_usd"],
+        )
     if any(r["status"] == "failed" for r in rows):
         raise typer.Exit(1)
 
 
 @enqueue_app.command("product-copy")
 def enqueue_product_copy(
-    store: str = STORE, input: Path = INPUT, options: str | None = OPTIONS, as_json: bool = AS_JSON,
+    store: str = STORE,
+    input: Path = INPUT,
+    options: str | None = OPTIONS,
+    as_json: bool = AS_JSON,
 ) -> None:
     """Validate and enqueue one product_copy job per product in FILE on queue `batch`."""
     from pipelines.broker import broker
@@ -111,8 +134,10 @@ def enqueue_product_copy(
         print_table(ids, ["job_id", "product_id"], title=f"enqueued {len(ids)} job(s) on 'batch'")
 
 
-def status(job_id: str = typer.Argument(..., help="A job id (printed by enqueue) or a build id."),
-           as_json: bool = AS_JSON) -> None:
+def status(
+    job_id: str = typer.Argument(..., help="A job id (printed by enqueue) or a build id."),
+    as_json: bool = AS_JSON,
+) -> None:
     """Show a job's status, progress, outputs and cost."""
     from pipelines.status import JobStatus
     from wandstore_agents.redis_conn import get_redis, resolve_url
@@ -125,5 +150,7 @@ def status(job_id: str = typer.Argument(..., help="A job id (printed by enqueue)
     if as_json:
         print_json(info)
         return
-    rows = [{"field": k, "value": json.dumps(v) if isinstance(v, (dict, list)) else v} for k, v in info.items()]
+    rows = [
+        {"field": k, "value": json.dumps(v) if isinstance(v, (dict, list)) else v} for k, v in info.items()
+    ]
     print_table(rows, ["field", "value"], title=f"job {job_id}")

@@ -14,7 +14,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("demo", help="Run the main job end to end on embedded defaults (no services, no keys).")(demo.demo)
+app.command("demo", help="Run the main job end to end on embedded defaults (no services, no keys).")(
+    demo.demo
+)
 app.add_typer(jobs.run_app, name="run")
 app.add_typer(jobs.enqueue_app, name="enqueue")
 app.command("status", help="Show a job's status, progress, outputs and cost.")(jobs.status)

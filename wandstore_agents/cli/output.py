@@ -19,7 +19,10 @@ def print_json(data: Any) -> None:
 
 
 def print_table(
-    rows: Iterable[dict[str, Any]], columns: Sequence[str], *, title: str | None = None,
+    rows: Iterable[dict[str, Any]],
+    columns: Sequence[str],
+    *,
+    title: str | None = None,
     right: Sequence[str] = (),
 ) -> None:
     table = Table(title=title, show_lines=False)

@@ -1,0 +1,94 @@
+"""Session set-up: private real servers, and the environment pointed at them.
+
+The private Redis (valkey-server) starts in `pytest_configure`, before any test module
+imports `pipelines` (whose broker reads REDIS_URL at import).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures.redis import RedisProcess
+
+pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.gateway"]
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="wandstore-tests-"))
+_REDIS = RedisProcess(data_dir=_SESSION_DIR / "redis")
+
+# Nothing in the suite may reach a real provider or R2 by accident.
+for var in ("CF_ACCOUNT_ID", "AI_GATEWAY_URL", "AI_GATEWAY_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY",
+            "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_ENDPOINT_URL"):
+    os.environ.pop(var, None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _REDIS.start()
+    os.environ["REDIS_URL"] = _REDIS.url
+    os.environ["LOCAL_STORE_DIR"] = str(_SESSION_DIR / "objects")
+    os.environ["LOG_LEVEL"] = "WARNING"
+    from tests.fixtures.gateway import start_session_gateway
+
+    os.environ["AI_GATEWAY_URL"] = start_session_gateway(_SESSION_DIR).base_url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from tests.fixtures.gateway import stop_session_gateway
+
+    stop_session_gateway()
+    _REDIS.stop()
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> RedisProcess:
+    return _REDIS
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisProcess) -> Iterator[Any]:
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def services(redis_client: Any, gateway: Any, tmp_path: Path) -> Any:
+    """The per-process services, with a fresh local store for this test."""
+    from pipelines.services import get_services
+    from wandstore_agents.store import LocalStore
+
+    svc = get_services()
+    svc.store = LocalStore(tmp_path / "objects")
+    return svc
+
+
+@pytest.fixture
+def worker(services: Any) -> Iterator[Any]:
+    """A real Dramatiq worker (threads in this process) on the private Redis."""
+    from dramatiq import Worker
+
+    from pipelines import actors  # noqa: F401
+    from pipelines.broker import broker
+
+    broker.flush_all()
+    w = Worker(broker, worker_threads=8, worker_timeout=20)
+    w.start()
+    yield w
+    w.stop()
+
+
+def sample_products(store: str = "stanley1913") -> list[dict[str, Any]]:
+    import json
+
+    path = Path(__file__).resolve().parents[1] / "data" / "shopify" / f"{store}.products.json"
+    return list(json.loads(path.read_text())["products"])

@@ -1,0 +1,40 @@
+"""Model and merchant text is made safe before it is published."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.sanitize import clean_html, is_safe, plain_text
+
+VECTORS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    '<a href="javascript:alert(1)">x</a>',
+    "<svg/onload=alert(1)>",
+    '<div style="background:url(javascript:alert(1))">x</div>',
+    "<style>@import url(evil.css)</style>",
+    "<p style=\"width: expression(alert(1))\">x</p>",
+    "<iframe src=data:text/html,<script>alert(1)</script>>",
+    "&lt;script&gt;alert(1)&lt;/script&gt;",
+    "<SCRIPT SRC=//xss.rocks/.j></SCRIPT>",
+    '<BODY ONLOAD=alert("XSS")>',
+]
+
+
+@pytest.mark.parametrize("vector", VECTORS)
+def test_clean_html_removes_active_content(vector: str) -> None:
+    out = clean_html(f"<p>Good</p>{vector}")
+    assert is_safe(out), out
+    assert "<p>Good</p>" in out
+
+
+@pytest.mark.parametrize("vector", VECTORS)
+def test_plain_text_is_inert(vector: str) -> None:
+    out = plain_text(f"Title {vector}")
+    assert "<" not in out
+    assert is_safe(out), out
+
+
+def test_plain_text_keeps_ordinary_text_and_limits_length() -> None:
+    assert plain_text("Bob's  mug &amp; lid") == "Bob's mug & lid"
+    assert len(plain_text("x" * 200, 70)) == 70
