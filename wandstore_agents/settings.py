@@ -103,9 +103,7 @@ class Settings(BaseSettings):
             return self.r2_endpoint_url
         if self.cf_account_id:
             return f"https://{self.cf_account_id}.r2.cloudflarestorage.com"
-        raise ConfigError(
-            "R2 credentials are set but no endpoint: set R2_ENDPOINT_URL or CF_ACCOUNT_ID"
-        )
+        raise ConfigError("R2 credentials are set but no endpoint: set R2_ENDPOINT_URL or CF_ACCOUNT_ID")
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log scrubber."""
