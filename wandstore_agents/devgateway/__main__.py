@@ -1,0 +1,24 @@
+"""`python -m wandstore_agents.devgateway`: serve the dev gateway."""
+
+from __future__ import annotations
+
+import argparse
+
+from wandstore_agents.devgateway.server import serve
+from wandstore_agents.logs import configure_logging
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse flags and serve until interrupted."""
+    parser = argparse.ArgumentParser(prog="python -m wandstore_agents.devgateway", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8787)
+    parser.add_argument("--latency-ms", type=int, default=0, help="added to every answer")
+    parser.add_argument("--hostile", action="store_true", help="answer with XSS / injection payloads")
+    args = parser.parse_args(argv)
+    configure_logging("INFO", "console")
+    serve(host=args.host, port=args.port, latency_ms=args.latency_ms, hostile=args.hostile)
+
+
+if __name__ == "__main__":
+    main()
