@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field, ValidationError
 from tests.fixtures.gateway import DevGateway
 from wandstore_agents.devgateway import start_in_thread
 from wandstore_agents.devgateway.prompt import Material
-from wandstore_agents.devgateway.schema_instance import HOSTILE_PAYLOADS, make_instance
+from wandstore_agents.devgateway.schema_instance import make_instance
+from wandstore_agents.devgateway.text import HOSTILE_PAYLOADS
 from wandstore_agents.devgateway.tokens import litellm_tokenizers_dir
 
 pytest_plugins = ["tests.fixtures.gateway"]
@@ -421,6 +422,9 @@ def test_start_in_thread_serves_and_stops() -> None:
         assert gw.base_url == f"{gw.url}/v1/dev/wandstore-ai"
         response = httpx.post(gw.base_url + "/openai/chat/completions", json=openai_body(), timeout=5)
         Page.model_validate_json(content(response))
+        gw.faults([{"kind": "500"}])
+        assert httpx.post(gw.base_url + "/anthropic/v1/messages", json=anthropic_body()).status_code == 500
+        assert gw.stats()["faults_served"] == 1
     finally:
         gw.stop()
     assert not gw.thread.is_alive()

@@ -13,6 +13,8 @@ _URL = re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+")
 _TOKEN = re.compile(r"[\w'\u2019-]+")
 _WORD = re.compile(r"[A-Za-zÀ-ÖØ-öø-ÿ][A-Za-zÀ-ÖØ-öø-ÿ'\u2019-]*")
 _SKIP_KEYS = re.compile(r"(^|_)(id|ids|gid|sku|handle|url|src|href|image|images)$", re.IGNORECASE)
+_JSON_START = re.compile(r"^[ \t]*[\[{]", re.MULTILINE)
+_DECODER = json.JSONDecoder()
 _ENTITY = re.compile(r"&[#A-Za-z0-9]{1,10};")
 _MAX_WORDS = 4000
 _EDGES = "'\u2019-"
@@ -122,6 +124,26 @@ def _words(text: str) -> list[str]:
     return [w for w in stripped if w and _WORD.fullmatch(w)]
 
 
+def _prose_words(text: str, words: list[str]) -> None:
+    """Words of `text`, reading any JSON value that starts a line as data (string values only)."""
+    position = 0
+    for match in _JSON_START.finditer(text):
+        start = match.end() - 1
+        if start < position:
+            continue
+        try:
+            value, end = _DECODER.raw_decode(text, start)
+        except ValueError:
+            continue
+        words.extend(_words(text[position:start]))
+        strings: list[str] = []
+        _json_strings(value, strings)
+        for s in strings:
+            words.extend(_words(s))
+        position = end
+    words.extend(_words(text[position:]))
+
+
 def material(conversation: Conversation) -> Material:
     """Words of the user's messages (markup and JSON keys ignored) and ids offered in fenced JSON."""
     source = conversation.user_text or conversation.system
@@ -129,7 +151,7 @@ def material(conversation: Conversation) -> Material:
     words: list[str] = []
     position = 0
     for match in _FENCE.finditer(source):
-        words.extend(_words(source[position : match.start()]))
+        _prose_words(source[position : match.start()], words)
         position = match.end()
         try:
             parsed = json.loads(match.group(1))
@@ -141,8 +163,8 @@ def material(conversation: Conversation) -> Material:
         _json_strings(parsed, strings)
         for s in strings:
             words.extend(_words(s))
-    words.extend(_words(source[position:]))
+    _prose_words(source[position:], words)
     if not words and conversation.system and source is not conversation.system:
-        words = _words(conversation.system)
+        _prose_words(conversation.system, words)
     unique_ids = tuple(dict.fromkeys(ids))
     return Material(words=tuple(words[:_MAX_WORDS]), candidate_ids=unique_ids)

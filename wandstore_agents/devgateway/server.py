@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import uvicorn
 
 from wandstore_agents.devgateway.app import create_app
@@ -77,6 +78,28 @@ class RunningGateway:
     def port(self) -> int:
         """The TCP port it listens on."""
         return int(self.url.rsplit(":", 1)[1])
+
+    def faults(self, faults: list[dict[str, Any]]) -> dict[str, Any]:
+        """Queue faults (`POST /_dev/faults`)."""
+        return self._admin("POST", "/_dev/faults", {"faults": faults})
+
+    def config(self, **options: Any) -> dict[str, Any]:
+        """Set persistent behaviour: `latency_ms`, `hostile` (`POST /_dev/config`)."""
+        return self._admin("POST", "/_dev/config", options)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters (`GET /_dev/stats`)."""
+        return self._admin("GET", "/_dev/stats")
+
+    def reset(self) -> None:
+        """Forget stats, caches, faults and config (`POST /_dev/reset`)."""
+        self._admin("POST", "/_dev/reset")
+
+    def _admin(self, method: str, path: str, payload: Any = None) -> dict[str, Any]:
+        response = httpx.request(method, self.url + path, json=payload, timeout=10)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
 
     def stop(self, timeout: float = 5.0) -> None:
         """Shut the server down and wait for its thread."""
