@@ -17,6 +17,7 @@ _JSON_START = re.compile(r"^[ \t]*[\[{]", re.MULTILINE)
 _DECODER = json.JSONDecoder()
 _ENTITY = re.compile(r"&[#A-Za-z0-9]{1,10};")
 _MAX_WORDS = 4000
+_ENOUGH_DATA_WORDS = 12
 _EDGES = "'\u2019-"
 _MAX_WORD_LEN = 24
 
@@ -124,8 +125,8 @@ def _words(text: str) -> list[str]:
     return [w for w in stripped if w and _WORD.fullmatch(w)]
 
 
-def _prose_words(text: str, words: list[str]) -> None:
-    """Words of `text`, reading any JSON value that starts a line as data (string values only)."""
+def _prose_words(text: str, prose: list[str], data: list[str]) -> None:
+    """Words of `text` into `prose`; string values of JSON that starts a line into `data`."""
     position = 0
     for match in _JSON_START.finditer(text):
         start = match.end() - 1
@@ -135,36 +136,40 @@ def _prose_words(text: str, words: list[str]) -> None:
             value, end = _DECODER.raw_decode(text, start)
         except ValueError:
             continue
-        words.extend(_words(text[position:start]))
-        strings: list[str] = []
-        _json_strings(value, strings)
-        for s in strings:
-            words.extend(_words(s))
+        prose.extend(_words(text[position:start]))
+        _data_words(value, data)
         position = end
-    words.extend(_words(text[position:]))
+    prose.extend(_words(text[position:]))
+
+
+def _data_words(value: Any, data: list[str]) -> None:
+    strings: list[str] = []
+    _json_strings(value, strings)
+    for s in strings:
+        data.extend(_words(s))
 
 
 def material(conversation: Conversation) -> Material:
-    """Words of the user's messages (markup and JSON keys ignored) and ids offered in fenced JSON."""
+    """Words of the user's messages (JSON data first; markup and keys ignored) and ids in fenced JSON."""
     source = conversation.user_text or conversation.system
     ids: list[str | int] = []
-    words: list[str] = []
+    prose: list[str] = []
+    data: list[str] = []
     position = 0
     for match in _FENCE.finditer(source):
-        _prose_words(source[position : match.start()], words)
+        _prose_words(source[position : match.start()], prose, data)
         position = match.end()
         try:
             parsed = json.loads(match.group(1))
         except ValueError:
-            words.extend(_words(match.group(1)))
+            prose.extend(_words(match.group(1)))
             continue
         _ids_from_json(parsed, "", ids)
-        strings: list[str] = []
-        _json_strings(parsed, strings)
-        for s in strings:
-            words.extend(_words(s))
-    _prose_words(source[position:], words)
-    if not words and conversation.system and source is not conversation.system:
-        _prose_words(conversation.system, words)
+        _data_words(parsed, data)
+    _prose_words(source[position:], prose, data)
+    if not prose and not data and conversation.system and source is not conversation.system:
+        _prose_words(conversation.system, prose, data)
+    # The data (a product, a brief) is what a real answer talks about; the prose is instructions.
+    words = data if len(data) >= _ENOUGH_DATA_WORDS else data + prose
     unique_ids = tuple(dict.fromkeys(ids))
     return Material(words=tuple(words[:_MAX_WORDS]), candidate_ids=unique_ids)

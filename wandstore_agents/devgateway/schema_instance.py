@@ -348,7 +348,7 @@ class _Generator:
         if _hint(name, _TAGGY):
             return self.sentence(1, 2, sentence=False).lower()
         if _hint(name, _SHORT):
-            return self.sentence(2, 6, sentence=False).title()
+            return " ".join(w[:1].upper() + w[1:] for w in self.sentence(2, 6, sentence=False).split())
         if _hint(name, _MEDIUM):
             return self.sentence(5, 10)
         if _hint(name, _LONG):
