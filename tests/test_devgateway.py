@@ -9,6 +9,7 @@ import random
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Literal
 
@@ -17,7 +18,7 @@ import pytest
 from pydantic import BaseModel, Field, ValidationError
 
 from tests.fixtures.gateway import DevGateway
-from wandstore_agents.devgateway import start_in_thread
+from wandstore_agents.devgateway import RunningGateway, start_in_thread
 from wandstore_agents.devgateway.prompt import Material
 from wandstore_agents.devgateway.schema_instance import make_instance
 from wandstore_agents.devgateway.text import HOSTILE_PAYLOADS
@@ -107,11 +108,11 @@ def _close_http() -> Iterator[None]:
     HTTP.close()
 
 
-def post_openai(gw: DevGateway, body: dict[str, Any], **kw: Any) -> httpx.Response:
+def post_openai(gw: DevGateway | RunningGateway, body: dict[str, Any], **kw: Any) -> httpx.Response:
     return HTTP.post(gw.base_url + "/openai/chat/completions", json=body, **kw)
 
 
-def post_anthropic(gw: DevGateway, body: dict[str, Any], **kw: Any) -> httpx.Response:
+def post_anthropic(gw: DevGateway | RunningGateway, body: dict[str, Any], **kw: Any) -> httpx.Response:
     headers = {"x-api-key": "dev", "anthropic-version": "2023-06-01", **kw.pop("headers", {})}
     return HTTP.post(gw.base_url + "/anthropic/v1/messages", json=body, headers=headers, **kw)
 
@@ -425,8 +426,15 @@ def test_start_in_thread_serves_and_stops() -> None:
         gw.faults([{"kind": "500"}])
         assert httpx.post(gw.base_url + "/anthropic/v1/messages", json=anthropic_body()).status_code == 500
         assert gw.stats()["faults_served"] == 1
+        gw.faults([{"kind": "timeout"}])
+        hanging = ThreadPoolExecutor(1).submit(post_openai, gw, openai_body())
+        while gw.stats()["faults_served"] < 2:
+            pass
     finally:
+        started = time.perf_counter()
         gw.stop()
+    assert time.perf_counter() - started < 1.5  # a hanging request does not hold shutdown up
+    assert hanging.result(timeout=5).status_code == 504
     assert not gw.thread.is_alive()
     with pytest.raises(httpx.TransportError):
         httpx.get(gw.url + "/_dev/health", timeout=1)  # a fresh client: no pooled connection

@@ -72,25 +72,35 @@ def _number_header(headers: Headers, name: str) -> float | None:
     return value if value > 0 else None
 
 
-async def _hang(request: Request, seconds: float) -> None:
-    """Wait `seconds`, or less if the client goes away first."""
-
-    async def disconnected() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    watcher = asyncio.ensure_future(disconnected())
-    try:
-        await asyncio.wait({watcher}, timeout=seconds)
-    finally:
-        watcher.cancel()
-
-
 class Gateway:
     """Request handlers bound to one `GatewayState`."""
 
     def __init__(self, state: GatewayState) -> None:
         self.state = state
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing: asyncio.Event | None = None
+
+    def close(self) -> None:
+        """Release every request that is hanging on a fault or latency (safe from any thread)."""
+        if self._loop is not None and self._closing is not None:
+            self._loop.call_soon_threadsafe(self._closing.set)
+
+    async def _hang(self, request: Request, seconds: float) -> None:
+        """Wait `seconds`, or less if the client goes away or the server shuts down first."""
+        if self._closing is None:
+            self._loop = asyncio.get_running_loop()
+            self._closing = asyncio.Event()
+
+        async def disconnected() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+
+        watchers = {asyncio.ensure_future(disconnected()), asyncio.ensure_future(self._closing.wait())}
+        try:
+            await asyncio.wait(watchers, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for watcher in watchers:
+                watcher.cancel()
 
     # --- provider endpoints ---------------------------------------------------
 
@@ -145,7 +155,7 @@ class Gateway:
         latency_ms = state.behaviour.latency_ms
         if latency_ms > 0:
             if deadline_ms is not None and latency_ms > deadline_ms:
-                await _hang(request, deadline_ms / 1000)
+                await self._hang(request, deadline_ms / 1000)
                 return self._timeout_reply(out_headers)
             await asyncio.sleep(latency_ms / 1000)
 
@@ -177,10 +187,10 @@ class Gateway:
         if fault.kind == "timeout":
             delay_ms = delay_ms or DEFAULT_TIMEOUT_MS
         if deadline_ms is not None and delay_ms > deadline_ms:
-            await _hang(request, deadline_ms / 1000)
+            await self._hang(request, deadline_ms / 1000)
             return self._timeout_reply(out_headers)
         if fault.kind == "timeout":
-            await _hang(request, delay_ms / 1000)
+            await self._hang(request, delay_ms / 1000)
             self.state.stats.by_status["504"] += 1
             return self._reply(
                 504, error_body(provider, 504, "the provider did not answer in time"), out_headers
@@ -289,4 +299,5 @@ def create_app(latency_ms: int = 0, hostile: bool = False) -> Starlette:
     ]
     app = Starlette(routes=routes)
     app.state.gateway = state
+    app.state.handlers = gw
     return app

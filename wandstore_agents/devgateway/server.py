@@ -41,6 +41,22 @@ def _config(app: Any, host: str, port: int) -> uvicorn.Config:
     )
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, releasing hanging requests as soon as shutdown starts."""
+
+    def __init__(self, config: uvicorn.Config, app: Any) -> None:
+        super().__init__(config)
+        self.gateway_app = app
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.release()
+        super().handle_exit(sig, frame)
+
+    def release(self) -> None:
+        """Let requests sleeping on a `timeout` fault answer now."""
+        self.gateway_app.state.handlers.close()
+
+
 def base_url_for(root: str, account: str = DEFAULT_ACCOUNT, gateway: str = DEFAULT_GATEWAY) -> str:
     """The AI Gateway-style base URL (append `/openai` or `/anthropic`) under `root`."""
     return f"{root.rstrip('/')}/v1/{account}/{gateway}"
@@ -61,7 +77,7 @@ def serve(host: str = "127.0.0.1", port: int = 8787, latency_ms: int = 0, hostil
     get_logger("wandstore_agents.devgateway").info(
         "devgateway.listening", url=root, base_url=base_url_for(root), latency_ms=latency_ms, hostile=hostile
     )
-    uvicorn.Server(_config(app, host, port)).run()
+    _Server(_config(app, host, port), app).run()
 
 
 @dataclass
@@ -70,7 +86,7 @@ class RunningGateway:
 
     url: str
     base_url: str
-    server: uvicorn.Server = field(repr=False)
+    server: _Server = field(repr=False)
     thread: threading.Thread = field(repr=False)
     app: Any = field(repr=False)
 
@@ -103,6 +119,7 @@ class RunningGateway:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Shut the server down and wait for its thread."""
+        self.server.release()
         self.server.should_exit = True
         self.thread.join(timeout)
         if self.thread.is_alive():
@@ -124,7 +141,7 @@ def start_in_thread(host: str = "127.0.0.1", port: int = 0, **opts: Any) -> Runn
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound_port = sock.getsockname()[1]
-    server = uvicorn.Server(_config(app, host, bound_port))
+    server = _Server(_config(app, host, bound_port), app)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"devgateway-{bound_port}", daemon=True
     )
