@@ -23,8 +23,16 @@ _SESSION_DIR = Path(tempfile.mkdtemp(prefix="wandstore-tests-"))
 _REDIS = RedisProcess(data_dir=_SESSION_DIR / "redis")
 
 # Nothing in the suite may reach a real provider or R2 by accident.
-for var in ("CF_ACCOUNT_ID", "AI_GATEWAY_URL", "AI_GATEWAY_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY",
-            "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_ENDPOINT_URL"):
+for var in (
+    "CF_ACCOUNT_ID",
+    "AI_GATEWAY_URL",
+    "AI_GATEWAY_TOKEN",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "R2_ACCESS_KEY_ID",
+    "R2_SECRET_ACCESS_KEY",
+    "R2_ENDPOINT_URL",
+):
     os.environ.pop(var, None)
 
 
@@ -72,19 +80,30 @@ def services(redis_client: Any, gateway: Any, tmp_path: Path) -> Any:
     return svc
 
 
-@pytest.fixture
-def worker(services: Any) -> Iterator[Any]:
-    """A real Dramatiq worker (threads in this process) on the private Redis."""
+@pytest.fixture(scope="session")
+def session_worker() -> Iterator[Any]:
+    """A real Dramatiq worker (threads in this process) on the private Redis, for the session.
+
+    One worker, so one event loop: litellm binds its background logger to the first loop.
+    """
     from dramatiq import Worker
 
     from pipelines import actors  # noqa: F401
     from pipelines.broker import broker
 
-    broker.flush_all()
-    w = Worker(broker, worker_threads=8, worker_timeout=20)
+    w = Worker(broker, worker_threads=16, worker_timeout=20)
     w.start()
     yield w
     w.stop()
+
+
+@pytest.fixture
+def worker(services: Any, session_worker: Any) -> Any:
+    """The session worker, with empty queues for this test."""
+    from pipelines.broker import broker
+
+    broker.flush_all()
+    return session_worker
 
 
 def sample_products(store: str = "stanley1913") -> list[dict[str, Any]]:

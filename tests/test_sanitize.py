@@ -13,7 +13,7 @@ VECTORS = [
     "<svg/onload=alert(1)>",
     '<div style="background:url(javascript:alert(1))">x</div>',
     "<style>@import url(evil.css)</style>",
-    "<p style=\"width: expression(alert(1))\">x</p>",
+    '<p style="width: expression(alert(1))">x</p>',
     "<iframe src=data:text/html,<script>alert(1)</script>>",
     "&lt;script&gt;alert(1)&lt;/script&gt;",
     "<SCRIPT SRC=//xss.rocks/.j></SCRIPT>",
