@@ -1,6 +1,24 @@
 """What the Procfile's worker lines hand to the `dramatiq` command: the broker and every actor."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from dramatiq.middleware import Middleware
+
 from pipelines import actors  # noqa: F401  (registers the actors)
 from pipelines.broker import broker
+
+
+class Warmup(Middleware):
+    """Build the process's services (litellm import, clients, prompts) before the first message."""
+
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        from pipelines.services import get_services
+
+        get_services()
+
+
+broker.add_middleware(Warmup())
 
 __all__ = ["broker"]

@@ -134,6 +134,14 @@ def enqueue_product_copy(
         print_table(ids, ["job_id", "product_id"], title=f"enqueued {len(ids)} job(s) on 'batch'")
 
 
+def _display(field: str, value: Any) -> Any:
+    from datetime import UTC, datetime
+
+    if field.endswith("_at") and isinstance(value, float):
+        return datetime.fromtimestamp(value, UTC).isoformat(timespec="milliseconds")
+    return json.dumps(value) if isinstance(value, dict | list) else value
+
+
 def status(
     job_id: str = typer.Argument(..., help="A job id (printed by enqueue) or a build id."),
     as_json: bool = AS_JSON,
@@ -150,7 +158,5 @@ def status(
     if as_json:
         print_json(info)
         return
-    rows = [
-        {"field": k, "value": json.dumps(v) if isinstance(v, (dict, list)) else v} for k, v in info.items()
-    ]
+    rows = [{"field": k, "value": _display(k, v)} for k, v in info.items()]
     print_table(rows, ["field", "value"], title=f"job {job_id}")
