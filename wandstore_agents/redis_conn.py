@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import fcntl
 import threading
 from pathlib import Path
 from typing import Any
@@ -36,20 +37,29 @@ def start_embedded(data_dir: Path) -> str:
         return str(_embedded.connection_url)
 
 
+def _running_embedded(url_file: Path) -> str | None:
+    if not url_file.exists():
+        return None
+    url = url_file.read_text().strip()
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+    except redis.RedisError:
+        return None
+    return url
+
+
 def resolve_url(settings: Settings) -> str:
     """REDIS_URL, or the URL of a running embedded server, or a freshly started one."""
     if settings.redis_url:
         return settings.redis_url
     data_dir = settings.local_store_dir.parent
-    url_file = data_dir / _URL_FILE
-    if _embedded is None and url_file.exists():
-        url = url_file.read_text().strip()
-        try:
-            redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
-            return url
-        except redis.RedisError:
-            pass
-    return start_embedded(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if _embedded is not None:
+        return str(_embedded.connection_url)
+    # Processes started together (web, worker, CLI) must agree on one embedded server.
+    with open(data_dir / "embedded-redis.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _running_embedded(data_dir / _URL_FILE) or start_embedded(data_dir)
 
 
 def get_redis(url: str) -> redis.Redis:
