@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -138,6 +138,7 @@ class Agent(Generic[Out]):
         meta = prompt.meta
         price = price_for(meta.model, self.runtime.gateway.config.price_overrides)
         worst = usd_to_nano(price.worst_case(count_messages(messages, meta.model), meta.max_tokens))
+        key = call_key(prompt, messages)
         reservation = await self.runtime.sink.reserve(ctx, meta.model, worst)
         try:
             result = await self.runtime.gateway.complete(
@@ -149,7 +150,7 @@ class Agent(Generic[Out]):
                 temperature=meta.temperature,
                 max_tokens=meta.max_tokens,
                 cache_ttl=None if repair else meta.gateway_cache_ttl,
-                cache_key=None,
+                cache_key=key,
                 skip_cache=ctx.force_fresh or repair,
             )
         except BaseException:
@@ -171,7 +172,8 @@ class Agent(Generic[Out]):
                 gateway_log_id=result.log_id,
                 latency_ms=result.latency_ms,
                 job_id=ctx.job_id,
-                call_id=uuid.uuid4().hex,
+                # Deterministic, so a redelivered job's calls are recognized (see the ledger).
+                call_id=key,
             )
         )
         return result, reservation
@@ -182,6 +184,18 @@ class Agent(Generic[Out]):
         except json.JSONDecodeError as exc:
             raise ValueError(f"the answer is not valid JSON ({exc.msg} at position {exc.pos})") from None
         return prompt.output_model.model_validate(data)  # type: ignore[return-value]
+
+
+def call_key(prompt: Prompt, messages: list[dict[str, str]]) -> str:
+    """A deterministic key for one call: the gateway cache key, and the call's id in the ledger."""
+    meta = prompt.meta
+    canonical = json.dumps(
+        [prompt.ref, meta.model, meta.temperature, meta.max_tokens, messages],
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return f"{prompt.ref}:{hashlib.sha256(canonical.encode()).hexdigest()[:40]}"
 
 
 def _problems(exc: BaseException) -> list[str]:

@@ -85,6 +85,9 @@ class UsageRecord:
     job_id: str
     call_id: str
     outcome: str = "ok"  # ok | repaired | invalid
+    # What a cache saved: the list price of the tokens a gateway HIT replayed, or of the
+    # generation a result-cache hit reused. Never part of the cost.
+    saved_nano: int = 0
 
     @property
     def cost_usd(self) -> Decimal:
@@ -102,6 +105,7 @@ class UsageRecord:
             "cached_prompt_tokens": self.usage.cached_prompt_tokens,
             "completion_tokens": self.usage.completion_tokens,
             "cost_usd": str(self.cost_usd),
+            "saved_usd": str(nano_to_usd(self.saved_nano)),
             "served": self.served.value,
             "gateway_log_id": self.gateway_log_id,
             "latency_ms": round(self.latency_ms, 2),

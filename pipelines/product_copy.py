@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.product_copy import ProductCopyAgent
 from agents.shopify import describe_errors, parse_product
-from agents.usage import CallContext, nano_to_usd
+from agents.usage import CallContext
+from pipelines.accounting import list_cost_nano, record_result_cache_hit, served_from_cache
 from pipelines.publish import build_meta, input_hash, publish
 from pipelines.services import Services
 from wandstore_agents.errors import InvalidInput
@@ -74,21 +75,34 @@ async def generate_product_copy(
         token_budget=prompt.meta.input_token_budget,
     )
     digest = input_hash(PIPELINE, prompt.ref, prompt.meta.model, variables)
-    run = await agent.run(ctx, variables, version=prompt.version)
-    meta = build_meta(
-        pipeline=PIPELINE,
-        run=run,
-        digest=digest,
-        job_id=job_id,
-        extra={"store": store, "product_id": item.id, "locale": variables["locale"]},
-    )
-    publish(svc.store, key, run.output.model_dump(), meta)
+    extra = {"store": store, "product_id": item.id, "locale": variables["locale"]}
+
+    async def compute() -> dict[str, Any]:
+        run = await agent.run(ctx, variables, version=prompt.version)
+        meta = build_meta(pipeline=PIPELINE, run=run, digest=digest, job_id=job_id, extra=extra)
+        saved = list_cost_nano(run.records, svc.settings.price_overrides)
+        return {"body": run.output.model_dump(), "meta": meta, "list_cost_nano": saved}
+
+    # The digest covers prompt version, model and normalized input: equal digests, equal copy.
+    got = await svc.results.get_or_compute(PIPELINE, digest, compute, fresh=opts.force_fresh)
+    meta = got.value["meta"]
+    if got.hit:
+        meta = served_from_cache(meta, job_id=job_id, extra=extra)
+        await record_result_cache_hit(
+            svc.runtime.sink,
+            ctx.for_agent(agent.name),
+            prompt_ref=prompt.ref,
+            model=prompt.meta.model,
+            key=digest,
+            saved_nano=int(got.value.get("list_cost_nano", 0)),
+        )
+    publish(svc.store, key, got.value["body"], meta)
     log.info(
         "copy_published",
         store=store,
         product_id=item.id,
         key=key,
-        cost_usd=str(nano_to_usd(run.cost_nano)),
+        cost_usd=meta["cost_usd"],
         served=meta["served"],
         prompt=prompt.ref,
     )

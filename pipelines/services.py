@@ -12,6 +12,7 @@ from agents.gateway import GatewayClient, GatewayConfig
 from agents.prompts import PromptRegistry
 from agents.runtime import AgentRuntime
 from agents.schemas import OUTPUT_MODELS
+from pipelines.result_cache import ResultCache
 from pipelines.status import JobStatus
 from wandstore_agents.logs import configure_logging, register_secrets
 from wandstore_agents.redis_conn import get_redis, resolve_url
@@ -26,6 +27,7 @@ class Services:
     store: ObjectStore
     runtime: AgentRuntime
     status: JobStatus
+    results: ResultCache
     dev_gateway: Any = None
 
 
@@ -61,7 +63,8 @@ def build_services(settings: Settings) -> Services:
         gateway=GatewayClient(config),
         prompts=PromptRegistry(settings.prompts_dir, OUTPUT_MODELS),
     )
-    return Services(settings, client, open_store(settings), runtime, JobStatus(client), dev)
+    results = ResultCache(client, ttl_s=settings.result_cache_ttl_s)
+    return Services(settings, client, open_store(settings), runtime, JobStatus(client), results, dev)
 
 
 @functools.cache

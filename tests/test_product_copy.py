@@ -62,9 +62,10 @@ def test_plain_dramatiq_message_is_published_under_the_contract_key(store_kind: 
 def test_gateway_cache_hit_costs_nothing(services: Any, gateway: Any) -> None:
     from pipelines.product_copy import generate_product_copy
 
-    # Given a product written once (the prompt sets a gateway cache TTL)
+    # Given a product written once (the prompt sets a gateway cache TTL), its result-cache entry gone
     product = sample_products("electricshop")[1]
     first = arun(generate_product_copy(services, "electricshop", product))
+    services.redis.delete(*services.redis.keys("wandstore:rc:*"))
     # When the same request is made again
     second = arun(generate_product_copy(services, "electricshop", product))
     # Then the gateway answers from its cache and the call costs 0

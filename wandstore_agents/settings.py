@@ -51,10 +51,22 @@ class Settings(BaseSettings):
     daily_budget_usd: float = Field(default=50.0, ge=0)
     job_cap_usd: float = Field(default=1.0, ge=0)
     price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+    result_cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
 
     # Worker metrics.
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
+
+    # HTTP API (the `web` process) and webhooks.
+    ops_api_token: SecretStr | None = None
+    api_rate_limit: int = Field(default=600, ge=1)  # requests per store per window
+    api_rate_window_s: int = Field(default=60, ge=1)
+    api_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    catalog_export_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    catalog_batch_max_products: int = Field(default=20_000, ge=1)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=6, ge=1, le=7)
+    webhook_backoff_ms: int = Field(default=1000, ge=1)
 
     @field_validator("redis_url")
     @classmethod

@@ -1,0 +1,209 @@
+"""The result cache: a generation already made for identical inputs is reused, not re-bought.
+
+Any pipeline can use it; an entry is one JSON object (for product copy, the published
+body and its `meta`) stored in Redis under `wandstore:rc:{pipeline}:{key}` for
+`RESULT_CACHE_TTL_S`. Usage::
+
+    key = cache_key(pipeline, prompt.ref, prompt.meta.model, variables)  # or any stable parts
+    got = await svc.results.get_or_compute(pipeline, key, compute, fresh=opts.force_fresh)
+    got.value  # what `compute()` returned (now, or in an earlier job / another process)
+    got.hit    # True: served from the cache, no model was called for this request
+
+- **The key decides sharing.** Put into it everything that changes the output (prompt
+  version, model, normalized input) and nothing that doesn't: two requests with one key
+  get one generation (e.g. a cohort-shared personalization, a theme brief).
+- **Single flight.** Concurrent requests for one key make one `compute()` call: in a
+  process, callers await the same future; across processes, a Redis lock
+  (`SET NX PX`, renewed while `compute` runs) elects one computer and the rest poll for its
+  value. If the computer fails, a waiter takes over (each job gets its own error).
+- **`fresh=True`** computes without reading (or joining) and overwrites the entry.
+- **Values** must be JSON-serializable dicts; keep large artefacts in the object store
+  and cache their keys. The caller does the accounting of a hit (see
+  `pipelines.accounting.record_result_cache_hit`): the cache only stores and elects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from pipelines.publish import input_hash
+from wandstore_agents.errors import BrokerUnavailable
+from wandstore_agents.logs import get_logger
+
+log = get_logger("pipelines.result_cache")
+PREFIX = "wandstore:rc:"
+LOCK_PREFIX = "wandstore:rc-lock:"
+
+Compute = Callable[[], Awaitable[dict[str, Any]]]
+
+# Compare-and-delete / compare-and-extend: only the holder's token may touch its lock.
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_RENEW = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+)
+
+
+def cache_key(*parts: Any) -> str:
+    """A stable key from whatever decides the output (same canonical hash as `meta.input_hash`)."""
+    return input_hash(*parts)
+
+
+@dataclass(frozen=True)
+class Cached:
+    """A value from `get_or_compute` and whether it came from the cache."""
+
+    value: dict[str, Any]
+    hit: bool
+
+
+class ResultCache:
+    """Redis-backed results with single flight; one per process, shared by every pipeline."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        ttl_s: int,
+        lock_ms: int = 30_000,
+        wait_s: float = 300.0,
+    ) -> None:
+        self.r = client
+        self.ttl_s = ttl_s
+        self.lock_ms = lock_ms
+        self.wait_s = wait_s
+        self._inflight: dict[tuple[int, str], asyncio.Future[dict[str, Any]]] = {}
+        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
+
+    # --- plain access -----------------------------------------------------------
+
+    def get(self, pipeline: str, key: str) -> dict[str, Any] | None:
+        """The cached value, or None."""
+        try:
+            raw = self.r.get(PREFIX + f"{pipeline}:{key}")
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
+        return json.loads(raw) if raw else None
+
+    def put(self, pipeline: str, key: str, value: dict[str, Any], ttl_s: int | None = None) -> None:
+        """Store `value` (overwriting) for `ttl_s` seconds (default: the cache's TTL)."""
+        body = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        try:
+            self.r.set(PREFIX + f"{pipeline}:{key}", body, ex=ttl_s or self.ttl_s)
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
+
+    def delete(self, pipeline: str, key: str) -> None:
+        """Forget one entry."""
+        try:
+            self.r.delete(PREFIX + f"{pipeline}:{key}")
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
+
+    # --- single flight --------------------------------------------------------------
+
+    async def get_or_compute(
+        self,
+        pipeline: str,
+        key: str,
+        compute: Compute,
+        *,
+        fresh: bool = False,
+        ttl_s: int | None = None,
+    ) -> Cached:
+        """The cached value for (`pipeline`, `key`), or `compute()`'s, computed once however many ask."""
+        if fresh:
+            value = await compute()
+            self.put(pipeline, key, value, ttl_s)
+            return Cached(value, hit=False)
+        loop_key = (id(asyncio.get_running_loop()), f"{pipeline}:{key}")
+        while True:
+            flight = self._inflight.get(loop_key)
+            if flight is None:
+                break
+            try:
+                # Shielded: one waiter cancelled must not cancel the computation for the rest.
+                return Cached(await asyncio.shield(flight), hit=True)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                continue  # the computer failed: the next one in line takes over
+        flight = asyncio.get_running_loop().create_future()
+        self._inflight[loop_key] = flight
+        try:
+            got = await self._across_processes(pipeline, key, compute, ttl_s)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                flight.set_exception(exc)
+                flight.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            else:
+                flight.cancel()
+            raise
+        else:
+            flight.set_result(got.value)
+            return got
+        finally:
+            self._inflight.pop(loop_key, None)
+
+    async def _across_processes(self, pipeline: str, key: str, compute: Compute, ttl_s: int | None) -> Cached:
+        lock = LOCK_PREFIX + f"{pipeline}:{key}"
+        token = uuid.uuid4().hex
+        deadline = asyncio.get_running_loop().time() + self.wait_s
+        delay = 0.01
+        while True:
+            value = self.get(pipeline, key)
+            if value is not None:
+                return Cached(value, hit=True)
+            if self._acquire(lock, token):
+                break
+            if asyncio.get_running_loop().time() >= deadline:
+                log.warning("result_cache_wait_timeout", pipeline=pipeline, key=key, wait_s=self.wait_s)
+                value = await compute()
+                self.put(pipeline, key, value, ttl_s)
+                return Cached(value, hit=False)
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.2)
+        try:
+            # Whoever held the lock before us may have stored the value just before releasing it.
+            value = self.get(pipeline, key)
+            if value is not None:
+                return Cached(value, hit=True)
+            renewer = asyncio.ensure_future(self._keep(lock, token))
+            try:
+                value = await compute()
+            finally:
+                renewer.cancel()
+            self.put(pipeline, key, value, ttl_s)
+            return Cached(value, hit=False)
+        finally:
+            self._unlock(lock, token)
+
+    def _acquire(self, lock: str, token: str) -> bool:
+        try:
+            return bool(self.r.set(lock, token, nx=True, px=self.lock_ms))
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
+
+    def _unlock(self, lock: str, token: str) -> None:
+        try:
+            self._release(keys=[lock], args=[token])
+        except redis.RedisError as exc:
+            # The lease expires by itself; a waiter then takes over.
+            log.warning("result_cache_unlock_failed", lock=lock, error=str(exc))
+
+    async def _keep(self, lock: str, token: str) -> None:
+        """Extend the lease while `compute` runs (theme builds take minutes)."""
+        while True:
+            await asyncio.sleep(self.lock_ms / 3000)
+            try:
+                self._renew(keys=[lock], args=[token, self.lock_ms])
+            except redis.RedisError as exc:
+                log.warning("result_cache_renew_failed", lock=lock, error=str(exc))
