@@ -10,11 +10,13 @@ import redis
 
 from agents.gateway import GatewayClient, GatewayConfig
 from agents.prompts import PromptRegistry
+from agents.rollout import LabelResolver
 from agents.runtime import AgentRuntime
 from agents.schemas import OUTPUT_MODELS
 from pipelines.result_cache import ResultCache
 from pipelines.status import JobStatus
 from wandstore_agents.logs import configure_logging, register_secrets
+from wandstore_agents.prompt_labels import PromptLabels
 from wandstore_agents.redis_conn import get_redis, resolve_url
 from wandstore_agents.settings import Settings, get_settings
 from wandstore_agents.store import ObjectStore, open_store
@@ -59,9 +61,11 @@ def build_services(settings: Settings) -> Services:
     register_secrets(settings.secret_values())
     client = get_redis(resolve_url(settings))
     config, dev = gateway_config(settings)
+    prompts = PromptRegistry(settings.prompts_dir, OUTPUT_MODELS)
     runtime = AgentRuntime(
         gateway=GatewayClient(config),
-        prompts=PromptRegistry(settings.prompts_dir, OUTPUT_MODELS),
+        prompts=prompts,
+        resolve_version=LabelResolver(PromptLabels(client), prompts, ttl_s=settings.prompt_labels_ttl_s),
     )
     results = ResultCache(client, ttl_s=settings.result_cache_ttl_s)
     return Services(settings, client, open_store(settings), runtime, JobStatus(client), results, dev)

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     local_store_dir: Path = Path("./var/objects")
 
     prompts_dir: Path = DEFAULT_PROMPTS_DIR
+    # How long a worker trusts the prompt labels it read from Redis (a label move's delay).
+    prompt_labels_ttl_s: float = Field(default=2.0, ge=0, le=300)
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")
 

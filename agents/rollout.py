@@ -1,0 +1,152 @@
+"""Which prompt version a call gets: labels from Redis, sticky canary splits, the files' default.
+
+`production` takes every call no canary takes. Any other label with a weight above 0 is a
+canary: a call goes to it when `bucket(agent, label, subject) < weight% of 10,000`. The
+subject is the store, or the shopper within the store when the caller puts
+`ctx.extra["shopper_id"]` in the `CallContext` (personalization), so the same store or
+shopper always lands on the same side of a split, in every process. Raising a canary's
+weight only adds subjects to it; nobody flips back and forth during a ramp-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from agents.prompts import PromptRegistry
+from agents.usage import CallContext
+from wandstore_agents.errors import BrokerUnavailable
+from wandstore_agents.logs import get_logger
+from wandstore_agents.prompt_labels import PRODUCTION, LabelState
+
+SPLIT_BUCKETS = 10_000
+log = get_logger("agents.rollout")
+
+
+class LabelSource(Protocol):
+    def get_all(self, agent: str) -> dict[str, LabelState]: ...
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The version a call gets and the label that sent it there."""
+
+    version: str
+    label: str
+
+
+def subject_of(ctx: CallContext) -> str:
+    """Who a split sticks to: the shopper within its store when known, else the store."""
+    shopper = ctx.extra.get("shopper_id")
+    return f"{ctx.store}/{shopper}" if shopper else ctx.store
+
+
+def bucket(agent: str, label: str, subject: str) -> int:
+    """A stable bucket in [0, 10000): the same in every process and on every run (not `hash()`)."""
+    digest = hashlib.sha256(f"{agent}:{label}:{subject}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % SPLIT_BUCKETS
+
+
+def canaries(labels: Mapping[str, LabelState], known: Collection[str]) -> list[tuple[str, LabelState]]:
+    """Labels that take traffic from production, in the order calls are checked against them."""
+    return [
+        (name, state)
+        for name, state in sorted(labels.items())
+        if name != PRODUCTION and state.weight > 0 and state.version in known
+    ]
+
+
+def production_version(labels: Mapping[str, LabelState], default: str, known: Collection[str]) -> str:
+    state = labels.get(PRODUCTION)
+    return state.version if state is not None and state.version in known else default
+
+
+def choose(
+    agent: str,
+    labels: Mapping[str, LabelState],
+    subject: str,
+    *,
+    default: str,
+    known: Collection[str],
+) -> Choice:
+    """The version for `subject`: the first canary whose slice holds it, else production."""
+    for name, state in canaries(labels, known):
+        if bucket(agent, name, subject) < state.weight * SPLIT_BUCKETS / 100:
+            return Choice(state.version, name)
+    return Choice(production_version(labels, default, known), PRODUCTION)
+
+
+def traffic_shares(
+    labels: Mapping[str, LabelState], default: str, known: Collection[str]
+) -> dict[str, float]:
+    """Expected share of calls (percent) per version; canaries are checked in order, so they nest."""
+    shares: dict[str, float] = {}
+    left = 100.0
+    for _, state in canaries(labels, known):
+        take = left * state.weight / 100
+        shares[state.version] = shares.get(state.version, 0.0) + take
+        left -= take
+    base = production_version(labels, default, known)
+    shares[base] = shares.get(base, 0.0) + left
+    return shares
+
+
+class LabelResolver:
+    """`AgentRuntime.resolve_version`: labels read through a short in-process cache.
+
+    A label move reaches every worker within `ttl_s` without a Redis round trip per call.
+    When Redis can't be read, the last labels seen keep serving (else the files' default).
+    """
+
+    def __init__(self, source: LabelSource, prompts: PromptRegistry, ttl_s: float = 2.0) -> None:
+        self.source = source
+        self.prompts = prompts
+        self.ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, dict[str, LabelState]]] = {}
+
+    async def __call__(self, agent: str, ctx: CallContext) -> str | None:
+        labels = await self.labels_of(agent)
+        if not labels:
+            return None
+        choice = choose(
+            agent,
+            labels,
+            subject_of(ctx),
+            default=self.prompts.default_version(agent),
+            known=self.prompts.versions(agent),
+        )
+        return choice.version
+
+    async def labels_of(self, agent: str) -> dict[str, LabelState]:
+        now = time.monotonic()
+        cached = self._cache.get(agent)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            labels = await asyncio.to_thread(self.source.get_all, agent)
+        except BrokerUnavailable as exc:
+            log.warning("prompt_labels_unavailable", agent=agent, error=str(exc))
+            labels = cached[1] if cached is not None else {}
+        else:
+            self._warn_unknown(agent, labels)
+        self._cache[agent] = (now + self.ttl_s, labels)
+        return labels
+
+    def invalidate(self, agent: str | None = None) -> None:
+        """Forget cached labels (all agents, or one) so the next call reads Redis."""
+        if agent is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(agent, None)
+
+    def _warn_unknown(self, agent: str, labels: Mapping[str, LabelState]) -> None:
+        # A label can point at a version this worker's files don't have yet (a deploy in
+        # flight); such a label is skipped until the file arrives.
+        known = set(self.prompts.versions(agent))
+        for name, state in labels.items():
+            if state.version not in known:
+                log.warning("prompt_label_unknown_version", agent=agent, label=name, version=state.version)
