@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from wandstore_agents.cli import demo, gateway, jobs
+from wandstore_agents.cli.prompts import prompts_app
 from wandstore_agents.errors import WandstoreError
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app.command("demo", help="Run the main job end to end on embedded defaults (no s
 )
 app.add_typer(jobs.run_app, name="run")
 app.add_typer(jobs.enqueue_app, name="enqueue")
+app.add_typer(prompts_app, name="prompts")
 app.command("status", help="Show a job's status, progress, outputs and cost.")(jobs.status)
 app.command("gateway", help="Serve the offline dev gateway (AI Gateway's OpenAI and Anthropic endpoints).")(
     gateway.gateway
