@@ -1,15 +1,26 @@
-"""Accounting for pipelines: result-cache hits as usage records, list prices for savings."""
+"""Accounting: budgets before each call, every record into the ledger once, result-cache hits."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
+
+from dramatiq.middleware import CurrentMessage
 
 from agents.gateway import provider_of
 from agents.pricing import price_for
 from agents.runtime import UsageSink
 from agents.usage import CallContext, Served, Usage, UsageRecord
+from pipelines import metrics
+from wandstore_agents.ledger import Entry, Ledger, Reservation, day_of, usd_to_nano
+from wandstore_agents.logs import get_logger
+from wandstore_agents.settings import Settings
+
+log = get_logger("pipelines.accounting")
 
 
 def list_cost_nano(records: Iterable[UsageRecord], overrides: dict[str, dict[str, float]] | None) -> int:
@@ -62,3 +73,111 @@ def served_from_cache(meta: dict[str, Any], *, job_id: str, extra: dict[str, Any
         "source_job_id": meta.get("job_id", ""),
         **extra,
     }
+
+
+def attempt_of(job_id: str) -> int:
+    """Which delivery-retry of `job_id` is running (Dramatiq's `retries` option), 0 outside a job."""
+    message = CurrentMessage.get_current_message()
+    if message is None or message.message_id != job_id:
+        return 0
+    return int(message.options.get("retries", 0) or 0)
+
+
+def record_id(record: UsageRecord) -> str:
+    """The ledger's idempotency key for a record.
+
+    Job id + retry attempt + the call's deterministic id (hash of prompt, model and messages):
+    a message delivered twice (a worker died before acking) repeats the same calls and is
+    counted once; a retry after a failure is new spend and is counted. Outside a job (inline
+    runs) every record is new.
+    """
+    if not record.job_id:
+        return uuid.uuid4().hex
+    return f"{record.job_id}:{attempt_of(record.job_id)}:{record.call_id}"
+
+
+def ledger_entry(record: UsageRecord, rid: str) -> Entry:
+    """A usage record as ledger counters: tokens the provider processed, cost, hits by layer."""
+    u = record.usage
+    fresh = record.served is Served.FRESH or record.served is Served.FALLBACK
+    counts = {
+        "calls": 0 if record.served is Served.RESULT_CACHE else 1,
+        "prompt_tokens": u.prompt_tokens if fresh else 0,
+        "cached_prompt_tokens": u.cached_prompt_tokens if fresh else 0,
+        "cache_write_tokens": u.cache_write_tokens if fresh else 0,
+        "completion_tokens": u.completion_tokens if fresh else 0,
+        "cost_nano": record.cost_nano,
+        "saved_nano": record.saved_nano,
+        "gateway_cache_hits": int(record.served is Served.GATEWAY_CACHE),
+        "result_cache_hits": int(record.served is Served.RESULT_CACHE),
+        "invalid": int(record.outcome == "invalid"),
+        "repaired": int(record.outcome == "repaired"),
+        "latency_us": round(record.latency_ms * 1000),
+    }
+    return Entry(
+        record_id=rid,
+        store=record.store,
+        day=day_of(record.time),
+        pipeline=record.pipeline,
+        agent=record.agent,
+        model=record.model,
+        prompt=f"{record.prompt}@{record.prompt_version}",
+        counts=counts,
+    )
+
+
+class LedgerSink:
+    """Budgets before each call, the ledger after it, one JSON log line and metrics per record."""
+
+    def __init__(self, ledger: Ledger, settings: Settings) -> None:
+        self.ledger = ledger
+        self.settings = settings
+        self.daily_budget_nano = usd_to_nano(settings.daily_budget_usd)
+        self.job_cap_nano = usd_to_nano(settings.job_cap_usd)
+        # Long enough for the calls holding the budget to finish (or their holds to lapse).
+        self.hold_wait_s = settings.gateway_timeout_s + 5
+
+    async def reserve(self, ctx: CallContext, model: str, worst_case_nano: int) -> Reservation:
+        """Hold the call's worst case; wait while only other calls' holds are in the way.
+
+        Holds are worst cases and settle at the (lower) real cost within a call's time, so a
+        job is refused only when what is already spent leaves no room for its call.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.hold_wait_s
+        delay = 0.01
+        while True:
+            got = self.ledger.try_reserve(
+                ctx.store,
+                ctx.job_id,
+                worst_case_nano,
+                daily_budget_nano=self.daily_budget_nano,
+                job_cap_nano=self.job_cap_nano,
+            )
+            if isinstance(got, Reservation):
+                return got
+            if not got.only_held or loop.time() >= deadline:
+                metrics.observe_budget_refusal(ctx.store, ctx.pipeline)
+                error = got.error()
+                log.warning(
+                    "budget_exceeded", store=ctx.store, job_id=ctx.job_id, model=model, reason=str(error)
+                )
+                raise error
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    async def release(self, reservation: Any) -> None:
+        if isinstance(reservation, Reservation):
+            self.ledger.release(reservation)
+
+    async def settle(self, reservation: Any, record: UsageRecord) -> None:
+        if record.served is Served.GATEWAY_CACHE and not record.saved_nano:
+            # The HIT replayed tokens the provider did not process: their list price is the saving.
+            saved = price_for(record.model, self.settings.price_overrides).cost_nano(record.usage)
+            record = replace(record, saved_nano=saved)
+        res = reservation if isinstance(reservation, Reservation) else None
+        rid = record_id(record)
+        counted = self.ledger.settle(ledger_entry(record, rid), res)
+        log.info("usage_recorded", record_id=rid, counted=counted, **record.as_log())
+        if counted:
+            metrics.observe_usage(record)

@@ -18,6 +18,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from pipelines.metrics import WorkerMetrics
 from pipelines.middleware import JobTracking, LogContext, should_retry
 from wandstore_agents.redis_conn import resolve_url
 from wandstore_agents.settings import get_settings
@@ -32,6 +33,7 @@ def build_broker(url: str) -> RedisBroker:
     middleware = [
         # First in the list, so its after_* hooks run last: once Retries has decided.
         JobTracking(),
+        WorkerMetrics(),
         LogContext(),
         AgeLimit(),
         TimeLimit(time_limit=30 * 60 * 1000),

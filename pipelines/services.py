@@ -13,8 +13,10 @@ from agents.prompts import PromptRegistry
 from agents.rollout import LabelResolver
 from agents.runtime import AgentRuntime
 from agents.schemas import OUTPUT_MODELS
+from pipelines.accounting import LedgerSink
 from pipelines.result_cache import ResultCache
 from pipelines.status import JobStatus
+from wandstore_agents.ledger import Ledger
 from wandstore_agents.logs import configure_logging, register_secrets
 from wandstore_agents.prompt_labels import PromptLabels
 from wandstore_agents.redis_conn import get_redis, resolve_url
@@ -65,6 +67,7 @@ def build_services(settings: Settings) -> Services:
     runtime = AgentRuntime(
         gateway=GatewayClient(config),
         prompts=prompts,
+        sink=LedgerSink(Ledger(client), settings),
         resolve_version=LabelResolver(PromptLabels(client), prompts, ttl_s=settings.prompt_labels_ttl_s),
     )
     results = ResultCache(client, ttl_s=settings.result_cache_ttl_s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from wandstore_agents.cli import demo, gateway, jobs
+from wandstore_agents.cli import costs, demo, gateway, jobs
 from wandstore_agents.cli.prompts import prompts_app
 from wandstore_agents.errors import WandstoreError
 
@@ -25,6 +25,8 @@ app.command("status", help="Show a job's status, progress, outputs and cost.")(j
 app.command("gateway", help="Serve the offline dev gateway (AI Gateway's OpenAI and Anthropic endpoints).")(
     gateway.gateway
 )
+app.command("costs", help="Tokens, cost and cache hits from the usage ledger.")(costs.costs)
+app.add_typer(costs.budget_app, name="budget")
 
 
 def main() -> None:
