@@ -12,6 +12,7 @@ import errno
 import functools
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,17 @@ class Instruments:
     queue_wait: Any
 
 
-@functools.cache
+_lock = threading.Lock()
+
+
 def instruments() -> Instruments:
+    """The process's metric objects; created once, by whichever thread asks first."""
+    with _lock:
+        return _instruments()
+
+
+@functools.cache
+def _instruments() -> Instruments:
     # Imported here: multiprocess mode must be set in the environment before the first metric.
     from prometheus_client import Counter, Histogram
 

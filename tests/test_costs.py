@@ -149,7 +149,7 @@ def test_costs_table_is_readable(services: Any, gateway: Any) -> None:
     # When ops ask for costs without --json
     out = cli("costs", "--by", "store").stdout
     # Then a table shows each store, the totals and the columns that matter
-    for text in ("stanley1913", "electricshop", "total", "cost_usd", "result_cache_hits", "saved_usd"):
+    for text in ("stanley1913", "electricshop", "total", "cost_usd", "result_hits", "saved_usd"):
         assert text in out, out
 
 

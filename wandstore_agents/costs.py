@@ -16,6 +16,9 @@ DEFAULT_BY = ("store", "pipeline", "agent", "model", "prompt")
 COUNTS = ("calls", "prompt_tokens", "cached_prompt_tokens", "completion_tokens")
 HITS = ("gateway_cache_hits", "result_cache_hits")
 FIELDS = (*COUNTS, "cost_usd", *HITS, "saved_usd")
+# With `prompt` among the keys, how each version behaves: answers that failed validation
+# (share of calls), repair calls, and mean latency per model call.
+QUALITY = ("invalid", "invalid_rate", "repaired", "latency_ms_avg")
 
 
 def parse_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -59,6 +62,16 @@ class _Sum:
             "saved_usd": usd(c.get("saved_nano", 0)),
         }
 
+    def quality(self) -> dict[str, Any]:
+        c = self.counters
+        calls = c.get("calls", 0)
+        return {
+            "invalid": c.get("invalid", 0),
+            "invalid_rate": round(c.get("invalid", 0) / calls, 4) if calls else 0.0,
+            "repaired": c.get("repaired", 0),
+            "latency_ms_avg": round(c.get("latency_us", 0) / calls / 1000, 1) if calls else 0.0,
+        }
+
 
 def summarize(cells: Iterable[Cell], by: Sequence[str]) -> dict[str, Any]:
     """`{"rows": [{<by keys>, <FIELDS>}], "totals": {<FIELDS>}}`, rows sorted by their keys."""
@@ -68,8 +81,13 @@ def summarize(cells: Iterable[Cell], by: Sequence[str]) -> dict[str, Any]:
         group = tuple(getattr(cell, k) for k in by)
         groups.setdefault(group, _Sum({})).add(cell.metric, cell.value)
         total.add(cell.metric, cell.value)
-    rows = [{**dict(zip(by, group, strict=True)), **s.fields()} for group, s in sorted(groups.items())]
-    return {"rows": rows, "totals": total.fields()}
+    per_version = "prompt" in by
+
+    def fields(s: _Sum) -> dict[str, Any]:
+        return {**s.fields(), **(s.quality() if per_version else {})}
+
+    rows = [{**dict(zip(by, group, strict=True)), **fields(s)} for group, s in sorted(groups.items())]
+    return {"rows": rows, "totals": fields(total)}
 
 
 def cost_report(

@@ -21,18 +21,25 @@ def _ledger() -> Any:
     return Ledger(get_redis(resolve_url(get_settings())))
 
 
+# Table headers short enough for a 160-column table; JSON keeps the full field names.
+SHORT = {
+    "calls": "calls",
+    "prompt_tokens": "in_tokens",
+    "cached_prompt_tokens": "cached_tokens",
+    "completion_tokens": "out_tokens",
+    "cost_usd": "cost_usd",
+    "gateway_cache_hits": "gateway_hits",
+    "result_cache_hits": "result_hits",
+    "saved_usd": "saved_usd",
+}
+
+
 def print_costs(report: dict[str, Any], by: tuple[str, ...], title: str) -> None:
     """The report as a table, with a totals row."""
-    from wandstore_agents.costs import FIELDS
-
     totals = {**dict.fromkeys(by, ""), **report["totals"]}
     totals[by[0]] = "total"
-    print_table(
-        [*report["rows"], totals],
-        [*by, *FIELDS],
-        title=title,
-        right=FIELDS,
-    )
+    rows = [{SHORT.get(k, k): v for k, v in row.items()} for row in [*report["rows"], totals]]
+    print_table(rows, [*by, *SHORT.values()], title=title, right=list(SHORT.values()))
 
 
 def costs(

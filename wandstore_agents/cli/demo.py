@@ -9,10 +9,12 @@ from typing import Any
 
 import typer
 
+from wandstore_agents.cli.costs import print_costs
 from wandstore_agents.cli.output import console, print_json, print_table
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "shopify"
 SAMPLE_STORES = ("stanley1913", "electricshop", "kiids-kingdom")
+COSTS_BY = ("store", "model", "prompt")
 
 
 def sample_products(per_store: int) -> list[tuple[str, dict[str, Any]]]:
@@ -55,6 +57,8 @@ def demo(
     from pipelines.broker import broker
     from pipelines.services import get_services
     from pipelines.submit import submit_product_copy
+    from wandstore_agents.costs import since_snapshot, summarize
+    from wandstore_agents.ledger import Ledger
 
     svc = get_services()
     console.print(
@@ -62,14 +66,45 @@ def demo(
         f"  gateway={svc.runtime.gateway.config.base_url}  store={svc.store.name}",
         highlight=False,
     )
+    ledger = Ledger(svc.redis)
+    before = list(ledger.scan())
     worker = Worker(broker, worker_threads=32, worker_timeout=50)
     worker.start()
     try:
         products = sample_products(per_store)
-        ids = [submit_product_copy(broker, svc.status, store, p) for store, p in products]
-        results = wait_for(svc.status, ids, "product copy")
+        runs = []
+        # Twice: the second run is the same requests again, served from the result cache.
+        for label in ("product copy", "product copy, again"):
+            ids = [submit_product_copy(broker, svc.status, store, p) for store, p in products]
+            # Rows now: the second run re-publishes the same keys with its own meta.
+            runs.append(_rows(svc, products, wait_for(svc.status, ids, label)))
     finally:
         worker.stop()
+    costs = summarize(since_snapshot(before, ledger.scan()), COSTS_BY)
+    rows, again = runs
+    if as_json:
+        print_json({"product_copy": rows, "second_run": again, "costs": costs})
+        return
+    print_table(
+        rows,
+        ["store", "product", "status", "key", "tokens", "cost_usd", "served"],
+        title="product copy: what was written where",
+        right=["tokens", "cost_usd"],
+    )
+    print_table(
+        again,
+        ["store", "product", "status", "tokens", "cost_usd", "served"],
+        title="the same products again: served from the result cache, no model call",
+        right=["tokens", "cost_usd"],
+    )
+    print_costs(costs, COSTS_BY, "costs of this demo (wandstore-agents costs --by store,model,prompt)")
+    root = getattr(svc.store, "root", None)
+    if root is not None:
+        console.print(f"outputs under {Path(root).resolve()}")
+
+
+def _rows(svc: Any, products: list[tuple[str, dict[str, Any]]], results: list[dict[str, Any]]) -> list[Any]:
+    """One table row per product: where its copy went, what it cost and how it was served."""
     rows = []
     for (store, product), info in zip(products, results, strict=True):
         keys = info.get("output_keys") or []
@@ -88,15 +123,4 @@ def demo(
                 "served": meta.get("served", ""),
             }
         )
-    if as_json:
-        print_json({"product_copy": rows})
-        return
-    print_table(
-        rows,
-        ["store", "product", "status", "key", "tokens", "cost_usd", "served"],
-        title="product copy: what was written where",
-        right=["tokens", "cost_usd"],
-    )
-    root = getattr(svc.store, "root", None)
-    if root is not None:
-        console.print(f"outputs under {Path(root).resolve()}")
+    return rows
