@@ -50,3 +50,12 @@ async def product_copy(store: str, product: dict[str, Any], options: dict[str, A
         )
 
     await run_job(work)
+
+
+@dramatiq.actor(queue_name=BATCH, throws=NEVER_RETRY, actor_name="deliver_webhook")
+async def deliver_webhook(store: str, job_id: str) -> None:
+    """POST a finished job's result to its callback_url, signed; retried with backoff."""
+    from pipelines.webhooks import deliver
+
+    svc = get_services()
+    await deliver(svc.redis, svc.store, svc.settings, store, job_id)

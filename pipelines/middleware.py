@@ -82,6 +82,7 @@ class JobTracking(Middleware):
         if exception is None:
             status.update(message.message_id, status="done", finished_at=time.time())
             log.info("job_done", duration_ms=elapsed_ms)
+            _after_job(broker, message.message_id, "done")
             return
         reason = scrub(f"{type(exception).__name__}: {exception}")
         if message.failed:
@@ -93,6 +94,14 @@ class JobTracking(Middleware):
                 finished_at=time.time(),
             )
             log.error("job_failed", error=reason, duration_ms=elapsed_ms)
+            _after_job(broker, message.message_id, "failed")
         else:
             status.update(message.message_id, status="retrying", error=reason)
             log.warning("job_retrying", error=reason, duration_ms=elapsed_ms)
+
+
+def _after_job(broker: Any, job_id: str, outcome: str) -> None:
+    # Imported here: followups enqueue through modules that import the broker, which imports us.
+    from pipelines.followups import after_job
+
+    after_job(broker, job_id, outcome)

@@ -31,9 +31,18 @@ def send(
 
 
 def submit_product_copy(
-    broker: Broker, status: JobStatus, store: str, product: Any, options: dict[str, Any] | None = None
+    broker: Broker,
+    status: JobStatus,
+    store: str,
+    product: Any,
+    options: dict[str, Any] | None = None,
+    *,
+    extra: dict[str, Any] | None = None,
 ) -> str:
-    """Validate first (nothing is enqueued for bad input), then enqueue `product_copy`."""
+    """Validate first (nothing is enqueued for bad input), then enqueue `product_copy`.
+
+    `extra` goes into the job status before the job can run (e.g. `callback_url`, `batch`).
+    """
     check_store(store)
     item = parse_product(product)
     parse_options(options)
@@ -44,5 +53,5 @@ def submit_product_copy(
         queue=BATCH,
         args=(store, product, options or {}),
         store=store,
-        extra={"product_id": item.id},
+        extra={"product_id": item.id, **(extra or {})},
     )

@@ -17,7 +17,7 @@ import pytest
 
 from tests.fixtures.redis import RedisProcess
 
-pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.gateway"]
+pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.gateway", "tests.fixtures.api"]
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="wandstore-tests-"))
 _REDIS = RedisProcess(data_dir=_SESSION_DIR / "redis")

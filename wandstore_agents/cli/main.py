@@ -6,6 +6,7 @@ import typer
 
 from wandstore_agents.cli import costs, demo, gateway, jobs
 from wandstore_agents.cli.prompts import prompts_app
+from wandstore_agents.cli.tokens import tokens_app
 from wandstore_agents.errors import WandstoreError
 
 app = typer.Typer(
@@ -27,6 +28,8 @@ app.command("gateway", help="Serve the offline dev gateway (AI Gateway's OpenAI 
 )
 app.command("costs", help="Tokens, cost and cache hits from the usage ledger.")(costs.costs)
 app.add_typer(costs.budget_app, name="budget")
+
+app.add_typer(tokens_app, name="tokens")
 
 
 def main() -> None:

@@ -1,0 +1,53 @@
+"""What the web process holds: settings, Redis, the object store, the broker, and the API's stores.
+
+No model client: the web process never imports litellm (seconds and ~200 MB).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from dramatiq import Broker
+
+from pipelines.batches import Batches
+from pipelines.status import JobStatus
+from wandstore_agents.api.idempotency import Idempotency
+from wandstore_agents.api.limits import RateLimiter
+from wandstore_agents.redis_conn import get_redis, resolve_url
+from wandstore_agents.settings import Settings
+from wandstore_agents.store import ObjectStore, open_store
+from wandstore_agents.tokens import TokenStore
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    redis: redis.Redis
+    store: ObjectStore
+    broker: Broker
+    status: JobStatus
+    tokens: TokenStore
+    limiter: RateLimiter
+    batches: Batches
+    idempotency: Idempotency
+
+
+def build_context(settings: Settings, store: ObjectStore | None = None) -> ApiContext:
+    """Everything the routes need, from one settings object (`store` overrides the configured one)."""
+    from pipelines.broker import broker  # sets the global broker on import
+
+    client = get_redis(resolve_url(settings))
+    status = JobStatus(client)
+    ops = settings.ops_api_token.get_secret_value() if settings.ops_api_token else None
+    return ApiContext(
+        settings=settings,
+        redis=client,
+        store=store if store is not None else open_store(settings),
+        broker=broker,
+        status=status,
+        tokens=TokenStore(client, ops_token=ops),
+        limiter=RateLimiter(client, settings.api_rate_limit, settings.api_rate_window_s),
+        batches=Batches(broker, status),
+        idempotency=Idempotency(client),
+    )

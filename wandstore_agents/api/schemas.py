@@ -1,0 +1,126 @@
+"""Request and response bodies (they are also the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+PIPELINES = ("product_copy", "personalization", "theme_build")
+Pipeline = Literal["product_copy", "personalization", "theme_build"]
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GenerationRequest(_Strict):
+    """Ask for one generation. `input` by pipeline:
+
+    - `product_copy`: `{"product": <Shopify product JSON>}`; options `brand_voice`, `force_fresh`, `locale`
+    - `personalization`: `{"shopper_id": "...", "context": {...}}`
+    - `theme_build`: `{"brief": {"description": "...", "audience"?, "tone"?, "palette_hint"?}}`
+    """
+
+    pipeline: Pipeline
+    input: dict[str, Any]
+    options: dict[str, Any] = Field(default_factory=dict)
+    callback_url: HttpUrl | None = Field(
+        default=None, description="POSTed the finished result, signed (X-Wandstore-Signature)"
+    )
+
+
+class Accepted(BaseModel):
+    id: str
+    status: str = "queued"
+    status_url: str
+
+
+class Delivery(BaseModel):
+    attempt: int
+    at: str
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: float | None = None
+
+
+class JobError(BaseModel):
+    type: str
+    message: str
+    what_to_do: str
+
+
+class GenerationStatus(BaseModel):
+    id: str
+    store: str | None = None
+    pipeline: str | None = None
+    status: str = Field(description="queued, running, retrying, done or failed")
+    progress: str | None = None
+    attempts: int = 0
+    output_keys: list[str] = Field(default_factory=list)
+    output_urls: list[str] = Field(default_factory=list, description="GET these for the published JSON")
+    cost_usd: str | None = None
+    served: str | None = Field(default=None, description="fresh, gateway_cache or result_cache")
+    error: JobError | None = None
+    batch: str | None = None
+    callback_url: str | None = None
+    webhook: str | None = Field(default=None, description="delivered, retrying or failed")
+    deliveries: list[Delivery] = Field(default_factory=list)
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    updated_at: str | None = None
+
+
+class CatalogCopyRequest(_Strict):
+    """Products inline, or the object-store key of a products export (`{"products": [...]}` or a list)."""
+
+    products: list[Any] | None = Field(default=None, min_length=1)
+    export_key: str | None = Field(default=None, min_length=1, max_length=1024)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CatalogCopyRequest:
+        if (self.products is None) == (self.export_key is None):
+            raise ValueError("give exactly one of 'products' and 'export_key'")
+        return self
+
+
+class BatchFailure(BaseModel):
+    index: int | None = Field(default=None, description="position in the submitted products")
+    product_id: str | None = None
+    job_id: str | None = None
+    reason: str
+
+
+class BatchStatus(BaseModel):
+    id: str
+    store: str
+    pipeline: str
+    state: str = Field(description="submitting, running or finished")
+    total: int
+    done: int
+    failed: int
+    pending: int
+    failures: list[BatchFailure]
+    created_at: str
+    status_url: str
+
+
+class Check(BaseModel):
+    ok: bool
+    detail: str
+    latency_ms: float | None = None
+
+
+class Health(BaseModel):
+    ok: bool
+    version: str
+    checks: dict[str, Check]
+
+
+class ThemeBuild(BaseModel):
+    build_id: str
+    current: bool = False
+    details: dict[str, Any] = Field(default_factory=dict)

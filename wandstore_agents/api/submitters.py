@@ -1,0 +1,49 @@
+"""One submitter per pipeline: check the request's `input` and `options`, then enqueue.
+
+A pipeline not in `SUBMITTERS` is not deployed in this build (501), and nothing is enqueued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pipelines.submit import submit_product_copy
+from wandstore_agents.api.context import ApiContext
+from wandstore_agents.api.errors import invalid_field
+from wandstore_agents.api.schemas import GenerationRequest
+from wandstore_agents.errors import InvalidInput
+
+Submitter = Callable[[ApiContext, str, GenerationRequest, dict[str, Any]], str]
+
+
+def _only(input: dict[str, Any], allowed: tuple[str, ...], required: tuple[str, ...]) -> None:
+    for name in input:
+        if name not in allowed:
+            raise invalid_field(
+                f"input.{name}",
+                f"is not a field of this pipeline's input ({', '.join(allowed)})",
+                "extra_forbidden",
+            )
+    for name in required:
+        if name not in input:
+            raise invalid_field(f"input.{name}", "is required", "missing")
+
+
+def _field_of(exc: InvalidInput, default: str) -> str:
+    text = str(exc)
+    return "options" if text.startswith("invalid options") else default
+
+
+def product_copy(ctx: ApiContext, store: str, body: GenerationRequest, extra: dict[str, Any]) -> str:
+    _only(body.input, ("product",), ("product",))
+    try:
+        return submit_product_copy(
+            ctx.broker, ctx.status, store, body.input["product"], body.options, extra=extra
+        )
+    except InvalidInput as exc:
+        field = _field_of(exc, "input.product")
+        raise invalid_field(field, str(exc), "invalid") from None
+
+
+SUBMITTERS: dict[str, Submitter] = {"product_copy": product_copy}
