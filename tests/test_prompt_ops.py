@@ -367,3 +367,5 @@ def test_costs_by_prompt_reports_failures_and_latency_per_version(
     assert (v1["calls"], v1["invalid"], v1["repaired"], v1["invalid_rate"]) == (2, 1, 1, 0.5)
     assert (v2["calls"], v2["invalid"], v2["repaired"], v2["invalid_rate"]) == (1, 0, 0, 0.0)
     assert v1["latency_ms_avg"] > 0 and v2["latency_ms_avg"] > 0
+    table = run_cli("costs", "--by", "prompt").output
+    assert "prompt versions: failures and latency" in table and "50.0%" in table

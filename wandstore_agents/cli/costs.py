@@ -40,6 +40,10 @@ def print_costs(report: dict[str, Any], by: tuple[str, ...], title: str) -> None
     totals[by[0]] = "total"
     rows = [{SHORT.get(k, k): v for k, v in row.items()} for row in [*report["rows"], totals]]
     print_table(rows, [*by, *SHORT.values()], title=title, right=list(SHORT.values()))
+    if "prompt" in by:
+        from wandstore_agents.cli.prompts import print_version_quality
+
+        print_version_quality(report["rows"])
 
 
 def costs(

@@ -451,3 +451,30 @@ def print_eval(report: EvalReport, *, gateway_url: str) -> None:
         )
         if len(report.failures) > len(shown):
             console.print(f"... {len(report.failures) - len(shown)} more (use --json for all)")
+
+
+# --- costs --by prompt ----------------------------------------------------------------------
+
+
+def print_version_quality(rows: list[dict[str, Any]]) -> None:
+    """Under `costs` grouped by prompt: each version's invalid answers, repairs and latency."""
+    versions: dict[str, dict[str, float]] = {}
+    for row in rows:
+        v = versions.setdefault(row["prompt"], {"calls": 0, "invalid": 0, "repaired": 0, "latency": 0.0})
+        v["calls"] += row["calls"]
+        v["invalid"] += row["invalid"]
+        v["repaired"] += row["repaired"]
+        v["latency"] += row["latency_ms_avg"] * row["calls"]
+    table = [
+        {
+            "prompt": name,
+            "calls": int(v["calls"]),
+            "invalid": int(v["invalid"]),
+            "invalid_rate": f"{v['invalid'] / v['calls']:.1%}" if v["calls"] else "",
+            "repaired": int(v["repaired"]),
+            "latency_ms_avg": f"{v['latency'] / v['calls']:.1f}" if v["calls"] else "",
+        }
+        for name, v in sorted(versions.items())
+    ]
+    columns = ["calls", "invalid", "invalid_rate", "repaired", "latency_ms_avg"]
+    print_table(table, ["prompt", *columns], title="prompt versions: failures and latency", right=columns)
