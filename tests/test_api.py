@@ -337,6 +337,38 @@ def test_rate_limit_is_per_store_and_says_when_to_retry(api: ApiHarness) -> None
     assert other.status_code == 404
 
 
+# --- costs -----------------------------------------------------------------------------
+
+
+def test_costs_report_is_the_cli_report(api: ApiHarness, store_client: httpx.Client) -> None:
+    from wandstore_agents.costs import cost_report
+    from wandstore_agents.ledger import Ledger
+
+    # Given a generation that ran fresh (it is in the ledger)
+    product = {**sample_products(STORE)[15], "title": "Costed tumbler"}
+    body = copy_request(product, options={"force_fresh": True})
+    accepted = store_client.post(f"/v1/stores/{STORE}/generations", json=body).json()
+    assert poll(store_client, accepted["status_url"])["status"] == "done"
+    # When the store's costs are asked for by pipeline and model
+    response = store_client.get(f"/v1/stores/{STORE}/costs", params={"by": "pipeline,model"})
+    # Then they are the same report the CLI prints
+    assert response.status_code == 200, response.text
+    report = response.json()
+    expected = cost_report(Ledger(api.ctx.redis), store=STORE, by=("pipeline", "model"))
+    assert report["rows"] == expected["rows"] and report["totals"] == expected["totals"]
+    row = next(r for r in report["rows"] if r["pipeline"] == "product_copy")
+    assert row["calls"] >= 1 and float(row["cost_usd"]) > 0
+    # And bad parameters are 422 naming the parameter
+    bad_by = store_client.get(f"/v1/stores/{STORE}/costs", params={"by": "colour"})
+    bad_day = store_client.get(f"/v1/stores/{STORE}/costs", params={"since": "yesterday"})
+    reversed_ = store_client.get(
+        f"/v1/stores/{STORE}/costs", params={"since": "2026-11-25", "until": "2026-11-01"}
+    )
+    assert [r.status_code for r in (bad_by, bad_day, reversed_)] == [422, 422, 422]
+    assert bad_by.json()["error"]["details"][0]["field"] == "by"
+    assert bad_day.json()["error"]["details"][0]["field"] == "since"
+
+
 # --- operations ------------------------------------------------------------------------
 
 

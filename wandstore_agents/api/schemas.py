@@ -124,3 +124,14 @@ class ThemeBuild(BaseModel):
     build_id: str
     current: bool = False
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+class CostReport(BaseModel):
+    """Rows grouped by `by`, then totals; money is a decimal string of USD."""
+
+    store: str
+    since: str | None
+    until: str | None
+    by: list[str]
+    rows: list[dict[str, Any]]
+    totals: dict[str, Any]
