@@ -2,7 +2,8 @@
 
 Runs in the worker (actor `deliver_webhook`), never in the web process. Each attempt is
 appended to the job's `deliveries`; a failed attempt is retried by Dramatiq after an
-exponential backoff, up to WEBHOOK_MAX_ATTEMPTS attempts.
+exponential backoff, up to WEBHOOK_MAX_ATTEMPTS attempts; a 4xx other than 408, 425 or 429
+is a refusal and is not retried.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from wandstore_agents.store import ObjectStore
 ACTOR = "deliver_webhook"
 EVENT = "generation.finished"
 MAX_INLINE_OUTPUT_BYTES = 512 * 1024
+# Answers worth another attempt besides 5xx and network errors (the same rule as pipelines/callbacks.py).
+RETRY_STATUSES = frozenset({408, 425, 429})
 log = get_logger("pipelines.webhooks")
 
 
@@ -97,16 +100,19 @@ async def deliver(
     try:
         async with httpx.AsyncClient(timeout=settings.webhook_timeout_s, follow_redirects=False) as http:
             response = await http.post(str(info["callback_url"]), content=body, headers=headers)
-        record["status_code"] = response.status_code
-        ok = 200 <= response.status_code < 300
+        code = response.status_code
+        record["status_code"] = code
+        ok = 200 <= code < 300
+        # Any other 4xx is a refusal: sending it again will not change the answer.
+        refused = 400 <= code < 500 and code not in RETRY_STATUSES
         if not ok:
-            record["error"] = f"receiver answered HTTP {response.status_code}"
+            record["error"] = f"receiver answered HTTP {code}"
     except httpx.HTTPError as exc:
-        ok = False
+        ok = refused = False
         record["error"] = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
     record["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
     deliveries.append(record)
-    final = ok or attempt >= settings.webhook_max_attempts
+    final = ok or refused or attempt >= settings.webhook_max_attempts
     state = "delivered" if ok else ("failed" if final else "retrying")
     status.update(job_id, deliveries=deliveries, webhook=state)
     log.info(

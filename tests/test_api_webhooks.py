@@ -118,6 +118,23 @@ def test_an_unreachable_receiver_fails_after_the_last_attempt(
     assert all("ConnectError" in d["error"] for d in status["deliveries"])
 
 
+def test_a_refusal_is_not_retried(api: ApiHarness, receiver: WebhookReceiver) -> None:
+    # Given a receiver that refuses the delivery (410 Gone)
+    receiver.answers.append(410)
+    client = api.client("ops")
+    body = {
+        "pipeline": "product_copy",
+        "input": {"product": sample_products(STORE)[16]},
+        "callback_url": f"{receiver.url}/hooks/gone",
+    }
+    accepted = client.post(f"/v1/stores/{STORE}/generations", json=body).json()
+    # When the delivery is answered
+    status = wait_webhook(client, accepted["status_url"], "failed")
+    # Then it was attempted once: sending it again would not change the answer
+    assert [d["status_code"] for d in status["deliveries"]] == [410]
+    assert len(receiver.wait_for(1, "/hooks/gone")) == 1
+
+
 def test_poll_and_webhook_agree(api: ApiHarness, receiver: WebhookReceiver) -> None:
     # Given a generation with a callback, followed by polling as well
     client = api.client("ops")
