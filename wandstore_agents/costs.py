@@ -102,3 +102,18 @@ def cost_report(
     if since and until and since > until:
         raise InvalidInput(f"--since {since} is after --until {until}")
     return summarize(ledger.scan(since, until, store), by)
+
+
+def since_snapshot(before: Iterable[Cell], after: Iterable[Cell]) -> list[Cell]:
+    """The counters added between two scans (e.g. what one demo run spent on a shared ledger)."""
+
+    def key(c: Cell) -> tuple[str, ...]:
+        return (c.store, c.day, c.pipeline, c.agent, c.model, c.prompt, c.metric)
+
+    old = {key(c): c.value for c in before}
+    out = []
+    for cell in after:
+        added = cell.value - old.get(key(cell), 0)
+        if added:
+            out.append(Cell(**{**cell.__dict__, "value": added}))
+    return out
