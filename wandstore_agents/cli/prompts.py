@@ -79,6 +79,10 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
 def _pct(value: float) -> str:
     return f"{value:.4g}%"
 
@@ -124,7 +128,7 @@ def list_prompts(as_json: bool = AS_JSON) -> None:
                     "traffic": _pct(shares.get(version, 0.0)),
                     "model": meta.model,
                     "cases": count,
-                    "description": meta.description,
+                    "description": _short(meta.description, 48),
                 }
             )
     if as_json:
@@ -376,7 +380,10 @@ def eval_prompt(
     names = list(dict.fromkeys(v.strip() for v in versions.split(",") if v.strip()))
     if not names:
         fail("--versions needs at least one version, e.g. --versions v1,v2")
-    chosen = list(dict.fromkeys(resolve(reg, agent, n) for n in names))
+    resolved = {n: resolve(reg, agent, n) for n in names}
+    chosen = list(dict.fromkeys(resolved.values()))
+    # Shown next to the version when it was asked for by label ("v1 (production)").
+    aliases = {v: n for n, v in resolved.items() if n != v}
     case_list = load_cases(cases or cases_path(reg.root, agent))
     config, _dev = gateway_config(settings)
     gateway = GatewayClient(config)
@@ -397,9 +404,9 @@ def eval_prompt(
         )
     report = summarize(agent, chosen, outcomes)
     if as_json:
-        print_json({**report.as_dict(), "gateway": config.base_url})
+        print_json({**report.as_dict(), "labels": aliases, "gateway": config.base_url})
     else:
-        print_eval(report, gateway_url=config.base_url)
+        print_eval(report, gateway_url=config.base_url, aliases=aliases)
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -415,7 +422,7 @@ ASSERTION_ORDER = (
 )
 
 
-def print_eval(report: EvalReport, *, gateway_url: str) -> None:
+def print_eval(report: EvalReport, *, gateway_url: str, aliases: dict[str, str] | None = None) -> None:
     """The side-by-side table, then every failure with its case and reason."""
     from rich.table import Table
 
@@ -424,7 +431,8 @@ def print_eval(report: EvalReport, *, gateway_url: str) -> None:
     table = Table(title=f"{report.agent}: {report.cases} cases, gateway {gateway_url}")
     table.add_column("")
     for v in report.versions:
-        table.add_column(f"{v.version} {'PASS' if v.ok else 'FAIL'}", justify="right")
+        alias = f" ({aliases[v.version]})" if aliases and v.version in aliases else ""
+        table.add_column(f"{v.version}{alias} {'PASS' if v.ok else 'FAIL'}", justify="right")
 
     def row(name: str, cell: Any) -> None:
         table.add_row(name, *(str(cell(v)) for v in report.versions))
