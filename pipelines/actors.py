@@ -59,3 +59,28 @@ async def deliver_webhook(store: str, job_id: str) -> None:
 
     svc = get_services()
     await deliver(svc.redis, svc.store, svc.settings, store, job_id)
+
+
+@dramatiq.actor(queue_name=BATCH, throws=NEVER_RETRY, actor_name="build_theme")
+async def build_theme(store: str, brief: dict[str, Any]) -> None:
+    """Design, check, render and publish a storefront theme; the build id is the message id."""
+    from pipelines.theme_build import build_id_for, status_progress
+    from pipelines.theme_build import build_theme as run_build
+
+    svc = get_services()
+
+    async def work(job_id: str) -> None:
+        build_id = build_id_for(job_id)
+        svc.status.update(job_id, build_id=build_id)
+        result = await run_build(
+            svc, store, brief, build_id=build_id, job_id=job_id, progress=status_progress(svc, job_id)
+        )
+        svc.status.update(
+            job_id,
+            output_keys=[result.theme_key, result.preview_key, result.pointer_key],
+            cost_usd=result.meta["cost_usd"],
+            served=result.meta["served"],
+            progress="done",
+        )
+
+    await run_job(work)

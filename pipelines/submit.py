@@ -55,3 +55,24 @@ def submit_product_copy(
         store=store,
         extra={"product_id": item.id, **(extra or {})},
     )
+
+
+def submit_theme_build(
+    broker: Broker, status: JobStatus, store: str, brief: Any, *, objects: Any = None
+) -> str:
+    """Validate first (and, given the object store, the catalog snapshot); returns the build id."""
+    from agents.theme.inputs import parse_brief
+    from pipelines.theme_build import load_catalog
+
+    check_store(store)
+    parsed = parse_brief(brief)
+    if objects is not None:
+        load_catalog(objects, store)
+    return send(
+        broker,
+        status,
+        actor="build_theme",
+        queue=BATCH,
+        args=(store, parsed.model_dump(exclude_none=True)),
+        store=store,
+    )

@@ -5,9 +5,23 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from agents.schemas.product_copy import ProductCopy
+from agents.schemas.theme import BrandStrategy, Critique, DesignTokens, LayoutPlan, SectionCopy
 
 OUTPUT_MODELS: dict[str, type[BaseModel]] = {
     "ProductCopy": ProductCopy,
+    "BrandStrategy": BrandStrategy,
+    "DesignTokens": DesignTokens,
+    "LayoutPlan": LayoutPlan,
+    "SectionCopy": SectionCopy,
+    "Critique": Critique,
 }
 
-__all__ = ["OUTPUT_MODELS", "ProductCopy"]
+__all__ = [
+    "OUTPUT_MODELS",
+    "BrandStrategy",
+    "Critique",
+    "DesignTokens",
+    "LayoutPlan",
+    "ProductCopy",
+    "SectionCopy",
+]

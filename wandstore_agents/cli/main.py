@@ -6,6 +6,7 @@ import typer
 
 from wandstore_agents.cli import costs, demo, gateway, jobs
 from wandstore_agents.cli.prompts import prompts_app
+from wandstore_agents.cli.themes import themes_app
 from wandstore_agents.cli.tokens import tokens_app
 from wandstore_agents.errors import WandstoreError
 
@@ -21,6 +22,7 @@ app.command("demo", help="Run the main job end to end on embedded defaults (no s
 )
 app.add_typer(jobs.run_app, name="run")
 app.add_typer(jobs.enqueue_app, name="enqueue")
+app.add_typer(themes_app, name="themes")
 app.add_typer(prompts_app, name="prompts")
 app.command("status", help="Show a job's status, progress, outputs and cost.")(jobs.status)
 app.command("gateway", help="Serve the offline dev gateway (AI Gateway's OpenAI and Anthropic endpoints).")(

@@ -1,0 +1,47 @@
+"""The designer: brand in, design tokens out (palette by role, type scale, shape)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.base import Agent
+from agents.sanitize import plain_text
+from agents.schemas.theme import DesignTokens
+from agents.theme.inputs import ThemeBrief
+from wandstore_agents.themes.catalogue import CONTRAST_RULES, FONT_STACKS, HEADING_ONLY_FONTS
+from wandstore_agents.themes.css import ALLOWED_PROPERTIES
+
+
+class ThemeDesignerAgent(Agent[DesignTokens]):
+    name = "theme_designer"
+
+    def variables(
+        self,
+        *,
+        brand: dict[str, Any],
+        brief: ThemeBrief,
+        feedback: list[str] | None = None,
+        previous: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            "brand": brand,
+            "palette_hint": plain_text(brief.palette_hint or "", 200),
+            "fonts": [
+                {"name": name, "style": desc, "headings_only": name in HEADING_ONLY_FONTS}
+                for name, (_, desc) in FONT_STACKS.items()
+            ],
+            "contrast_rules": [
+                f"{r.fg} on {r.bg}: at least {r.minimum:g}:1 ({r.why})" for r in CONTRAST_RULES
+            ],
+            "css_properties": sorted(ALLOWED_PROPERTIES),
+            "feedback": list(feedback or []),
+            "previous": previous,
+        }
+
+    def postprocess(self, output: DesignTokens, variables: dict[str, Any]) -> DesignTokens:
+        # Colours are schema-checked hex; the CSS fields are parsed later, never pasted.
+        output.palette = output.palette.model_copy(
+            update={k: v.lower() for k, v in output.palette.model_dump().items()}
+        )
+        output.rationale = plain_text(output.rationale, 400)
+        return output
