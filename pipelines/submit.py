@@ -58,7 +58,13 @@ def submit_product_copy(
 
 
 def submit_theme_build(
-    broker: Broker, status: JobStatus, store: str, brief: Any, *, objects: Any = None
+    broker: Broker,
+    status: JobStatus,
+    store: str,
+    brief: Any,
+    *,
+    objects: Any = None,
+    extra: dict[str, Any] | None = None,
 ) -> str:
     """Validate first (and, given the object store, the catalog snapshot); returns the build id."""
     from agents.theme.inputs import parse_brief
@@ -75,4 +81,5 @@ def submit_theme_build(
         queue=BATCH,
         args=(store, parsed.model_dump(exclude_none=True)),
         store=store,
+        extra=extra,
     )

@@ -419,5 +419,24 @@ def test_openapi_document_is_valid_and_declares_bearer_auth(api: ApiHarness) -> 
     assert httpx.get(f"{api.url}/docs").status_code == 200
 
 
+def test_the_web_process_never_imports_litellm(api: ApiHarness) -> None:
+    import os
+    import subprocess
+    import sys
+
+    # When a fresh process builds the app and imports everything its routes use
+    code = (
+        "import sys\n"
+        "from wandstore_agents.api.app import create_app\n"
+        "app = create_app(); app.openapi()\n"
+        "import pipelines.batches, pipelines.submit, pipelines.theme_build, pipelines.theme_publish\n"
+        "print('litellm' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
+    # Then litellm (seconds and ~200 MB) was never imported
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}

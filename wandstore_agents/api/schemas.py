@@ -122,8 +122,31 @@ class Health(BaseModel):
 
 class ThemeBuild(BaseModel):
     build_id: str
+    generated_at: str | None = None
     current: bool = False
-    details: dict[str, Any] = Field(default_factory=dict)
+    sections: int = 0
+    cost_usd: str | None = None
+    approved: bool | None = None
+    brief: str = ""
+    preview: str = Field(description="object key of the build's preview.html")
+    preview_url: str
+
+
+class ThemeBuilds(BaseModel):
+    store: str
+    builds: list[ThemeBuild]
+
+
+class ThemePointer(BaseModel):
+    """The new `themes/{store}/current.json`."""
+
+    store: str
+    build_id: str
+    theme: str
+    prefix: str
+    activated_at: str
+    reason: str
+    previous_build_id: str | None = None
 
 
 class CostReport(BaseModel):

@@ -46,4 +46,27 @@ def product_copy(ctx: ApiContext, store: str, body: GenerationRequest, extra: di
         raise invalid_field(field, str(exc), "invalid") from None
 
 
-SUBMITTERS: dict[str, Submitter] = {"product_copy": product_copy}
+def theme_build(ctx: ApiContext, store: str, body: GenerationRequest, extra: dict[str, Any]) -> str:
+    """`input.brief`; `input.products` (a products export or list) replaces the catalog snapshot first."""
+    from pipelines.submit import submit_theme_build
+    from pipelines.theme_build import save_catalog
+
+    _only(body.input, ("brief", "products"), ("brief",))
+    if body.options:
+        raise invalid_field("options", "theme_build takes no options", "extra_forbidden")
+    if "products" in body.input:
+        try:
+            save_catalog(ctx.store, store, {"products": body.input["products"]})
+        except InvalidInput as exc:
+            raise invalid_field("input.products", str(exc)) from None
+    try:
+        return submit_theme_build(
+            ctx.broker, ctx.status, store, body.input["brief"], objects=ctx.store, extra=extra
+        )
+    except InvalidInput as exc:
+        if "catalog snapshot" in str(exc) or "holds no valid products" in str(exc):
+            raise invalid_field("input.products", str(exc), "catalog_snapshot") from None
+        raise invalid_field("input.brief", str(exc)) from None
+
+
+SUBMITTERS: dict[str, Submitter] = {"product_copy": product_copy, "theme_build": theme_build}

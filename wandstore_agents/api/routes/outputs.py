@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["outputs"], dependencies=[Depends(bearer)
     responses={200: {"content": {"application/json": {}}}, 304: {"description": "Not modified"}},
 )
 def get_output(store: StorePath, key: str, request: Request) -> Response:
-    """The published JSON at `key`, a full key from `output_keys` (under `stores/{store}/`)."""
+    """A published output at `key`, a full key from `output_keys` (JSON, or a theme's files)."""
     check_key(key)
     if not key.startswith(store_prefixes(store)):
         raise ApiError(
@@ -37,5 +37,12 @@ def get_output(store: StorePath, key: str, request: Request) -> Response:
     etag = obj.etag or ""
     if etag and request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
-    headers = {"ETag": etag, "Cache-Control": "private, no-cache"} if etag else {}
+    headers = {"Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff"}
+    if etag:
+        headers["ETag"] = etag
+    if not obj.content_type.startswith("application/json"):
+        # A theme's preview.html or CSS, served from the API's origin: never let it run anything here.
+        headers["Content-Security-Policy"] = (
+            "sandbox; default-src 'none'; img-src https: data:; style-src 'unsafe-inline'"
+        )
     return Response(obj.body, media_type=obj.content_type, headers=headers)

@@ -1,28 +1,42 @@
-"""Theme builds: list a store's builds, activate one."""
+"""Theme builds: list a store's published builds, activate one (rollback or roll forward)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path, Request
 
-from wandstore_agents.api.common import StorePath, bearer
+from wandstore_agents.api.common import StorePath, bearer, ctx_of
 from wandstore_agents.api.errors import ApiError
+from wandstore_agents.api.schemas import ThemeBuilds, ThemePointer
+from wandstore_agents.errors import InvalidInput
+from wandstore_agents.keys import BUILD_RE
 
 router = APIRouter(prefix="/v1", tags=["themes"], dependencies=[Depends(bearer)])
-NOT_DEPLOYED = ApiError(501, "not_deployed", "theme builds are not deployed in this build")
+BuildPath = Annotated[str, Path(pattern=BUILD_RE.pattern, description="A build id from the themes list")]
 
 
-@router.get("/stores/{store}/themes", responses={501: {"description": "Not deployed in this build"}})
-def list_themes(store: StorePath) -> Any:
-    """The store's theme builds, newest first, and which one is current."""
-    raise NOT_DEPLOYED
+@router.get("/stores/{store}/themes", response_model=ThemeBuilds)
+def list_themes(store: StorePath, request: Request) -> Any:
+    """The store's published builds, newest first; `current` marks what the storefront serves."""
+    from pipelines.theme_publish import list_builds
+
+    builds = list_builds(ctx_of(request).store, store)
+    for build in builds:
+        build["preview_url"] = str(request.url_for("get_output", store=store, key=build["preview"]))
+    return {"store": store, "builds": builds}
 
 
 @router.post(
     "/stores/{store}/themes/{build_id}/activate",
-    responses={501: {"description": "Not deployed in this build"}},
+    response_model=ThemePointer,
+    responses={404: {"description": "No published build with that id"}},
 )
-def activate_theme(store: StorePath, build_id: str) -> Any:
-    """Point `themes/{store}/current.json` at a finished build."""
-    raise NOT_DEPLOYED
+def activate_theme(store: StorePath, build_id: BuildPath, request: Request) -> Any:
+    """Point `themes/{store}/current.json` at a published build (compare-and-swap)."""
+    from pipelines.theme_publish import activate
+
+    try:
+        return activate(ctx_of(request).store, store, build_id, reason="api")
+    except InvalidInput as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
