@@ -252,9 +252,10 @@ def test_body_over_the_limit_is_413_by_header_and_by_stream(
         ({"pipeline": "product_copy", "input": {}}, "input.product", "missing"),
         (
             {"pipeline": "product_copy", "input": {"product": {"id": "../etc", "title": "x"}}},
-            "input.product",
+            "input.product.id",
             None,
         ),
+        ({"pipeline": "product_copy", "input": {"product": "a mug"}}, "input.product", None),
         (
             {
                 "pipeline": "product_copy",

@@ -31,8 +31,16 @@ def _only(input: dict[str, Any], allowed: tuple[str, ...], required: tuple[str, 
 
 
 def _field_of(exc: InvalidInput, default: str) -> str:
+    """The most precise field a validation message names: `options`, or `input.product.<field>`."""
     text = str(exc)
-    return "options" if text.startswith("invalid options") else default
+    if text.startswith("invalid options"):
+        return "options"
+    head, sep, rest = text.partition("invalid product: ")
+    if sep and not head:
+        inner = rest.split(":", 1)[0]
+        if inner and " " not in inner:
+            return f"{default}.{inner}"
+    return default
 
 
 def product_copy(ctx: ApiContext, store: str, body: GenerationRequest, extra: dict[str, Any]) -> str:
