@@ -22,7 +22,8 @@ from dramatiq import Broker, Message
 from pipelines.broker import BATCH
 from pipelines.status import JobStatus
 from wandstore_agents import __version__
-from wandstore_agents.errors import NotFound, StoreError
+from wandstore_agents.egress import check_callback_url
+from wandstore_agents.errors import InvalidInput, NotFound, StoreError
 from wandstore_agents.logs import get_logger
 from wandstore_agents.settings import Settings
 from wandstore_agents.signing import HEADER, WebhookSecrets, sign
@@ -110,10 +111,13 @@ async def deliver(
     }
     started = time.perf_counter()
     record: dict[str, Any] = {"attempt": attempt, "at": time.time()}
+    url = str(info["callback_url"])
     try:
-        response = await _client(settings.webhook_timeout_s).post(
-            str(info["callback_url"]), content=body, headers=headers
+        # Checked again here, resolved: the API saw only the URL, not where its name points now.
+        await asyncio.to_thread(
+            check_callback_url, url, allow_private=settings.webhook_allow_private_hosts, resolve=True
         )
+        response = await _client(settings.webhook_timeout_s).post(url, content=body, headers=headers)
         code = response.status_code
         record["status_code"] = code
         ok = 200 <= code < 300
@@ -121,6 +125,9 @@ async def deliver(
         refused = 400 <= code < 500 and code not in RETRY_STATUSES
         if not ok:
             record["error"] = f"receiver answered HTTP {code}"
+    except InvalidInput as exc:
+        ok, refused = False, True
+        record["error"] = str(exc)
     except httpx.HTTPError as exc:
         ok = refused = False
         record["error"] = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__

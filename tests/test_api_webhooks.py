@@ -135,6 +135,55 @@ def test_a_refusal_is_not_retried(api: ApiHarness, receiver: WebhookReceiver) ->
     assert len(receiver.wait_for(1, "/hooks/gone")) == 1
 
 
+def test_callbacks_to_private_addresses_are_refused_unless_allowed(api: ApiHarness) -> None:
+    from tests.fixtures.api import OPS_TOKEN, serve_app
+    from wandstore_agents.api import create_app
+    from wandstore_agents.api.context import build_context
+    from wandstore_agents.settings import load_settings
+
+    # Given an API with the production default (callbacks to public addresses only)
+    ctx = build_context(load_settings(ops_api_token=OPS_TOKEN), store=api.ctx.store)
+    store = "private-callbacks"
+    with serve_app(create_app(ctx)) as running, running.client(OPS_TOKEN) as client:
+        # When callbacks to loopback, cloud metadata or a private network are asked for
+        codes = {}
+        for url in ("http://127.0.0.1:9/h", "http://169.254.169.254/latest/meta-data", "https://10.1.2.3/h"):
+            body = {
+                "pipeline": "product_copy",
+                "input": {"product": sample_products(STORE)[0]},
+                "callback_url": url,
+            }
+            response = client.post(f"/v1/stores/{store}/generations", json=body)
+            codes[url] = (response.status_code, response.json()["error"]["details"][0]["field"])
+    # Then each is 422 naming callback_url, and nothing was enqueued
+    assert set(codes.values()) == {(422, "callback_url")}, codes
+    from tests.test_api import jobs_of_store
+
+    assert jobs_of_store(api, store) == []
+
+
+def test_the_worker_checks_the_callback_again_before_delivering(
+    api: ApiHarness, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.services import get_services
+
+    # Given an API that accepted a loopback callback, and a worker that allows public addresses only
+    monkeypatch.setattr(get_services().settings, "webhook_allow_private_hosts", False)
+    client = api.client("ops")
+    body = {
+        "pipeline": "product_copy",
+        "input": {"product": sample_products(STORE)[17]},
+        "callback_url": f"{receiver.url}/hooks/private",
+    }
+    accepted = client.post(f"/v1/stores/{STORE}/generations", json=body).json()
+    # When the job finishes
+    status = wait_webhook(client, accepted["status_url"], "failed")
+    # Then nothing was sent, and the one attempt says why
+    assert [d.get("status_code") for d in status["deliveries"]] == [None]
+    assert "private" in status["deliveries"][0]["error"]
+    assert [r for r in receiver.received if r.path == "/hooks/private"] == []
+
+
 def test_poll_and_webhook_agree(api: ApiHarness, receiver: WebhookReceiver) -> None:
     # Given a generation with a callback, followed by polling as well
     client = api.client("ops")

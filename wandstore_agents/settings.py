@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_max_attempts: int = Field(default=6, ge=1, le=7)
     webhook_backoff_ms: int = Field(default=1000, ge=1)
+    webhook_allow_private_hosts: bool = False  # callbacks to loopback/private addresses (dev, tests)
 
     @field_validator("redis_url")
     @classmethod

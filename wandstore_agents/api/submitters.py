@@ -56,12 +56,17 @@ def product_copy(ctx: ApiContext, store: str, body: GenerationRequest, extra: di
 
 def theme_build(ctx: ApiContext, store: str, body: GenerationRequest, extra: dict[str, Any]) -> str:
     """`input.brief`; `input.products` (a products export or list) replaces the catalog snapshot first."""
+    from agents.theme.inputs import parse_brief
     from pipelines.submit import submit_theme_build
     from pipelines.theme_build import save_catalog
 
     _only(body.input, ("brief", "products"), ("brief",))
     if body.options:
         raise invalid_field("options", "theme_build takes no options", "extra_forbidden")
+    try:
+        parse_brief(body.input["brief"])  # before the snapshot is replaced: a bad brief changes nothing
+    except InvalidInput as exc:
+        raise invalid_field("input.brief", str(exc)) from None
     if "products" in body.input:
         try:
             save_catalog(ctx.store, store, {"products": body.input["products"]})

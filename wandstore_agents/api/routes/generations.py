@@ -8,9 +8,11 @@ from fastapi import APIRouter, Depends, Request
 
 from wandstore_agents.api.auth import principal_of, require_store
 from wandstore_agents.api.common import IdempotencyKey, IdPath, StorePath, bearer, ctx_of, idempotent, iso
-from wandstore_agents.api.errors import ApiError
+from wandstore_agents.api.errors import ApiError, invalid_field
 from wandstore_agents.api.schemas import Accepted, Delivery, GenerationRequest, GenerationStatus, JobError
 from wandstore_agents.api.submitters import SUBMITTERS
+from wandstore_agents.egress import check_callback_url
+from wandstore_agents.errors import InvalidInput
 
 router = APIRouter(prefix="/v1", tags=["generations"], dependencies=[Depends(bearer)])
 
@@ -91,8 +93,16 @@ def create_generation(
             f"pipeline {body.pipeline!r} is not deployed in this build; nothing was enqueued",
         )
 
+    extra: dict[str, Any] = {}
+    if body.callback_url is not None:
+        try:
+            extra["callback_url"] = check_callback_url(
+                str(body.callback_url), allow_private=ctx.settings.webhook_allow_private_hosts
+            )
+        except InvalidInput as exc:
+            raise invalid_field("callback_url", str(exc), "public_address") from None
+
     def work() -> tuple[int, dict[str, Any]]:
-        extra = {"callback_url": str(body.callback_url)} if body.callback_url else {}
         job_id = submit(ctx, store, body, extra)
         url = str(request.url_for("get_generation", id=job_id))
         return 202, Accepted(id=job_id, status_url=url).model_dump()
