@@ -197,3 +197,11 @@ def test_layout_is_reordered_deduplicated_and_filled_with_known_products() -> No
     assert checks.layout_problems(fixed, ids) == []
     assert fixed["sections"][2]["product_ids"][0] == "p2"
     assert set(fixed["sections"][2]["product_ids"]) <= set(ids)
+
+
+def test_a_page_without_products_gets_a_product_grid() -> None:
+    plan = {"sections": [{"type": t, "intent": "x", "product_ids": []} for t in ("hero", "story", "footer")]}
+    assert any("shows no products" in p for p in checks.layout_problems(plan, ["p1"]))
+    fixed, _ = checks.fix_layout(plan, ["p1"])
+    assert [s["type"] for s in fixed["sections"]] == ["hero", "product_grid", "story", "footer"]
+    assert fixed["sections"][1]["product_ids"] == ["p1"]

@@ -9,6 +9,7 @@ from agents.sanitize import plain_text
 from agents.schemas.theme import LayoutPlan
 from agents.theme.inputs import StoreProduct
 from wandstore_agents.themes.catalogue import FIRST, LAST, MAX_SECTIONS, MIN_SECTIONS, SECTIONS
+from wandstore_agents.themes.checks import PRODUCT_SECTIONS
 
 PROMPT_PRODUCTS = 24
 
@@ -33,6 +34,7 @@ class LayoutPlannerAgent(Agent[LayoutPlan]):
                 "last": LAST,
                 "min_sections": MIN_SECTIONS,
                 "max_sections": MAX_SECTIONS,
+                "include_one_of": sorted(PRODUCT_SECTIONS),
             },
             "feedback": list(feedback or []),
             "previous": previous,

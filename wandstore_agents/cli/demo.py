@@ -15,6 +15,7 @@ from wandstore_agents.cli.output import console, print_json, print_table
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "shopify"
 SAMPLE_STORES = ("stanley1913", "electricshop", "kiids-kingdom")
 COSTS_BY = ("store", "model", "prompt")
+THEME_STORE = "stanley1913"
 
 
 def sample_products(per_store: int) -> list[tuple[str, dict[str, Any]]]:
@@ -57,6 +58,7 @@ def demo(
     from pipelines.broker import broker
     from pipelines.services import get_services
     from pipelines.submit import submit_product_copy
+    from wandstore_agents.cli.themes import demo_report, demo_submit
     from wandstore_agents.costs import since_snapshot, summarize
     from wandstore_agents.ledger import Ledger
 
@@ -72,18 +74,22 @@ def demo(
     worker.start()
     try:
         products = sample_products(per_store)
+        # A theme build for one sample store runs alongside the product copy.
+        theme_job = demo_submit(broker, svc, THEME_STORE, DATA_DIR)
         runs = []
         # Twice: the second run is the same requests again, served from the result cache.
         for label in ("product copy", "product copy, again"):
             ids = [submit_product_copy(broker, svc.status, store, p) for store, p in products]
             # Rows now: the second run re-publishes the same keys with its own meta.
             runs.append(_rows(svc, products, wait_for(svc.status, ids, label)))
+        theme = wait_for(svc.status, [theme_job], "theme build")[0]
     finally:
         worker.stop()
     costs = summarize(since_snapshot(before, ledger.scan()), COSTS_BY)
     rows, again = runs
     if as_json:
-        print_json({"product_copy": rows, "second_run": again, "costs": costs})
+        theme_row = demo_report(svc, theme, as_json=True)
+        print_json({"product_copy": rows, "second_run": again, "costs": costs, "theme_build": theme_row})
         return
     print_table(
         rows,
@@ -98,6 +104,7 @@ def demo(
         right=["tokens", "cost_usd"],
     )
     print_costs(costs, COSTS_BY, "costs of this demo (wandstore-agents costs --by store,model,prompt)")
+    demo_report(svc, theme, as_json=False)
     root = getattr(svc.store, "root", None)
     if root is not None:
         console.print(f"outputs under {Path(root).resolve()}")

@@ -43,6 +43,17 @@ def brief_from(
     return {k: v for k, v in brief.items() if v}
 
 
+def _objects() -> Any:
+    """The configured object store, with logging set up (these commands build no services)."""
+    from wandstore_agents.logs import configure_logging
+    from wandstore_agents.settings import get_settings
+    from wandstore_agents.store import open_store
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return open_store(settings)
+
+
 def where(objects: Any, key: str) -> str:
     """A place a person can open: a file path for the local store, the bucket and key for R2."""
     root = getattr(objects, "root", None)
@@ -143,10 +154,8 @@ def enqueue_theme_build(
     from pipelines.broker import broker
     from pipelines.status import JobStatus
     from pipelines.submit import submit_theme_build
-    from wandstore_agents.settings import get_settings
-    from wandstore_agents.store import open_store
 
-    objects = open_store(get_settings())
+    objects = _objects()
     _save_products(objects, store, products)
     build_id = submit_theme_build(
         broker,
@@ -171,10 +180,8 @@ def list_themes(
     """Published builds of STORE, newest first; `*` marks the one current.json points at."""
     from pipelines.theme_publish import list_builds
     from wandstore_agents.keys import check_store
-    from wandstore_agents.settings import get_settings
-    from wandstore_agents.store import open_store
 
-    rows = list_builds(open_store(get_settings()), check_store(store))
+    rows = list_builds(_objects(), check_store(store))
     if as_json:
         print_json({"store": store, "builds": rows})
         return
@@ -200,10 +207,8 @@ def activate_theme(
     """Point STORE's current.json at BUILD_ID (a rollback, or a roll forward)."""
     from pipelines.theme_publish import activate
     from wandstore_agents.keys import check_store
-    from wandstore_agents.settings import get_settings
-    from wandstore_agents.store import open_store
 
-    pointer = activate(open_store(get_settings()), check_store(store), build_id, reason="activate")
+    pointer = activate(_objects(), check_store(store), build_id, reason="activate")
     if as_json:
         print_json(pointer)
     else:

@@ -31,6 +31,8 @@ from wandstore_agents.themes.contrast import adjust_to_ratio, ratio
 from wandstore_agents.themes.css import length_px, sanitize_declarations
 
 MODEL_CSS_FIELDS = ("heading_css", "button_css")
+# A storefront's home page shows products: at least one of these.
+PRODUCT_SECTIONS = frozenset({"featured_collection", "product_grid"})
 # Sections added, in this order, when a plan is too short.
 _PADDING = ("featured_collection", "product_grid", "story", "newsletter")
 
@@ -188,6 +190,8 @@ def layout_problems(plan: dict[str, Any], product_ids: Sequence[str]) -> list[st
     for kind, count in Counter(types).items():
         if count > 1:
             problems.append(f"{kind!r} appears {count} times; use each section type at most once")
+    if not PRODUCT_SECTIONS & set(types):
+        problems.append(f"the page shows no products; include one of {sorted(PRODUCT_SECTIONS)}")
     distinct = len(set(types))
     if not MIN_SECTIONS <= distinct <= MAX_SECTIONS:
         problems.append(f"the page has {distinct} distinct sections; use {MIN_SECTIONS} to {MAX_SECTIONS}")
@@ -210,12 +214,20 @@ def fix_layout(
     for section in plan["sections"]:
         seen.setdefault(section["type"], copy.deepcopy(section))
     middle = [s for t, s in seen.items() if t not in (FIRST, LAST)]
+    if not PRODUCT_SECTIONS & set(seen):
+        middle.insert(
+            0, {"type": "product_grid", "intent": SECTIONS["product_grid"].purpose, "product_ids": []}
+        )
     for kind in _PADDING:
         if len(middle) + 2 >= MIN_SECTIONS:
             break
         if kind not in seen:
             middle.append({"type": kind, "intent": SECTIONS[kind].purpose, "product_ids": []})
-    middle = middle[: MAX_SECTIONS - 2]
+    # Cut from the end, but never the last section that shows products.
+    while len(middle) > MAX_SECTIONS - 2:
+        keep = [s for s in middle if s["type"] in PRODUCT_SECTIONS][:1]
+        droppable = [s for s in middle if s not in keep]
+        middle.remove(droppable[-1])
     first = seen.get(FIRST) or {"type": FIRST, "intent": SECTIONS[FIRST].purpose, "product_ids": []}
     last = seen.get(LAST) or {"type": LAST, "intent": SECTIONS[LAST].purpose, "product_ids": []}
     sections = [first, *middle, last]
