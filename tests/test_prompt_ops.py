@@ -165,6 +165,23 @@ def test_bad_moves_are_refused(labels: PromptLabels) -> None:
     assert labels.get_all(AGENT) == {}
 
 
+def test_workers_keep_the_last_labels_seen_while_redis_is_unreachable(labels: PromptLabels) -> None:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from tests.fixtures.redis import free_port
+
+    # Given a worker that has read production -> v2
+    labels.promote(AGENT, "production", "v2")
+    resolver = LabelResolver(labels, registry(), ttl_s=0)
+    assert arun(resolver(AGENT, CallContext("a-store", "t"))) == "v2"
+    # When Redis can no longer be reached
+    resolver.source = PromptLabels(redis.Redis(port=free_port(), retry=Retry(NoBackoff(), 0)))
+    # Then it keeps serving v2 rather than failing the call or falling back to the file default
+    assert arun(resolver(AGENT, CallContext("a-store", "t"))) == "v2"
+
+
 def test_a_label_on_a_version_this_worker_lacks_is_skipped() -> None:
     labels = {
         "production": LabelState("v7", 100, None, 0),
@@ -286,7 +303,7 @@ def test_content_assertions_say_why_they_failed() -> None:
         "bullets": ["One", "Two"],
         "description_html": "<p>Keeps <strong>IceFlow</strong> drinks cold</p>",
     }
-    checks = [
+    checks: list[dict[str, Any]] = [
         {"type": "length", "field": "bullets", "min": 3, "max": 6},
         {"type": "length", "field": "bullets", "each": True, "max": 3},
         {"type": "must_contain", "values": ["IceFlow drinks"]},
