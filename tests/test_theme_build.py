@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import html
 import json
 import re
 import shutil
@@ -125,9 +127,10 @@ def test_worker_build_publishes_every_file_then_the_pointer(
     for path, entry in doc["files"].items():
         obj = store_kind.store.get(prefix + path)
         assert obj.content_type.split(";")[0] == entry["content_type"].split(";")[0]
-        import hashlib
-
         assert hashlib.sha256(obj.body).hexdigest() == entry["sha256"], path
+    # And the preview shows the store's real products, by title and price
+    preview = html.unescape(store_kind.store.get(prefix + "preview.html").body.decode())
+    assert doc["products"] and all(p["title"] in preview and p["price"] in preview for p in doc["products"])
     # And the page starts with the hero and ends with the footer, from the catalogue only
     types = [s["type"] for s in doc["sections"]]
     assert types[0] == "hero" and types[-1] == "footer" and len(set(types)) == len(types)

@@ -205,3 +205,37 @@ def test_a_page_without_products_gets_a_product_grid() -> None:
     fixed, _ = checks.fix_layout(plan, ["p1"])
     assert [s["type"] for s in fixed["sections"]] == ["hero", "product_grid", "story", "footer"]
     assert fixed["sections"][1]["product_ids"] == ["p1"]
+
+
+@pytest.mark.parametrize(
+    ("agent", "feedback"),
+    [
+        ("theme_designer", "palette.on_primary #9a3412 on palette.primary #4338ca: contrast 1.08:1"),
+        ("layout_planner", "the page must start with 'hero' (it starts with 'story')"),
+        ("section_copywriter", "cta_label is 28 characters; newsletter allows at most 20"),
+    ],
+)
+def test_failed_checks_reach_the_agent_with_their_numbers(agent: str, feedback: str) -> None:
+    from agents.prompts import PromptRegistry
+    from agents.schemas import OUTPUT_MODELS
+    from agents.theme.inputs import ThemeBrief
+    from wandstore_agents.settings import DEFAULT_PROMPTS_DIR
+
+    prompt = PromptRegistry(DEFAULT_PROMPTS_DIR, OUTPUT_MODELS).get(agent)
+    previous = {"answer": "the previous one"}
+    variables = {
+        "theme_designer": lambda: {
+            "brand": {},
+            "palette_hint": "",
+            "fonts": [],
+            "contrast_rules": [],
+            "css_properties": [],
+        },
+        "layout_planner": lambda: {"brand": {}, "catalogue": [], "products": [], "rules": {}},
+        "section_copywriter": lambda: {"section": {}, "brand": {}, "store_name": "x", "products": []},
+    }[agent]()
+    assert ThemeBrief(description="calm linen")
+    messages = prompt.render({**variables, "feedback": [feedback], "previous": previous})
+    assert feedback in messages[-1]["content"] and "the previous one" in messages[-1]["content"]
+    first = prompt.render({**variables, "feedback": [], "previous": None})
+    assert feedback not in first[-1]["content"]
