@@ -27,9 +27,10 @@ from agents.theme import (
     ThemeDesignerAgent,
 )
 from agents.theme.inputs import StoreProduct, ThemeBrief, parse_brief, store_name, store_products
-from agents.usage import CallContext, Served, nano_to_usd
-from pipelines.publish import input_hash, now_iso
+from agents.usage import CallContext
+from pipelines.publish import now_iso
 from pipelines.services import Services
+from pipelines.theme_document import PIPELINE, BuildParts, design_summary, page_summary, theme_document
 from pipelines.theme_publish import MANIFEST, activate, publish_files
 from pipelines.theme_steps import StepStore
 from wandstore_agents.errors import InvalidInput, InvalidOutput, NotFound, PermanentError
@@ -43,15 +44,12 @@ from wandstore_agents.keys import (
 from wandstore_agents.logs import get_logger
 from wandstore_agents.store import ObjectStore
 from wandstore_agents.themes import checks
-from wandstore_agents.themes.catalogue import FONT_STACKS, SECTIONS
-from wandstore_agents.themes.render import css_variables, render_files, render_theme_json
+from wandstore_agents.themes.catalogue import SECTIONS
+from wandstore_agents.themes.render import render_files, render_theme_json
 from wandstore_agents.themes.safety import file_problems
 
-PIPELINE = "theme_build"
 CHECK_ROUNDS = 2  # the agent's answer, then one more round with the failing numbers
 REVIEW_ROUNDS = 2
-SCHEMA_VERSION = 1
-AGENT_ORDER = ("brand_strategist", "theme_designer", "layout_planner", "section_copywriter", "theme_critic")
 
 Progress = Callable[[str], None]
 Variables = Callable[[list[str] | None, dict[str, Any] | None], dict[str, Any]]
@@ -395,8 +393,8 @@ class ThemeBuild:
             variables = self.critic.variables(
                 brief=self.brief.as_data(),
                 brand=brand,
-                design=self._design_summary(design["output"]),
-                sections=self._page_summary(layout["output"], copies, products),
+                design=design_summary(design["output"]),
+                sections=page_summary(layout["output"], copies, products),
                 round_no=rnd,
             )
             critique = (await self._plain(f"review:{rnd}", self.critic, variables))["output"]
@@ -426,35 +424,6 @@ class ThemeBuild:
             copies = {**copies, **redone}
         return design, layout, copies, reviews
 
-    # --- summaries for the critic ---------------------------------------------
-
-    @staticmethod
-    def _design_summary(tokens: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "palette": tokens["palette"],
-            "contrast": [c.as_dict() for c in checks.contrast_report(tokens["palette"])],
-            "typography": tokens["typography"],
-            "shape": tokens["shape"],
-        }
-
-    @staticmethod
-    def _page_summary(
-        plan: dict[str, Any], copies: dict[str, dict[str, Any]], products: list[StoreProduct]
-    ) -> list[dict[str, Any]]:
-        titles = {p.id: p.title for p in products}
-        out = []
-        for section in plan["sections"]:
-            words = (copies.get(section["type"]) or {}).get("output")
-            out.append(
-                {
-                    "type": section["type"],
-                    "intent": section["intent"],
-                    "copy": words,
-                    "products": [titles[i] for i in section["product_ids"] if i in titles],
-                }
-            )
-        return out
-
     # --- publish ---------------------------------------------------------------
 
     def _publish(
@@ -471,7 +440,22 @@ class ThemeBuild:
         if render is None:
             render = {"generated_at": now_iso()}
             self.steps.put("render", render)
-        doc = self._document(name, products, brand, design, layout, copies, reviews, render["generated_at"])
+        parts = BuildParts(
+            store=self.store,
+            build_id=self.build_id,
+            job_id=self.ctx.job_id,
+            name=name,
+            brief=self.brief.as_data(),
+            inputs=self.steps.get("inputs") or {},
+            products=products,
+            brand=brand,
+            design=design,
+            layout=layout,
+            copies=copies,
+            reviews=reviews,
+            records=dict(self.records),
+        )
+        doc = theme_document(parts, render["generated_at"])
         files = render_files(doc)
         files.append(render_theme_json(doc, files))
         unsafe = [p for f in files for p in file_problems(f.path, f.text())]
@@ -497,115 +481,6 @@ class ThemeBuild:
         return BuildResult(
             self.store, self.build_id, keys, pointer, meta, doc["checks"]["adjustments"], doc["review"]
         )
-
-    def _document(
-        self,
-        name: str,
-        products: list[StoreProduct],
-        brand: dict[str, Any],
-        design: dict[str, Any],
-        layout: dict[str, Any],
-        copies: dict[str, dict[str, Any]],
-        reviews: list[dict[str, Any]],
-        generated_at: str,
-    ) -> dict[str, Any]:
-        """`theme.json`'s content: everything the storefront needs, and how it came to be."""
-        tokens = design["output"]
-        model_css, css_dropped = checks.sanitized_model_css(tokens)
-        sections: list[dict[str, Any]] = []
-        for planned in layout["output"]["sections"]:
-            words = copies[planned["type"]]["output"]
-            if words is None:  # the copy could not meet the section's needs: the section is left out
-                continue
-            n = len(sections) + 1
-            sections.append(
-                {
-                    "id": f"{n:02d}-{planned['type']}",
-                    "type": planned["type"],
-                    "intent": planned["intent"],
-                    "copy": words,
-                    "product_ids": planned["product_ids"],
-                    "sample_content": SECTIONS[planned["type"]].sample_content,
-                    "fragment": f"sections/{n:02d}-{planned['type']}.html",
-                }
-            )
-        shown = {pid for s in sections for pid in s["product_ids"]}
-        steps = dict(self.records)
-        # Only what the published theme carries: a part redone after review replaced its notes.
-        used = [design, layout, *(copies[s["type"]] for s in layout["output"]["sections"])]
-        adjustments = [note for record in used for note in record.get("notes", [])]
-        last = reviews[-1]
-        tokens_out = {k: tokens[k] for k in ("palette", "typography", "shape")}
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "store": self.store,
-            "build_id": self.build_id,
-            "name": name,
-            "brief": self.brief.as_data(),
-            "brand": brand,
-            "tokens": {
-                **tokens_out,
-                "fonts": {
-                    "heading": FONT_STACKS[tokens["typography"]["heading_font"]][0],
-                    "body": FONT_STACKS[tokens["typography"]["body_font"]][0],
-                },
-                "css_variables": css_variables(tokens_out),
-            },
-            "model_css": model_css,
-            "sections": sections,
-            "products": [p.for_theme() for p in products if p.id in shown],
-            "checks": {
-                "contrast": [c.as_dict() for c in checks.contrast_report(tokens["palette"])],
-                "adjustments": adjustments,
-                "css_dropped": css_dropped,
-                "rounds": {step: r["checks"] for step, r in steps.items() if "checks" in r},
-            },
-            "review": {
-                "rounds": len(reviews),
-                "approved": bool(last["approved"]),
-                "summary": last["summary"],
-                "open_notes": [] if last["approved"] else last["revisions"],
-                "history": reviews,
-            },
-            "meta": self._meta(generated_at),
-        }
-
-    def _meta(self, generated_at: str) -> dict[str, Any]:
-        rows = [row for record in self.records.values() for row in record["usage"]]
-        by_agent: dict[str, int] = {}
-        calls_by_agent: dict[str, int] = {}
-        for row in rows:
-            by_agent[row["agent"]] = by_agent.get(row["agent"], 0) + row["cost_nano"]
-            calls_by_agent[row["agent"]] = calls_by_agent.get(row["agent"], 0) + 1
-        prompts = {r["prompt"].split("@")[0]: r["prompt"] for r in self.records.values()}
-        models = {r["prompt"].split("@")[0]: r["model"] for r in self.records.values()}
-        ordered = [a for a in AGENT_ORDER if a in prompts]
-        all_cached = bool(rows) and all(r["served"] == Served.GATEWAY_CACHE.value for r in rows)
-        inputs = self.steps.get("inputs") or {}
-        return {
-            "pipeline": PIPELINE,
-            "prompt": PIPELINE,
-            "prompt_version": "+".join(prompts[a].split("@")[1] for a in ordered),
-            "prompt_ref": "+".join(prompts[a] for a in ordered),
-            "prompts": {a: prompts[a] for a in ordered},
-            "model": "+".join(dict.fromkeys(models[a] for a in ordered)),
-            "models": {a: models[a] for a in ordered},
-            "generated_at": generated_at,
-            "input_hash": input_hash(PIPELINE, self.store, inputs.get("brief"), inputs.get("products")),
-            "cost_usd": str(nano_to_usd(sum(by_agent.values()))),
-            "cost_by_agent": {a: str(nano_to_usd(by_agent.get(a, 0))) for a in ordered},
-            "served": (Served.GATEWAY_CACHE if all_cached else Served.FRESH).value,
-            "tokens": {
-                "prompt": sum(r["prompt_tokens"] for r in rows),
-                "cached_prompt": sum(r["cached_prompt_tokens"] for r in rows),
-                "completion": sum(r["completion_tokens"] for r in rows),
-            },
-            "calls": len(rows),
-            "calls_by_agent": {a: calls_by_agent.get(a, 0) for a in ordered},
-            "job_id": self.ctx.job_id,
-            "build_id": self.build_id,
-            "store": self.store,
-        }
 
 
 async def build_theme(
