@@ -30,7 +30,7 @@ def test_theme_build_round_trip_list_and_activate(api: ApiHarness) -> None:
     status = poll(client, response.json()["status_url"], timeout_s=60)
     # Then its theme, preview and pointer are published and readable through the API
     assert status["status"] == "done", status
-    theme_key, preview_key, pointer_key = status["output_keys"]
+    theme_key, _preview, pointer_key = status["output_keys"]
     assert theme_key.startswith(f"themes/{STORE}/builds/") and pointer_key == f"themes/{STORE}/current.json"
     theme = client.get(status["output_urls"][0]).json()
     preview = client.get(status["output_urls"][1])
