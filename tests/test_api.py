@@ -401,13 +401,18 @@ def test_healthz_is_503_naming_what_is_down(api: ApiHarness) -> None:
 def test_metrics_count_requests_by_route_and_show_queue_depth(
     api: ApiHarness, store_client: httpx.Client
 ) -> None:
+    # Given a 404 and an enqueued generation
     store_client.get(f"/v1/stores/{STORE}/outputs/stores/{STORE}/nothing.json")
+    store_client.post(f"/v1/stores/{STORE}/generations", json=copy_request(sample_products(STORE)[18]))
+    # When the metrics are scraped
     text = httpx.get(f"{api.url}/metrics").text
+    # Then requests are counted by route template, and the queues and generations show
     assert (
         'wandstore_api_requests_total{method="GET",route="/v1/stores/{store}/outputs/{key:path}",status="404"}'
         in text
     )
     assert 'wandstore_queue_messages{queue="batch"}' in text
+    assert 'wandstore_api_generations_total{pipeline="product_copy"}' in text
 
 
 def test_openapi_document_is_valid_and_declares_bearer_auth(api: ApiHarness) -> None:

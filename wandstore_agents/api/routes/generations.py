@@ -104,6 +104,7 @@ def create_generation(
 
     def work() -> tuple[int, dict[str, Any]]:
         job_id = submit(ctx, store, body, extra)
+        request.app.state.metrics.generations.labels(body.pipeline).inc()
         url = str(request.url_for("get_generation", id=job_id))
         return 202, Accepted(id=job_id, status_url=url).model_dump()
 
