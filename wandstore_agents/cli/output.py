@@ -36,5 +36,7 @@ def print_table(
 
 def fail(message: str, code: int = 2) -> None:
     """Print an error a person can act on, and exit."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    # The message is printed as is: error texts hold regexes and brackets that rich would eat.
+    err_console.print("error:", style="bold red", end=" ")
+    err_console.print(message, markup=False, highlight=False)
     raise SystemExit(code)
