@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 import time
 from collections.abc import Collection, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -98,8 +100,12 @@ def traffic_shares(
 class LabelResolver:
     """`AgentRuntime.resolve_version`: labels read through a short in-process cache.
 
-    A label move reaches every worker within `ttl_s` without a Redis round trip per call.
-    When Redis can't be read, the last labels seen keep serving (else the files' default).
+    A label move reaches every worker within about `ttl_s` without a Redis round trip per
+    call. An expired entry keeps serving while one refresh runs in the resolver's own
+    thread (stale while revalidating), so no model call ever waits on Redis once an agent
+    has been seen, and a Redis outage (whose client retries with backoff) can't pile up
+    threads or stall the event loop's executor. When Redis can't be read, the last labels
+    seen keep serving (else the files' default).
     """
 
     def __init__(self, source: LabelSource, prompts: PromptRegistry, ttl_s: float = 2.0) -> None:
@@ -107,6 +113,10 @@ class LabelResolver:
         self.prompts = prompts
         self.ttl_s = ttl_s
         self._cache: dict[str, tuple[float, dict[str, LabelState]]] = {}
+        self._inflight: dict[str, Future[dict[str, LabelState]]] = {}
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prompt-labels")
 
     async def __call__(self, agent: str, ctx: CallContext) -> str | None:
         labels = await self.labels_of(agent)
@@ -122,26 +132,51 @@ class LabelResolver:
         return choice.version
 
     async def labels_of(self, agent: str) -> dict[str, LabelState]:
-        now = time.monotonic()
         cached = self._cache.get(agent)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        try:
-            labels = await asyncio.to_thread(self.source.get_all, agent)
-        except BrokerUnavailable as exc:
-            log.warning("prompt_labels_unavailable", agent=agent, error=str(exc))
-            labels = cached[1] if cached is not None else {}
-        else:
-            self._warn_unknown(agent, labels)
-        self._cache[agent] = (now + self.ttl_s, labels)
-        return labels
+        pending = self._refresh(agent)
+        if cached is not None:
+            return cached[1]
+        return await asyncio.wrap_future(pending)
+
+    async def refresh(self, agent: str) -> dict[str, LabelState]:
+        """Read `agent`'s labels now (joining a read already in flight)."""
+        return await asyncio.wrap_future(self._refresh(agent))
 
     def invalidate(self, agent: str | None = None) -> None:
-        """Forget cached labels (all agents, or one) so the next call reads Redis."""
-        if agent is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(agent, None)
+        """Forget cached labels (all agents, or one) so the next call reads Redis afresh."""
+        with self._lock:
+            self._generation += 1  # a read already in flight must not refill the cache
+            for name in [agent] if agent else [*self._cache, *self._inflight]:
+                self._cache.pop(name, None)
+                self._inflight.pop(name, None)
+
+    def _refresh(self, agent: str) -> Future[dict[str, LabelState]]:
+        # One read per agent at a time, whichever event loop (or thread) asks.
+        with self._lock:
+            pending = self._inflight.get(agent)
+            if pending is None:
+                pending = self._reader.submit(self._read, agent, self._generation)
+                self._inflight[agent] = pending
+            return pending
+
+    def _read(self, agent: str, generation: int) -> dict[str, LabelState]:
+        previous = self._cache.get(agent)
+        labels = previous[1] if previous is not None else {}
+        try:
+            labels = self.source.get_all(agent)
+            self._warn_unknown(agent, labels)
+        except BrokerUnavailable as exc:
+            log.warning("prompt_labels_unavailable", agent=agent, error=str(exc))
+        except (ValueError, KeyError, TypeError) as exc:  # a label Redis holds but we can't decode
+            log.error("prompt_labels_unreadable", agent=agent, error=str(exc))
+        finally:
+            with self._lock:
+                if generation == self._generation:
+                    self._cache[agent] = (time.monotonic() + self.ttl_s, labels)
+                    self._inflight.pop(agent, None)
+        return labels
 
     def _warn_unknown(self, agent: str, labels: Mapping[str, LabelState]) -> None:
         # A label can point at a version this worker's files don't have yet (a deploy in

@@ -176,10 +176,41 @@ def test_workers_keep_the_last_labels_seen_while_redis_is_unreachable(labels: Pr
     labels.promote(AGENT, "production", "v2")
     resolver = LabelResolver(labels, registry(), ttl_s=0)
     assert arun(resolver(AGENT, CallContext("a-store", "t"))) == "v2"
-    # When Redis can no longer be reached
+    # When Redis can no longer be reached and the labels are read again
     resolver.source = PromptLabels(redis.Redis(port=free_port(), retry=Retry(NoBackoff(), 0)))
+    assert arun(resolver.refresh(AGENT))["production"].version == "v2"
     # Then it keeps serving v2 rather than failing the call or falling back to the file default
     assert arun(resolver(AGENT, CallContext("a-store", "t"))) == "v2"
+
+
+def test_calls_never_wait_on_a_stalled_label_read(labels: PromptLabels) -> None:
+    import threading
+
+    # Given a worker that has read production -> v2, and Redis that then stalls
+    labels.promote(AGENT, "production", "v2")
+    stalled = threading.Event()
+    release = threading.Event()
+
+    class Stalling:
+        def get_all(self, agent: str) -> dict[str, LabelState]:
+            if stalled.is_set():
+                release.wait(10)
+            return labels.get_all(agent)
+
+    resolver = LabelResolver(Stalling(), registry(), ttl_s=0)
+    assert arun(resolver(AGENT, CallContext("a-store", "t"))) == "v2"
+    stalled.set()
+
+    # When 50 calls come in while the label read hangs
+    async def many() -> list[str | None]:
+        return [await resolver(AGENT, CallContext(f"s-{n}", "t")) for n in range(50)]
+
+    started = time.monotonic()
+    got = arun(many(), timeout_s=5)
+    # Then they are answered at once from the labels last seen, and only one read is in flight
+    assert got == ["v2"] * 50 and time.monotonic() - started < 1
+    assert len(resolver._inflight) == 1
+    release.set()
 
 
 def test_a_label_on_a_version_this_worker_lacks_is_skipped() -> None:
