@@ -9,7 +9,8 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from pipelines.broker import BATCH
+from pipelines.broker import BATCH, INTERACTIVE
+from pipelines.middleware import should_retry
 from pipelines.product_copy import generate_product_copy
 from pipelines.services import get_services
 from wandstore_agents.errors import InvalidInput, PermanentError, RetryableError
@@ -81,6 +82,47 @@ async def build_theme(store: str, brief: dict[str, Any]) -> None:
             cost_usd=result.meta["cost_usd"],
             served=result.meta["served"],
             progress="done",
+        )
+
+    await run_job(work)
+
+
+def _interactive_retry(retries: int, exc: BaseException) -> bool:
+    # A shopper is waiting: after a couple of quick tries the answer would only be late.
+    return retries < 2 and should_retry(retries, exc)
+
+
+@dramatiq.actor(
+    queue_name=INTERACTIVE,
+    throws=NEVER_RETRY,
+    actor_name="personalize",
+    retry_when=_interactive_retry,
+    min_backoff=100,
+    max_backoff=1000,
+    time_limit=60_000,
+)
+async def personalize(store: str, shopper_id: str, context: dict[str, Any] | None = None) -> None:
+    """Personalize one shopper's storefront and publish it within the caller's `deadline_ms`."""
+    from pipelines.personalize import personalize_shopper
+
+    svc = get_services()
+    message = CurrentMessage.get_current_message()
+    # The deadline counts from enqueue: time spent queued is the caller's time too.
+    enqueued_at = message.message_timestamp / 1000 if message is not None else None
+
+    async def work(job_id: str) -> None:
+        published = await personalize_shopper(
+            svc, store, shopper_id, context, job_id=job_id, enqueued_at=enqueued_at
+        )
+        svc.status.update(
+            job_id,
+            output_keys=[published.key],
+            cost_usd=published.cost_usd,
+            served=published.meta["served"],
+            fallback=published.meta["fallback"] or "",
+            cohort=published.meta["cohort"],
+            cohort_cache=published.cohort_cache,
+            progress="published",
         )
 
     await run_job(work)

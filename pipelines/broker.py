@@ -18,6 +18,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from pipelines.fastlane import FastLaneBroker
 from pipelines.metrics import WorkerMetrics
 from pipelines.middleware import JobTracking, LogContext, should_retry
 from wandstore_agents.redis_conn import resolve_url
@@ -44,7 +45,9 @@ def build_broker(url: str) -> RedisBroker:
         AsyncIO(),
         CurrentMessage(),
     ]
-    return RedisBroker(url=url, middleware=middleware)
+    # The interactive lane's consumers poll every few ms when idle (see pipelines/fastlane.py).
+    poll_ms = {INTERACTIVE: get_settings().interactive_poll_ms}
+    return FastLaneBroker(url=url, middleware=middleware, poll_ms=poll_ms)
 
 
 broker = build_broker(resolve_url(get_settings()))

@@ -7,10 +7,11 @@ from typing import Any
 from dramatiq import Broker, Message
 
 from agents.shopify import parse_product
-from pipelines.broker import BATCH
+from pipelines.broker import BATCH, INTERACTIVE
+from pipelines.cohorts import parse_context
 from pipelines.product_copy import parse_options
 from pipelines.status import JobStatus
-from wandstore_agents.keys import check_store
+from wandstore_agents.keys import check_id, check_store
 
 
 def send(
@@ -82,4 +83,39 @@ def submit_theme_build(
         args=(store, parsed.model_dump(exclude_none=True)),
         store=store,
         extra=extra,
+    )
+
+
+def submit_personalize(
+    broker: Broker,
+    status: JobStatus,
+    store: str,
+    shopper_id: Any,
+    context: dict[str, Any] | None = None,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """Validate first (nothing is enqueued for bad input), then enqueue `personalize` on `interactive`.
+
+    The callback is delivered by the interactive worker itself, from `context.callback_url`.
+    A `callback_url` in `extra` is moved there rather than into the job status, where the
+    batch webhook follow-up would deliver it late, and a second time.
+    """
+    check_store(store)
+    shopper = check_id(shopper_id, "shopper id")
+    fields = dict(extra or {})
+    callback = fields.pop("callback_url", None)
+    if callback and isinstance(context, dict) and not context.get("callback_url"):
+        context = {**context, "callback_url": str(callback)}
+    elif callback and context is None:
+        context = {"callback_url": str(callback)}
+    parse_context(context)
+    return send(
+        broker,
+        status,
+        actor="personalize",
+        queue=INTERACTIVE,
+        args=(store, shopper, context or {}),
+        store=store,
+        extra={"shopper_id": shopper, **fields},
     )

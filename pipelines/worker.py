@@ -14,9 +14,10 @@ class Warmup(Middleware):
     """Build the process's services (litellm import, clients, prompts) before the first message."""
 
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        from pipelines.personalize import warm_up
         from pipelines.services import get_services
 
-        get_services()
+        warm_up(get_services())
 
 
 broker.add_middleware(Warmup())

@@ -17,7 +17,12 @@ import pytest
 
 from tests.fixtures.redis import RedisProcess
 
-pytest_plugins = ["tests.fixtures.s3", "tests.fixtures.gateway", "tests.fixtures.api"]
+pytest_plugins = [
+    "tests.fixtures.s3",
+    "tests.fixtures.gateway",
+    "tests.fixtures.api",
+    "tests.fixtures.lane",
+]
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="wandstore-tests-"))
 _REDIS = RedisProcess(data_dir=_SESSION_DIR / "redis")

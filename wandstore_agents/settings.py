@@ -55,6 +55,16 @@ class Settings(BaseSettings):
     price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
     result_cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
 
+    # Shopper personalization (the interactive lane).
+    interactive_poll_ms: int = Field(default=5, ge=1, le=1000)  # idle poll of the `interactive` queue
+    personalization_ttl_s: int = Field(default=3600, ge=60)  # cohort cache entry; `expires_at`
+    personalization_fallback_ttl_s: int = Field(default=120, ge=10)  # `expires_at` of a fallback
+    personalization_deadline_ms: int = Field(default=2500, ge=50, le=60_000)  # when `deadline_ms` is unset
+    catalog_snapshot_ttl_s: float = Field(default=30.0, ge=0)  # how long a worker trusts a snapshot
+    callback_timeout_s: float = Field(default=2.0, gt=0)
+    callback_max_attempts: int = Field(default=3, ge=1, le=10)
+    callback_backoff_ms: int = Field(default=200, ge=1)
+
     # Worker metrics.
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from agents.schemas.personalization import Personalization
 from agents.schemas.product_copy import ProductCopy
 from agents.schemas.theme import BrandStrategy, Critique, DesignTokens, LayoutPlan, SectionCopy
 
@@ -14,6 +15,7 @@ OUTPUT_MODELS: dict[str, type[BaseModel]] = {
     "LayoutPlan": LayoutPlan,
     "SectionCopy": SectionCopy,
     "Critique": Critique,
+    "Personalization": Personalization,
 }
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "Critique",
     "DesignTokens",
     "LayoutPlan",
+    "Personalization",
     "ProductCopy",
     "SectionCopy",
 ]

@@ -1,0 +1,358 @@
+"""Shopper personalization: one generation per cohort, touched per shopper, published by the deadline.
+
+The flow of one request:
+
+1. validate; the candidates come from the payload or the store's catalog snapshot;
+2. reduce the context to a cohort; the prompt sees the cohort and a shortlist, nothing personal;
+3. the cohort's generation comes from the result cache, or from the model, computed once
+   however many of the cohort's shoppers ask at the same time;
+4. if that is not ready by the caller's deadline (counted from enqueue), or fails, the cohort's
+   last good result serves, else a non-AI default ordering; `meta.served` says `fallback`.
+   A generation that outlives the deadline keeps running and fills the cache for the next
+   shopper;
+5. recently viewed products are moved first (per shopper, by code), then the document is
+   published with an expiry time; a signed callback is sent in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from agents._litellm import litellm
+from agents.gateway import response_format_for
+from agents.personalizer import PersonalizerAgent
+from agents.prompts import Prompt
+from agents.schemas.personalization import MIN_RANKED
+from agents.tokens import count_messages
+from agents.usage import CallContext, Served
+from pipelines.accounting import list_cost_nano, record_result_cache_hit, served_from_cache
+from pipelines.background import keep, spawn
+from pipelines.callbacks import CallbackSender
+from pipelines.catalog_snapshot import snapshots
+from pipelines.cohorts import (
+    Catalog,
+    ShopperContext,
+    apply_touches,
+    cohort_of,
+    default_ranking,
+    parse_context,
+    shortlist,
+)
+from pipelines.publish import build_meta, now_iso, publish
+from pipelines.result_cache import Cached, cache_key
+from pipelines.services import Services
+from wandstore_agents.errors import BrokerUnavailable, InvalidInput, WandstoreError
+from wandstore_agents.keys import catalog_snapshot_key, check_id, check_store, personalization_key
+from wandstore_agents.logs import get_logger
+from wandstore_agents.settings import Settings
+
+PIPELINE = "personalize"
+LAST_GOOD = "personalize_last_good"
+LAST_GOOD_TTL_S = 7 * 24 * 3600
+CALLBACK_EVENT = "generation.finished"
+# Time kept back from the deadline for publishing (a local write is ~1 ms, an R2 PUT tens of ms).
+PUBLISH_RESERVE_S = 0.02
+DEFAULT_TEXT = {
+    "headline": "Picked for you",
+    "subheadline": "A few favourites from the store, chosen for what you have been browsing.",
+    "banner_text": "Take a look at what is popular right now.",
+}
+log = get_logger("pipelines.personalize")
+_SNAKE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+@dataclass
+class Published:
+    key: str
+    shopper_id: str
+    body: dict[str, Any]
+    meta: dict[str, Any]
+    # miss: this request's generation; hit: an earlier one; joined: one in flight when it asked;
+    # fallback: none in time.
+    cohort_cache: str = "miss"
+
+    @property
+    def cost_usd(self) -> str:
+        return str(self.meta["cost_usd"])
+
+
+_senders: dict[int, CallbackSender] = {}
+
+
+def callback_sender(settings: Settings) -> CallbackSender:
+    """One sender per settings object (it keeps an HTTP client per event loop)."""
+    sender = _senders.get(id(settings))
+    if sender is None:
+        sender = _senders[id(settings)] = CallbackSender(
+            timeout_s=settings.callback_timeout_s,
+            max_attempts=settings.callback_max_attempts,
+            backoff_ms=settings.callback_backoff_ms,
+        )
+    return sender
+
+
+def warm_up(svc: Services) -> None:
+    """Do at boot what the first request would: the first model call pays ~200 ms for lazy
+    imports, tiktoken's encoding and schema builds, which would blow a shopper's deadline."""
+    prompt = svc.runtime.prompts.get(PersonalizerAgent.name)
+    model = prompt.meta.model
+    messages = prompt.render(PersonalizerAgent(svc.runtime).variables({}, []))
+    count_messages(messages, model)
+    # A mocked completion runs litellm's whole request/response path without any network.
+    litellm().completion(
+        model=model,
+        messages=messages,
+        response_format=response_format_for(prompt.output_model),
+        mock_response="{}",
+        api_key="warm-up",
+    )
+
+
+async def candidate_catalog(svc: Services, store: str, ctx: ShopperContext) -> Catalog:
+    """The payload's candidates, else the store's catalog snapshot."""
+    if ctx.candidates:
+        return Catalog.of(ctx.candidates)
+    catalog = await snapshots.get(svc.store, store, svc.settings.catalog_snapshot_ttl_s)
+    if catalog is None or not catalog.products:
+        raise InvalidInput(
+            f"no candidates for store {store!r}: send context.candidates or write the store's "
+            f"catalog snapshot ({catalog_snapshot_key(store)})"
+        )
+    return catalog
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+async def _within(
+    svc: Services, digest: str, compute: Any, *, deadline: float, ttl_s: int
+) -> tuple[Cached | None, str | None]:
+    """The cohort's generation by `deadline` (epoch s), or (None, why not)."""
+    try:
+        cached = svc.results.get(PIPELINE, digest)
+    except BrokerUnavailable as exc:
+        return None, _reason(exc)
+    if cached is not None:
+        return Cached(cached, hit=True), None
+    task = asyncio.ensure_future(svc.results.get_or_compute(PIPELINE, digest, compute, ttl_s=ttl_s))
+    remaining = deadline - time.time() - PUBLISH_RESERVE_S
+    try:
+        # Shielded: when the deadline passes, the generation goes on and fills the cohort's cache.
+        return await asyncio.wait_for(asyncio.shield(task), timeout=max(remaining, 0.0)), None
+    except TimeoutError:
+        keep(task, "personalization_late_generation")
+        return None, "deadline"
+    except InvalidInput:
+        raise
+    except WandstoreError as exc:
+        return None, _reason(exc)
+
+
+def _reason(exc: Exception) -> str:
+    """A short code for `meta.fallback_reason` (the details may hold model text: logs only)."""
+    log.warning("personalization_generation_failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
+    return _SNAKE.sub("_", type(exc).__name__).lower()
+
+
+def _fallback(
+    svc: Services,
+    *,
+    last_key: str,
+    catalog: Catalog,
+    picks: list[Any],
+    prompt: Prompt,
+    digest: str,
+    job_id: str,
+    extra: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cohort's last good result (ids still in the catalog), else the default ordering."""
+    try:
+        last = svc.results.get(LAST_GOOD, last_key)
+    except BrokerUnavailable:
+        last = None
+    if last is not None:
+        ids = [pid for pid in last["body"]["ranked_product_ids"] if pid in catalog.by_id]
+        if ids:
+            meta = served_from_cache(last["meta"], job_id=job_id, extra=extra)
+            return {**last["body"], "ranked_product_ids": ids}, {**meta, "fallback": "last_good"}
+    body = {
+        **DEFAULT_TEXT,
+        "ranked_product_ids": default_ranking(picks),
+        "reason_codes": ["default_ordering"],
+    }
+    meta = {
+        "pipeline": PIPELINE,
+        "prompt": prompt.agent,
+        "prompt_version": prompt.version,
+        "prompt_ref": prompt.ref,
+        "model": None,
+        "generated_at": now_iso(),
+        "input_hash": digest,
+        "cost_usd": "0",
+        "served": Served.FALLBACK.value,
+        "tokens": {"prompt": 0, "cached_prompt": 0, "completion": 0},
+        "calls": 0,
+        "job_id": job_id,
+        **extra,
+        "fallback": "default",
+    }
+    return body, meta
+
+
+async def personalize_shopper(
+    svc: Services,
+    store: str,
+    shopper_id: Any,
+    context: Any = None,
+    *,
+    job_id: str = "",
+    enqueued_at: float | None = None,
+) -> Published:
+    """Personalize one shopper's storefront and publish it; bad input writes nothing."""
+    began = time.time()
+    check_store(store)
+    shopper = check_id(shopper_id, "shopper id")
+    ctx = parse_context(context)
+    settings = svc.settings
+    deadline_ms = ctx.deadline_ms or settings.personalization_deadline_ms
+    # The caller's clock starts when it asked (enqueue), not when a worker got round to it.
+    start = min(enqueued_at, began) if enqueued_at else began
+    deadline = start + deadline_ms / 1000
+
+    catalog = await candidate_catalog(svc, store, ctx)
+    cohort = cohort_of(ctx, catalog)
+    picks = shortlist(catalog, cohort)
+    agent = PersonalizerAgent(svc.runtime)
+    # The shopper id is for routing (sticky prompt versions); it never reaches a prompt.
+    call_ctx = CallContext(store=store, pipeline=PIPELINE, job_id=job_id, extra={"shopper_id": shopper})
+    prompt = await agent.prompt_for(call_ctx.for_agent(agent.name))
+    variables = agent.variables(cohort.signals(), [c.prompt_row for c in picks])
+    # Everything that decides the generation, nothing that is the shopper's own: one key per cohort.
+    digest = cache_key(PIPELINE, store, prompt.ref, prompt.meta.model, variables)
+    last_key = cache_key(LAST_GOOD, store, cohort.signals())
+    shared = {"store": store, "cohort": cohort.key, "locale": cohort.locale}
+    ttl_s = settings.personalization_ttl_s
+
+    async def compute() -> dict[str, Any]:
+        run = await agent.run(call_ctx, variables, version=prompt.version)
+        meta = build_meta(pipeline=PIPELINE, run=run, digest=digest, job_id=job_id, extra=shared)
+        value = {
+            "body": run.output.model_dump(),
+            "meta": meta,
+            "list_cost_nano": list_cost_nano(run.records, settings.price_overrides),
+            "expires_at": time.time() + ttl_s,
+        }
+        svc.results.put(LAST_GOOD, last_key, value, ttl_s=LAST_GOOD_TTL_S)
+        return value
+
+    got: Cached | None = None
+    if len(picks) < MIN_RANKED:
+        reason: str | None = "too_few_candidates"  # nothing for a model to choose between
+    else:
+        got, reason = await _within(svc, digest, compute, deadline=deadline, ttl_s=ttl_s)
+
+    extra = {**shared, "shopper_id": shopper}
+    cohort_cache = "fallback"
+    if got is not None:
+        finished = float(got.value["expires_at"]) - ttl_s
+        cohort_cache = ("joined" if finished >= start else "hit") if got.hit else "miss"
+        body = got.value["body"]
+        meta = {**got.value["meta"], **extra}
+        if got.hit:
+            meta = served_from_cache(meta, job_id=job_id, extra=extra)
+        expires_at = float(got.value["expires_at"])
+    else:
+        body, meta = _fallback(
+            svc,
+            last_key=last_key,
+            catalog=catalog,
+            picks=picks,
+            prompt=prompt,
+            digest=digest,
+            job_id=job_id,
+            extra=extra,
+        )
+        meta["served"] = Served.FALLBACK.value
+        expires_at = time.time() + settings.personalization_fallback_ttl_s
+
+    ranked, touched = apply_touches(list(body["ranked_product_ids"]), ctx, catalog.by_id)
+    codes = list(body.get("reason_codes") or [])
+    if touched and "recently_viewed" not in codes:
+        codes = [*codes[:4], "recently_viewed"]
+    doc = {**body, "ranked_product_ids": ranked, "reason_codes": codes, "expires_at": _iso(expires_at)}
+    meta.setdefault("fallback", None)
+    meta["fallback_reason"] = reason if got is None else None
+    meta["deadline_ms"] = deadline_ms
+    meta["elapsed_ms"] = round((time.time() - start) * 1000)
+    key = personalization_key(store, shopper)
+    # Off the event loop: an R2 PUT must not stall the other requests this process is serving.
+    await asyncio.to_thread(publish, svc.store, key, doc, meta)
+
+    if got is not None and got.hit:
+        await record_result_cache_hit(
+            svc.runtime.sink,
+            call_ctx.for_agent(agent.name),
+            prompt_ref=prompt.ref,
+            model=prompt.meta.model,
+            key=digest,
+            saved_nano=int(got.value.get("list_cost_nano", 0)),
+        )
+    log.info(
+        "personalization_published",
+        store=store,
+        key=key,
+        cohort=cohort.key,
+        served=meta["served"],
+        cohort_cache=cohort_cache,
+        fallback_reason=meta["fallback_reason"],
+        elapsed_ms=meta["elapsed_ms"],
+    )
+    published = Published(key=key, shopper_id=shopper, body=doc, meta=meta, cohort_cache=cohort_cache)
+    if ctx.callback_url:
+        spawn(_callback(svc, published, ctx.callback_url, job_id), "personalization_callback")
+    return published
+
+
+async def _callback(svc: Services, published: Published, url: str, job_id: str) -> None:
+    """POST the published document to the storefront, signed with the store's webhook secret."""
+    from wandstore_agents.signing import WebhookSecrets
+
+    store = published.meta["store"]
+    # The API's webhook envelope (pipelines/webhooks.py), so one receiver handles both.
+    payload = {
+        "event": CALLBACK_EVENT,
+        "id": job_id,
+        "store": store,
+        "pipeline": PIPELINE,
+        "status": "done",
+        "output_keys": [published.key],
+        "cost_usd": published.meta["cost_usd"],
+        "served": published.meta["served"],
+        "error": None,
+        "finished_at": time.time(),
+        "shopper_id": published.shopper_id,
+        "output": {**published.body, "meta": published.meta},
+    }
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    secret = await asyncio.to_thread(WebhookSecrets(svc.redis).get_or_create, store)
+    attempts = await callback_sender(svc.settings).deliver(
+        url,
+        body,
+        secret,
+        event=CALLBACK_EVENT,
+        delivery_id=job_id or published.key,
+        allow_private=svc.settings.webhook_allow_private_hosts,
+    )
+    if job_id:
+        state = "failed" if "error" in attempts[-1] else "delivered"
+        await asyncio.to_thread(svc.status.update, job_id, deliveries=attempts, webhook=state)
+
+
+__all__ = ["PIPELINE", "Published", "personalize_shopper"]
