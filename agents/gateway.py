@@ -10,11 +10,13 @@ import functools
 import json
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import BaseModel
 
 from agents._litellm import litellm
+from agents.openai_http import HttpFailure, HttpUnreachable, OpenAIHttp, Reply
 from agents.pricing import price_for
 from agents.usage import CallContext, Served, Usage
 from wandstore_agents.errors import (
@@ -37,6 +39,9 @@ class GatewayConfig:
     anthropic_key: str | None = None
     timeout_s: float = 60.0
     price_overrides: dict[str, dict[str, float]] | None = None
+    # OpenAI-format calls go straight to the gateway's /openai endpoint (agents/openai_http.py);
+    # False sends them through litellm like the rest.
+    openai_direct: bool = True
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,11 @@ class GatewayClient:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self._ll = litellm()
+        self._http = OpenAIHttp(config.timeout_s)
+
+    async def aclose(self) -> None:
+        """Close this event loop's pooled connections (a worker's client lives as long as it)."""
+        await self._http.close()
 
     def headers(
         self,
@@ -138,24 +148,28 @@ class GatewayClient:
     ) -> CallResult:
         """One chat completion; raises `RateLimited`, `TransientGatewayError` or `PermanentGatewayError`."""
         provider = provider_of(model)
+        params: dict[str, Any] = {"messages": messages}
+        if response_model is not None:
+            params["response_format"] = response_format_for(response_model)
+        if temperature is not None:
+            params["temperature"] = temperature
+        if max_tokens is not None:
+            params["max_tokens"] = max_tokens
+        headers = self.headers(
+            ctx, prompt_ref, cache_ttl=cache_ttl, cache_key=cache_key, skip_cache=skip_cache
+        )
+        if provider == "openai" and self.config.openai_direct:
+            return await self._direct(model, params, headers)
         kwargs: dict[str, Any] = {
             "model": model,
-            "messages": messages,
             "api_base": f"{self.config.base_url}/{provider}",
             "api_key": self._api_key(provider),
-            "extra_headers": self.headers(
-                ctx, prompt_ref, cache_ttl=cache_ttl, cache_key=cache_key, skip_cache=skip_cache
-            ),
+            "extra_headers": headers,
             "timeout": self.config.timeout_s,
             "num_retries": 0,
             "max_retries": 0,
+            **params,
         }
-        if response_model is not None:
-            kwargs["response_format"] = response_format_for(response_model)
-        if temperature is not None:
-            kwargs["temperature"] = temperature
-        if max_tokens is not None:
-            kwargs["max_tokens"] = max_tokens
         started = time.perf_counter()
         try:
             response = await self._ll.acompletion(**kwargs)
@@ -163,6 +177,22 @@ class GatewayClient:
             raise translate_error(exc) from None
         latency_ms = (time.perf_counter() - started) * 1000
         return self._result(response, model, provider, latency_ms)
+
+    async def _direct(self, model: str, params: dict[str, Any], headers: dict[str, str]) -> CallResult:
+        """An OpenAI-format call without litellm: same request, same errors, ~10x less CPU."""
+        body = {"model": model.split("/", 1)[1], **params}
+        sent = {**headers, "authorization": f"Bearer {self._api_key('openai')}"}
+        started = time.perf_counter()
+        try:
+            reply = await self._http.chat(f"{self.config.base_url}/openai", body, sent)
+        except HttpFailure as exc:
+            raise _http_error(exc) from None
+        except HttpUnreachable as exc:
+            raise TransientGatewayError(
+                f"gateway call failed transiently ({scrub(str(exc))[:500]})"
+            ) from None
+        latency_ms = (time.perf_counter() - started) * 1000
+        return self._json_result(reply, model, latency_ms)
 
     def _result(self, response: Any, model: str, provider: str, latency_ms: float) -> CallResult:
         try:
@@ -172,22 +202,74 @@ class GatewayClient:
                 text = tool_calls[0].function.arguments or ""
         except (AttributeError, IndexError) as exc:
             raise TransientGatewayError(f"gateway returned a response without choices: {exc}") from None
-        usage = _usage(getattr(response, "usage", None))
         hidden = getattr(response, "_hidden_params", {}) or {}
         headers = {str(k).lower(): v for k, v in (hidden.get("additional_headers") or {}).items()}
-        cache_status = str(headers.get("llm_provider-cf-aig-cache-status", "")).upper() or "NONE"
-        log_id = headers.get("llm_provider-cf-aig-log-id")
-        cost = 0 if cache_status == "HIT" else price_for(model, self.config.price_overrides).cost_nano(usage)
+        return self._call_result(
+            text,
+            _usage(getattr(response, "usage", None)),
+            headers.get("llm_provider-cf-aig-cache-status"),
+            headers.get("llm_provider-cf-aig-log-id"),
+            model,
+            provider,
+            latency_ms,
+        )
+
+    def _json_result(self, reply: Reply, model: str, latency_ms: float) -> CallResult:
+        """A `CallResult` from an OpenAI-format JSON completion."""
+        try:
+            message = reply.body["choices"][0]["message"]
+            text = message.get("content") or ""
+            if not text and message.get("tool_calls"):
+                text = message["tool_calls"][0]["function"].get("arguments") or ""
+            if not isinstance(text, str):
+                raise TypeError(f"content is {type(text).__name__}")
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise TransientGatewayError(f"gateway returned a response without choices: {exc!r}") from None
+        usage = _usage(_attrs(reply.body.get("usage")))
+        cache_status, log_id = reply.headers.get("cf-aig-cache-status"), reply.headers.get("cf-aig-log-id")
+        return self._call_result(text, usage, cache_status, log_id, model, "openai", latency_ms)
+
+    def _call_result(
+        self,
+        text: str,
+        usage: Usage,
+        cache_status: Any,
+        log_id: Any,
+        model: str,
+        provider: str,
+        latency_ms: float,
+    ) -> CallResult:
+        status = str(cache_status or "").upper() or "NONE"
+        cost = 0 if status == "HIT" else price_for(model, self.config.price_overrides).cost_nano(usage)
         return CallResult(
             text=text,
             usage=usage,
             cost_nano=cost,
-            cache_status=cache_status,
+            cache_status=status,
             log_id=str(log_id) if log_id else None,
             latency_ms=latency_ms,
             model=model,
             provider=provider,
         )
+
+
+def _attrs(value: Any) -> Any:
+    """Nested JSON objects as attributes (the shape `_usage` reads from litellm)."""
+    if isinstance(value, dict):
+        return SimpleNamespace(**{k: _attrs(v) for k, v in value.items()})
+    return value
+
+
+def _http_error(exc: HttpFailure) -> Exception:
+    message = scrub(str(exc))[:500]
+    if exc.status == 429:
+        return RateLimited(
+            f"rate limited by the gateway or provider ({message})", retry_after=exc.retry_after
+        )
+    if exc.status >= 500 or exc.status in (408, 409):
+        return TransientGatewayError(f"gateway call failed transiently ({message})")
+    hint = " (check AI_GATEWAY_TOKEN and the provider keys)" if exc.status in (401, 403) else ""
+    return PermanentGatewayError(f"gateway refused the call with {exc.status}{hint} ({message})")
 
 
 def _usage(raw: Any) -> Usage:

@@ -52,6 +52,7 @@ def gateway_config(settings: Settings) -> tuple[GatewayConfig, Any]:
             openai_key=secret(settings.openai_api_key),
             anthropic_key=secret(settings.anthropic_api_key),
             timeout_s=settings.gateway_timeout_s,
+            openai_direct=settings.gateway_openai_direct,
             price_overrides=settings.price_overrides,
         ),
         dev,
