@@ -100,8 +100,12 @@ async def run_eval(
     *,
     concurrency: int = 8,
     on_done: Callable[[CaseOutcome], None] | None = None,
+    close_gateway: bool = False,
 ) -> list[CaseOutcome]:
-    """Every case on every version; outcomes in (version, case) order."""
+    """Every case on every version; outcomes in (version, case) order.
+
+    `close_gateway` closes the client's HTTP sessions at the end (a CLI's one-off event loop).
+    """
     for version in versions:
         prompts.get(agent_name, version)  # unknown versions fail before any call
     sink = _CollectingSink()
@@ -124,7 +128,11 @@ async def run_eval(
         for n, case in enumerate(cases)
         for version in versions
     }
-    done = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
+    try:
+        done = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
+    finally:
+        if close_gateway:
+            await gateway.aclose()
     return [done[(version, n)] for version in versions for n in range(len(cases))]
 
 

@@ -62,6 +62,7 @@ def eval_prompt(
                 case_list,
                 concurrency=concurrency,
                 on_done=lambda _: progress.advance(task),
+                close_gateway=True,
             )
         )
     report = summarize(agent, chosen, outcomes)
