@@ -300,17 +300,22 @@ def test_malformed_ids_and_slugs_are_refused(api: ApiHarness) -> None:
     assert jobs_of_store(api, "Bad_Store") == []
 
 
-@pytest.mark.parametrize("pipeline", ["personalization", "theme_build"])
-def test_pipelines_not_deployed_are_refused_with_501(api: ApiHarness, pipeline: str) -> None:
-    from wandstore_agents.api.submitters import SUBMITTERS
+def test_a_pipeline_not_deployed_is_refused_with_501(
+    api: ApiHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wandstore_agents.api import submitters
 
-    if pipeline in SUBMITTERS:
-        pytest.skip(f"{pipeline} is deployed in this build")
+    # Given a build without the personalization pipeline
+    monkeypatch.delitem(submitters.SUBMITTERS, "personalization")
+    store = "undeployed-store"
+    # When it is asked for
     response = api.client("ops").post(
-        f"/v1/stores/{STORE}/generations", json={"pipeline": pipeline, "input": {}}
+        f"/v1/stores/{store}/generations", json={"pipeline": "personalization", "input": {"shopper_id": "s1"}}
     )
+    # Then it is refused, saying so, and nothing was enqueued
     assert response.status_code == 501
     assert "not deployed" in response.json()["error"]["message"]
+    assert jobs_of_store(api, store) == []
 
 
 def test_rate_limit_is_per_store_and_says_when_to_retry(api: ApiHarness) -> None:

@@ -33,9 +33,14 @@ class ApiContext:
     idempotency: Idempotency
 
 
-def build_context(settings: Settings, store: ObjectStore | None = None) -> ApiContext:
-    """Everything the routes need, from one settings object (`store` overrides the configured one)."""
-    from pipelines.broker import broker  # sets the global broker on import
+def build_context(
+    settings: Settings, store: ObjectStore | None = None, broker: Broker | None = None
+) -> ApiContext:
+    """Everything the routes need, from one settings object (`store`, `broker` override the defaults)."""
+    if broker is None:
+        from pipelines.broker import broker as process_broker  # sets the global broker on import
+
+        broker = process_broker
 
     client = get_redis(resolve_url(settings))
     status = JobStatus(client)

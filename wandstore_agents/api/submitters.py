@@ -12,6 +12,7 @@ from pipelines.submit import submit_product_copy
 from wandstore_agents.api.context import ApiContext
 from wandstore_agents.api.errors import invalid_field
 from wandstore_agents.api.schemas import GenerationRequest
+from wandstore_agents.egress import check_callback_url
 from wandstore_agents.errors import InvalidInput
 
 Submitter = Callable[[ApiContext, str, GenerationRequest, dict[str, Any]], str]
@@ -82,4 +83,33 @@ def theme_build(ctx: ApiContext, store: str, body: GenerationRequest, extra: dic
         raise invalid_field("input.brief", str(exc)) from None
 
 
-SUBMITTERS: dict[str, Submitter] = {"product_copy": product_copy, "theme_build": theme_build}
+def personalization(ctx: ApiContext, store: str, body: GenerationRequest, extra: dict[str, Any]) -> str:
+    """`input.shopper_id` and `input.context`; a `callback_url` is delivered by the interactive worker."""
+    from pipelines.submit import submit_personalize
+
+    _only(body.input, ("shopper_id", "context"), ("shopper_id",))
+    if body.options:
+        raise invalid_field(
+            "options", "personalization takes no options (see input.context)", "extra_forbidden"
+        )
+    context = body.input.get("context")
+    callback = context.get("callback_url") if isinstance(context, dict) else None
+    if isinstance(callback, str) and callback:
+        try:
+            check_callback_url(callback, allow_private=ctx.settings.webhook_allow_private_hosts)
+        except InvalidInput as exc:
+            raise invalid_field("input.context.callback_url", str(exc), "public_address") from None
+    try:
+        return submit_personalize(
+            ctx.broker, ctx.status, store, body.input["shopper_id"], context, extra=extra
+        )
+    except InvalidInput as exc:
+        field = "input.shopper_id" if str(exc).startswith("shopper id") else "input.context"
+        raise invalid_field(field, str(exc)) from None
+
+
+SUBMITTERS: dict[str, Submitter] = {
+    "product_copy": product_copy,
+    "theme_build": theme_build,
+    "personalization": personalization,
+}
