@@ -7,7 +7,6 @@ model fails loudly, naming the file.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import jinja2.meta
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agents.jsontext import dumps_indent1
 from wandstore_agents.errors import ConfigError, InvalidInput
 
 _SECTION = re.compile(r"^\[(system|user)\]\s*$", re.MULTILINE)
@@ -33,7 +33,7 @@ _ENV = jinja2.Environment(
 
 def _data_json(value: Any) -> str:
     """JSON for a fenced data block: '<', '>' and '&' escaped so data can't close the fence."""
-    text = json.dumps(value, ensure_ascii=False, indent=1)
+    text = dumps_indent1(value)  # json.dumps(value, ensure_ascii=False, indent=1), faster
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
