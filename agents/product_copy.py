@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from agents.base import Agent, OutputProblems
@@ -9,8 +10,11 @@ from agents.sanitize import clean_html, plain_text
 from agents.schemas.product_copy import ImageAlt, ProductCopy
 from agents.shopify import ShopifyProduct
 from agents.tokens import count_text, truncate
+from wandstore_agents.errors import InvalidInput
 
 MAX_IMAGES = 20
+MIN_DESCRIPTION_TOKENS = 200  # what trimming the other facts leaves the description at least
+SHORT_TEXT = 80  # title, vendor and product type, when they alone overflow the budget
 DEFAULT_VOICE = "clear, warm and factual; no hype, no superlatives the facts don't support"
 
 
@@ -28,9 +32,19 @@ class ProductCopyAgent(Agent[ProductCopy]):
     ) -> dict[str, Any]:
         """Prompt inputs: product facts as data, trimmed to the prompt's token budget."""
         facts = product.facts()
-        fixed = count_text(str({k: v for k, v in facts.items() if k != "description"}), model)
-        room = max(token_budget - fixed, 200)
-        facts["description"] = truncate(facts["description"], room, model)
+        fixed_text = str({k: v for k, v in facts.items() if k != "description"})
+        # Bytes bound tokens from above: when they fit, nothing needs counting (most products).
+        if len(fixed_text.encode()) + len(facts["description"].encode()) > token_budget:
+            fixed = _rendered_tokens(facts, model)
+            # The other facts must leave the description room: shorten them, never send past the budget.
+            while fixed > token_budget - MIN_DESCRIPTION_TOKENS:
+                if not _shorten(facts):
+                    raise InvalidInput(
+                        f"product {product.id} does not fit the prompt's input budget of "
+                        f"{token_budget} tokens"
+                    )
+                fixed = _rendered_tokens(facts, model)
+            facts["description"] = truncate(facts["description"], token_budget - fixed, model)
         return {
             "product": facts,
             "image_ids": [img["id"] for img in facts["images"]][:MAX_IMAGES],
@@ -68,3 +82,37 @@ class ProductCopyAgent(Agent[ProductCopy]):
                 problems.append(f"field '{name}': empty after removing markup")
         if problems:
             raise OutputProblems(problems)
+
+
+def _rendered_tokens(facts: dict[str, Any], model: str) -> int:
+    """Tokens of the facts besides the description, as the prompt renders them (JSON, indent 1)."""
+    rest = {k: v for k, v in facts.items() if k != "description"}
+    return count_text(json.dumps(rest, ensure_ascii=False, indent=1), model)
+
+
+def _shorten(facts: dict[str, Any]) -> bool:
+    """Halve the largest part of the facts besides the description; False when nothing is left to cut.
+
+    Image alts are blanked rather than dropped: every image still gets an alt in the output.
+    """
+    texts = ("title", "vendor", "product_type")
+    sizes = {
+        "tags": len(str(facts["tags"])) if facts["tags"] else 0,
+        "variants": len(str(facts["variants"])) if facts["variants"] else 0,
+        "options": len(str(facts["options"])) if facts["options"] else 0,
+        "images": sum(len(i["alt"]) for i in facts["images"]),
+        "texts": sum(len(facts[t]) for t in texts) if any(len(facts[t]) > SHORT_TEXT for t in texts) else 0,
+    }
+    part = max(sizes, key=lambda k: sizes[k])
+    if not sizes[part]:
+        return False
+    if part == "images":
+        described = [i for i in facts["images"] if i["alt"]]
+        for image in described[len(described) // 2 :]:
+            image["alt"] = ""
+    elif part == "texts":
+        for t in texts:
+            facts[t] = facts[t][:SHORT_TEXT]
+    else:
+        facts[part] = facts[part][: len(facts[part]) // 2]
+    return True

@@ -29,15 +29,24 @@ def count_text(text: str, model: str) -> int:
 
 def count_messages(messages: list[dict[str, Any]], model: str) -> int:
     """Prompt tokens of chat messages (content plus OpenAI's per-message framing)."""
-    enc = encoding_for(model)
     total = 3
     for message in messages:
-        total += 4 + len(enc.encode(str(message.get("content", "")), disallowed_special=()))
+        content = str(message.get("content", ""))
+        # A prompt's system message is the same for every call: count it once.
+        n = _cached_count(content, model) if message.get("role") == "system" else count_text(content, model)
+        total += 4 + n
     return total
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_count(text: str, model: str) -> int:
+    return count_text(text, model)
 
 
 def truncate(text: str, max_tokens: int, model: str) -> str:
     """Cut `text` to at most `max_tokens` tokens."""
+    if len(text.encode()) <= max_tokens:
+        return text  # a BPE token covers at least one byte: no need to encode
     enc = encoding_for(model)
     ids = enc.encode(text, disallowed_special=())
     if len(ids) <= max_tokens:
