@@ -42,6 +42,8 @@ class GatewayConfig:
     # OpenAI-format calls go straight to the gateway's /openai endpoint (agents/openai_http.py);
     # False sends them through litellm like the rest.
     openai_direct: bool = True
+    # Never answer from AI Gateway's cache (CACHES_ENABLED=false).
+    skip_cache: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ class GatewayClient:
         headers = {"cf-aig-metadata": _metadata(ctx, prompt_ref)}
         if self.config.token:
             headers["cf-aig-authorization"] = f"Bearer {self.config.token}"
-        if skip_cache:
+        if skip_cache or self.config.skip_cache:
             headers["cf-aig-skip-cache"] = "true"
         elif cache_ttl:
             headers["cf-aig-cache-ttl"] = str(max(60, int(cache_ttl)))

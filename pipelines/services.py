@@ -14,6 +14,7 @@ from agents.rollout import LabelResolver
 from agents.runtime import AgentRuntime
 from agents.schemas import OUTPUT_MODELS
 from pipelines.accounting import LedgerSink
+from pipelines.no_cache import NoResultCache
 from pipelines.result_cache import ResultCache
 from pipelines.status import JobStatus
 from wandstore_agents.ledger import Ledger
@@ -53,6 +54,7 @@ def gateway_config(settings: Settings) -> tuple[GatewayConfig, Any]:
             anthropic_key=secret(settings.anthropic_api_key),
             timeout_s=settings.gateway_timeout_s,
             openai_direct=settings.gateway_openai_direct,
+            skip_cache=not settings.caches_enabled,
             price_overrides=settings.price_overrides,
         ),
         dev,
@@ -71,7 +73,8 @@ def build_services(settings: Settings) -> Services:
         sink=LedgerSink(Ledger(client), settings),
         resolve_version=LabelResolver(PromptLabels(client), prompts, ttl_s=settings.prompt_labels_ttl_s),
     )
-    results = ResultCache(client, ttl_s=settings.result_cache_ttl_s)
+    cache = ResultCache if settings.caches_enabled else NoResultCache
+    results = cache(client, ttl_s=settings.result_cache_ttl_s)
     return Services(settings, client, open_store(settings), runtime, JobStatus(client), results, dev)
 
 

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     job_cap_usd: float = Field(default=1.0, ge=0)
     price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
     result_cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # False: no answer from the result cache or AI Gateway's cache (benchmarks, debugging).
+    caches_enabled: bool = True
 
     # Shopper personalization (the interactive lane).
     interactive_poll_ms: int = Field(default=5, ge=1, le=1000)  # idle poll of the `interactive` queue
