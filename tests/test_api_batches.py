@@ -125,3 +125,46 @@ def test_batch_idempotency_key(api: ApiHarness) -> None:
     )
     assert too_long.status_code == 422
     assert too_long.json()["error"]["details"][0]["field"] == "Idempotency-Key"
+
+
+def test_a_finished_job_is_counted_despite_a_redis_blip(api: ApiHarness) -> None:
+    import redis as redis_lib
+
+    from pipelines.batches import Batches
+    from pipelines.followups import after_job
+
+    class Blipping:
+        """The real client, whose first two reads fail as in a Redis blip."""
+
+        def __init__(self, real: Any) -> None:
+            self.real, self.failures = real, 2
+
+        def hmget(self, *args: Any) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise redis_lib.ConnectionError("Connection reset by peer")
+            return self.real.hmget(*args)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+    class Broker:
+        client = Blipping(api.ctx.redis)
+
+    # Given a batch job recorded as submitted (and not yet counted)
+    status = api.ctx.status
+    batch = Batches(api.ctx.broker, status)
+    summary = batch.submit_catalog_copy("blip-store", [], None)
+    status.queued(
+        "11111111-2222-4333-8444-555555555555",
+        pipeline="product_copy",
+        store="blip-store",
+        queue="batch",
+        batch=summary.id,
+    )
+    # When its follow-up runs while Redis blips twice
+    after_job(Broker(), "11111111-2222-4333-8444-555555555555", "failed")
+    # Then the batch counted it once Redis answered
+    assert api.ctx.redis.sismember(
+        f"wandstore:batch:{summary.id}:failed", "11111111-2222-4333-8444-555555555555"
+    )
