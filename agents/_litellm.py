@@ -23,6 +23,10 @@ def tokenizers_dir() -> Path | None:
 def prepare_offline_env() -> None:
     """Set the variables that keep litellm and tiktoken from reaching the network."""
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    # Catalogs litellm would otherwise fetch from GitHub (e.g. Anthropic beta headers on
+    # every Anthropic call): use the bundled copies.
+    os.environ["LITELLM_OFFLINE_MODE"] = "true"
+    os.environ["LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS"] = "True"
     os.environ.setdefault("LITELLM_LOG", "ERROR")
     tok = tokenizers_dir()
     if tok is not None:
