@@ -27,7 +27,9 @@ def _one_loop(session_worker: Any) -> None:
 
 def clients(gateway: Any, timeout_s: float = 10.0) -> dict[str, GatewayClient]:
     def make(direct: bool) -> GatewayClient:
-        return GatewayClient(GatewayConfig(base_url=gateway.base_url, timeout_s=timeout_s, openai_direct=direct))
+        return GatewayClient(
+            GatewayConfig(base_url=gateway.base_url, timeout_s=timeout_s, openai_direct=direct)
+        )
 
     return {"direct": make(True), "litellm": make(False)}
 
@@ -90,3 +92,29 @@ def test_gateway_faults_become_the_same_project_errors(gateway: Any, name: str) 
     # And one request per call: no retries underneath
     assert gateway.stats()["requests"] == 6
     arun(client.aclose())
+
+
+def test_concurrent_calls_share_the_pool_and_the_gateway_counts_them_in_flight(gateway: Any) -> None:
+    import asyncio
+
+    client = clients(gateway)["direct"]
+    # Given a gateway that takes 300 ms per answer
+    gateway.config(latency_ms=300)
+
+    async def many() -> list[CallResult]:
+        return list(
+            await asyncio.gather(
+                *(
+                    client.complete(model=MODEL, messages=MESSAGES, ctx=CTX, prompt_ref="p@v1", max_tokens=50)
+                    for _ in range(12)
+                )
+            )
+        )
+
+    # When 12 calls are made at once
+    results = arun(many())
+    arun(client.aclose())
+    # Then all 12 were in flight together, and none is left
+    stats = gateway.stats()
+    assert len(results) == 12 and stats["model_calls"] == 12
+    assert stats["peak_in_flight"] == 12 and stats["in_flight"] == 0

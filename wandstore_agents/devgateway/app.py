@@ -113,6 +113,16 @@ class Gateway:
         return await self._model_call(request, "anthropic", anthropic_message)
 
     async def _model_call(self, request: Request, provider: str, build: Builder) -> Response:
+        # Calls in flight, and the most seen at once: what a benchmark's concurrency reached.
+        stats = self.state.stats
+        stats.in_flight += 1
+        stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
+        try:
+            return await self._answer(request, provider, build)
+        finally:
+            stats.in_flight -= 1
+
+    async def _answer(self, request: Request, provider: str, build: Builder) -> Response:
         state = self.state
         state.stats.requests += 1
         raw = await request.body()

@@ -75,6 +75,8 @@ class Stats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
     by_model: Counter[str] = field(default_factory=Counter)
     by_status: Counter[str] = field(default_factory=Counter)
 
@@ -90,6 +92,8 @@ class Stats:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cached_tokens": self.cached_tokens,
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
         }
 
 

@@ -1,0 +1,137 @@
+"""Benchmark 2, concurrency: 2,000 product-copy jobs, a gateway that takes 2 s per call, one worker.
+
+The worker is the Procfile's (`--processes 1 --threads 256`, async actors). While the jobs run,
+the dev gateway counts the calls it holds at once (`in_flight`), and the worker's resident
+memory is sampled. Targets: at least 256 calls in flight; throughput at least 90% of
+in-flight / latency (what that concurrency can carry); peak RSS under 1 GB.
+(Dramatiq's default 8 threads would carry 8 / 2 s = 4 jobs/s.)
+
+`python -m bench.concurrency [--count N] [--latency-ms L] [--quick]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+
+from bench.catalog import catalog
+from bench.client import Client
+from bench.env import BenchEnv
+from bench.report import Section, fmt, quiet_driver_logs
+from bench.runs import run_copy, start_worker, worker_peak_rss_mb, worker_rss_mb, worker_threads
+
+TITLE = "2. Concurrency: one worker process, 2 s per model call"
+
+
+class Sampler(threading.Thread):
+    """Every 100 ms: the gateway's calls in flight and the worker's RSS."""
+
+    def __init__(self, env: BenchEnv, worker: object) -> None:
+        super().__init__(daemon=True)
+        self.env, self.worker = env, worker
+        self.in_flight: list[int] = []
+        self.rss: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.1):
+            try:
+                self.in_flight.append(int(self.env.gateway_stats()["in_flight"]))
+                self.rss.append(worker_rss_mb(self.worker))  # type: ignore[arg-type]
+            except Exception:  # a sample lost to a busy machine is not a result
+                continue
+
+
+def run(
+    count: int, latency_ms: int, *, quick: bool = False, progress: bool = True, profile: Path | None = None
+) -> Section:
+    threads = worker_threads()
+    latency_s = latency_ms / 1000
+    with BenchEnv(latency_ms=latency_ms) as env:
+        client = Client(env.redis_url)
+        try:
+            worker = start_worker(env, client)
+            env.gateway_reset()
+            env.gateway_config(latency_ms=latency_ms)
+            rss_before = worker_rss_mb(worker)
+            sampler = Sampler(env, worker)
+            sampler.start()
+            batch = run_copy(
+                env, client, worker, catalog(count), count, label="jobs", progress=progress, profile=profile
+            )
+            sampler.stop.set()
+            sampler.join()
+            stats = env.gateway_stats()
+            peak_rss = worker_peak_rss_mb(worker)
+        finally:
+            client.close()
+
+    peak = int(stats["peak_in_flight"])
+    # Steady state: the samples while at least half the peak was in flight (ramp-up and the
+    # last partial wave left out).
+    busy = [n for n in sampler.in_flight if n >= peak / 2] or [0]
+    mean_busy = sum(busy) / len(busy)
+    capacity = peak / latency_s
+    share = batch.rate / capacity if capacity else 0.0
+    rows = [
+        ["jobs", str(batch.count)],
+        ["gateway latency (s)", fmt(latency_s, 1)],
+        ["worker threads (Procfile)", str(threads)],
+        ["calls in flight, peak", str(peak)],
+        ["calls in flight, mean while busy", fmt(mean_busy)],
+        ["seconds", fmt(batch.elapsed_s, 2)],
+        ["throughput (jobs/s)", fmt(batch.rate)],
+        ["in-flight / latency (jobs/s)", fmt(capacity)],
+        ["throughput / (in-flight / latency)", f"{share:.0%}"],
+        ["worker CPU ms / job", fmt(batch.worker_cpu_s / batch.count * 1000, 2)],
+        ["worker RSS before (MB)", fmt(rss_before, 0)],
+        ["worker peak RSS (MB)", fmt(peak_rss, 0)],
+    ]
+    notes = [
+        f"{batch.done} jobs done, {batch.failed} failed; {stats['model_calls']} model calls.",
+        "The last wave of a batch is partial (2,000 jobs are 7.8 waves of 256), so even a worker "
+        "with no overhead of its own would reach ~98% here.",
+    ]
+    if batch.other:
+        notes.append(f"jobs neither done nor failed when the queue drained: {batch.other}")
+    if batch.errors:
+        notes.append("first errors: " + " | ".join(batch.errors))
+    want_in_flight = min(256, batch.count)
+    return Section(
+        title=TITLE,
+        command="python -m bench.concurrency" + (" --quick" if quick else ""),
+        columns=["measure", "value"],
+        rows=rows,
+        notes=notes,
+        verdicts=[
+            (f">= {want_in_flight} calls in flight ({peak})", peak >= want_in_flight),
+            (f"throughput >= 90% of in-flight/latency ({share:.0%})", share >= 0.9),
+            (f"peak RSS < 1 GB ({fmt(peak_rss, 0)} MB)", peak_rss < 1024),
+        ],
+    )
+
+
+def main(argv: list[str] | None = None) -> Section:
+    parser = argparse.ArgumentParser(prog="python -m bench.concurrency", description=__doc__)
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--latency-ms", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 300 jobs, 500 ms latency")
+    parser.add_argument("--profile", type=Path, help="py-spy the worker into this file")
+    args = parser.parse_args(argv)
+    quiet_driver_logs()
+    count, latency = (300, 500) if args.quick else (args.count, args.latency_ms)
+    started = time.monotonic()
+    section = run(count, latency, quick=args.quick, profile=args.profile)
+    section.print()
+    if args.profile is not None:
+        from bench.overhead import print_profile
+
+        print_profile(args.profile)
+    print(f"({time.monotonic() - started:.0f} s)")
+    return section
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Profile a worker while a benchmark runs: py-spy's collapsed stacks, summed into top frames.
+
+py-spy is a profiling tool, not a dependency: `pip install py-spy` into the virtualenv to use
+`--profile`. Samples of idle threads (blocked on a queue or a socket) are left out.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def py_spy() -> str | None:
+    local = Path(sys.executable).parent / "py-spy"
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+@contextmanager
+def profiled(pid: int, out: Path, rate: int = 200) -> Iterator[None]:
+    """Record `pid` with py-spy into `out` (collapsed stacks) while the block runs."""
+    exe = py_spy()
+    if exe is None:
+        raise RuntimeError("--profile needs py-spy: .venv/bin/pip install py-spy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # --gil: sample only the thread holding the GIL, i.e. where the process spends its CPU.
+    argv = [exe, "record", "-p", str(pid), "-o", str(out), "--format", "raw", "-r", str(rate)]
+    proc = subprocess.Popen(
+        [*argv, "--nonblocking", "--gil"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield
+    finally:
+        proc.send_signal(2)  # SIGINT: py-spy writes what it has and exits
+        _, err = proc.communicate(timeout=60)
+        if not out.exists():
+            raise RuntimeError(f"py-spy wrote nothing: {err.decode()[-500:]}")
+
+
+def _frames(stack: str) -> list[str]:
+    out = []
+    for frame in stack.split(";"):
+        # "function (path/to/file.py:123)" -> "function (file.py)"; line numbers would split totals.
+        name, _, where = frame.partition(" (")
+        path = where.rsplit(":", 1)[0]
+        short = "/".join(Path(path).parts[-2:]) if path else ""
+        out.append(f"{name} ({short})" if short else name)
+    return out
+
+
+def top_frames(collapsed: Path, limit: int = 15) -> tuple[int, list[tuple[str, float, float]]]:
+    """(samples, [(frame, self %, total %)]) from py-spy's collapsed output, by total time."""
+    self_count: Counter[str] = Counter()
+    total_count: Counter[str] = Counter()
+    samples = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        frames = _frames(stack)
+        # Thread names py-spy puts first are not frames.
+        frames = [f for f in frames if not f.startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        samples += count
+        self_count[frames[-1]] += count
+        for frame in set(frames):
+            total_count[frame] += count
+    rows = [
+        (frame, 100 * self_count[frame] / samples, 100 * total / samples)
+        for frame, total in total_count.most_common(limit)
+    ]
+    return samples, rows
+
+
+def top_self(collapsed: Path, limit: int = 15) -> list[tuple[str, float]]:
+    """[(frame, self %)], the frames where the samples were taken."""
+    self_count: Counter[str] = Counter()
+    samples = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        frames = [f for f in _frames(stack) if not f.startswith(("process ", "thread "))]
+        if frames:
+            samples += int(count_text)
+            self_count[frames[-1]] += int(count_text)
+    return [(frame, 100 * count / max(samples, 1)) for frame, count in self_count.most_common(limit)]

@@ -1,0 +1,98 @@
+"""`make bench`: every benchmark, one after another, then `bench/RESULTS.md` regenerated.
+
+`python -m bench.run_all [--quick] [--only overhead,concurrency,...]`; `--quick` runs the smoke
+versions and leaves RESULTS.md alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import io
+import tempfile
+import time
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import concurrency, cost, overhead, scale
+from bench.report import RESULTS, Section, console, quiet_driver_logs, write_results
+
+PERSONALIZATION_TITLE = "3. Interactive under load: personalization"
+
+
+@dataclass
+class Markdown:
+    """A section another benchmark already rendered as Markdown."""
+
+    title: str
+    command: str
+    body: str
+
+    ok = True
+
+    def print(self) -> None:
+        console.print(self.body, highlight=False)
+
+    def markdown(self) -> str:
+        return f"## {self.title}\n\n`{self.command}`\n\n{self.body.rstrip()}\n"
+
+
+def personalization(quick: bool) -> Markdown | None:
+    """The personalization benchmark (issue 5's `bench/personalization.py`), when it exists."""
+    if importlib.util.find_spec("bench.personalization") is None:
+        return None
+    module: Any = importlib.import_module("bench.personalization")
+    command = "python -m bench.personalization" + (" --quick" if quick else "")
+    if all(hasattr(module, n) for n in ("run", "table", "Config", "QUICK")):
+        cfg = module.QUICK if quick else module.Config()
+        with tempfile.TemporaryDirectory(prefix="bench-personalization-") as tmp:
+            body = module.table(module.run(cfg, log_dir=Path(tmp)))
+    else:  # its API changed: run its command and keep what it prints
+        out = io.StringIO()
+        with redirect_stdout(out):
+            module.main(["--quick"] if quick else [])
+        body = out.getvalue()
+    return Markdown(PERSONALIZATION_TITLE, command, body)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smoke versions; RESULTS.md untouched")
+    parser.add_argument("--only", help="comma-separated: overhead,concurrency,personalization,cost,scale")
+    args = parser.parse_args(argv)
+    quiet_driver_logs()
+    wanted = set(args.only.split(",")) if args.only else None
+    q = args.quick
+    plan: list[tuple[str, Any]] = [
+        ("overhead", lambda: overhead.run(100 if q else 2000, quick=q)),
+        ("concurrency", lambda: concurrency.run(*((300, 500) if q else (2000, 2000)), quick=q)),
+        ("personalization", lambda: personalization(q)),
+        ("cost", lambda: cost.run(cost.QUICK if q else cost.Day(), quick=q)),
+        ("scale", lambda: scale.run(300 if q else 10_000, 1000, quick=q)),
+    ]
+    sections: list[Any] = []
+    for name, bench in plan:
+        if wanted is not None and name not in wanted:
+            continue
+        started = time.monotonic()
+        console.rule(f"[bold]{name}")
+        section = bench()
+        if section is None:
+            console.print(f"{name}: not available yet", highlight=False)
+            continue
+        section.print()
+        console.print(f"({time.monotonic() - started:.0f} s)")
+        sections.append(section)
+    if not q:
+        write_results(sections)
+        console.print(f"wrote {RESULTS}")
+    missed = [s.title for s in sections if isinstance(s, Section) and not s.ok]
+    if missed:
+        console.print("targets not met in: " + "; ".join(missed), highlight=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""The benchmarks still run: the overhead benchmark's quick version, end to end, on its own servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import overhead
+from bench.report import split_sections, write_results
+
+
+def test_overhead_benchmark_runs_the_pipeline_beside_its_floors(tmp_path: Path) -> None:
+    # Given the overhead benchmark on a few jobs (its own Redis, dev gateway and Procfile worker)
+    # When it runs
+    section = overhead.run(40, quick=True, progress=False)
+    # Then every job was written, the floors and the pipeline have their rows, and it judged the target
+    rows = {row[0]: row for row in section.rows}
+    assert set(rows) == {
+        "queue floor: Dramatiq no-op",
+        "client floor: raw aiohttp",
+        "client floor: litellm",
+        "pipeline: product copy",
+    }
+    assert all(float(row[3].replace(",", "")) > 0 for row in section.rows), section.rows
+    assert any("40 jobs done, 0 failed; 40 model calls" in note for note in section.notes), section.notes
+    assert len(section.verdicts) == 1 and "litellm floor" in section.verdicts[0][0]
+    # And RESULTS.md regenerates around a section another benchmark wrote
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# old\n\n## 3. Someone else's table\n\n| a |\n|---|\n| 1 |\n")
+    write_results([section], results)
+    sections = split_sections(results.read_text())
+    assert list(sections) == [section.title, "3. Someone else's table"]
+    assert "| 1 |" in sections["3. Someone else's table"]
