@@ -122,6 +122,7 @@ async def personalize(store: str, shopper_id: str, context: dict[str, Any] | Non
             fallback=published.meta["fallback"] or "",
             cohort=published.meta["cohort"],
             cohort_cache=published.cohort_cache,
+            published_at=published.published_at,
             progress="published",
         )
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agents.sanitize import is_safe, plain_text
+from agents.sanitize import plain_text
 from agents.schemas.personalization import MAX_RANKED
 from agents.shopify import describe_errors
 from pipelines.publish import input_hash
@@ -30,11 +30,12 @@ SEGMENT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 LOCALE_RE = re.compile(r"^[a-z]{2,3}([-_][a-z0-9]{2,8})?$")
 CALLBACK_RE = re.compile(r"^https?://[^\s/?#@]+(/[^\s]*)?$")
 _NOT_WORD = re.compile(r"[^\w&'-]+")
-_MARKUP = re.compile(r"[<>&]")
 MAX_TOP_CATEGORIES = 2
-MAX_PROMPT_CANDIDATES = 30
+MAX_PROMPT_CANDIDATES = 24
 MAX_FEATURED = 12
 MAX_VIEWED_FIRST = 4
+MEMO_LIMIT = 4096
+T = TypeVar("T")
 
 _SEARCH = ("google.", "bing.", "duckduckgo.", "yahoo.", "ecosia.", "baidu.", "yandex.", "search.brave.")
 _SOCIAL = (
@@ -100,19 +101,11 @@ class Candidate(BaseModel):
         """Plain facts for the prompt: short, no markup."""
         return {
             "id": self.id,
-            "title": _plain(self.title, 120),
-            "product_type": _plain(self.product_type, 40),
+            "title": plain_text(self.title, 120),
+            "product_type": plain_text(self.product_type, 40),
             "price": self.price,
-            "tags": [t for t in (_plain(x, 30) for x in self.tags[:5]) if t],
+            "tags": [t for t in (plain_text(x, 30) for x in self.tags[:3]) if t],
         }
-
-
-def _plain(text: str, max_len: int) -> str:
-    """`plain_text`, skipping the HTML parser for text with nothing to strip or defang."""
-    if _MARKUP.search(text) or not is_safe(text):
-        return plain_text(text, max_len)
-    folded = " ".join(text.split())
-    return folded if len(folded) <= max_len else folded[: max_len - 1].rstrip() + "\u2026"
 
 
 class ShopperContext(BaseModel):
@@ -233,7 +226,7 @@ class Cohort:
         out["top_categories"] = list(self.top_categories)
         return out
 
-    @property
+    @cached_property
     def key(self) -> str:
         """A short, stable name for the cohort (logs, `meta.cohort`)."""
         return "c_" + input_hash(self.signals()).removeprefix("sha256:")[:16]
@@ -241,10 +234,25 @@ class Cohort:
 
 @dataclass(frozen=True)
 class Catalog:
-    """Candidates in catalog order, indexed by id."""
+    """Candidates in catalog order, indexed by id.
+
+    `memo` holds what is derived from the catalog per cohort (shortlists, prompt inputs): a
+    snapshot's catalog serves many requests, and it dies with the catalog.
+    """
 
     products: tuple[Candidate, ...]
     by_id: dict[str, Candidate]
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def remember(self, key: Any, make: Callable[[], T]) -> T:
+        """`make()`, computed once per `key` for this catalog (bounded: cleared when full)."""
+        try:
+            return self.memo[key]
+        except KeyError:
+            if len(self.memo) >= MEMO_LIMIT:
+                self.memo.clear()
+            value = self.memo[key] = make()
+            return value
 
     @classmethod
     def of(cls, products: Iterable[Candidate]) -> Catalog:
@@ -275,10 +283,14 @@ def cohort_of(ctx: ShopperContext, catalog: Catalog) -> Cohort:
 
 def shortlist(catalog: Catalog, cohort: Cohort, limit: int = MAX_PROMPT_CANDIDATES) -> list[Candidate]:
     """The candidates the model ranks: the cohort's categories first, then catalog order."""
-    wanted = set(cohort.top_categories)
-    first = [p for p in catalog.products if p.category in wanted]
-    rest = [p for p in catalog.products if p.category not in wanted]
-    return (first + rest)[:limit]
+
+    def make() -> list[Candidate]:
+        wanted = set(cohort.top_categories)
+        first = [p for p in catalog.products if p.category in wanted]
+        rest = [p for p in catalog.products if p.category not in wanted]
+        return (first + rest)[:limit]
+
+    return catalog.remember(("shortlist", cohort.top_categories, limit), make)
 
 
 def default_ranking(candidates: list[Candidate], limit: int = MAX_FEATURED) -> list[str]:

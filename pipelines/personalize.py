@@ -76,6 +76,7 @@ class Published:
     # miss: this request's generation; hit: an earlier one; joined: one in flight when it asked;
     # fallback: none in time.
     cohort_cache: str = "miss"
+    published_at: float = 0.0
 
     @property
     def cost_usd(self) -> str:
@@ -98,20 +99,17 @@ def callback_sender(settings: Settings) -> CallbackSender:
 
 
 def warm_up(svc: Services) -> None:
-    """Do at boot what the first request would: the first model call pays ~200 ms for lazy
-    imports, tiktoken's encoding and schema builds, which would blow a shopper's deadline."""
+    """Do at boot what the first request would pay for: tiktoken's encoding, schema builds and,
+    through litellm, ~200 ms of lazy imports; on the first shopper they would eat the deadline."""
     prompt = svc.runtime.prompts.get(PersonalizerAgent.name)
     model = prompt.meta.model
     messages = prompt.render(PersonalizerAgent(svc.runtime).variables({}, []))
     count_messages(messages, model)
-    # A mocked completion runs litellm's whole request/response path without any network.
-    litellm().completion(
-        model=model,
-        messages=messages,
-        response_format=response_format_for(prompt.output_model),
-        mock_response="{}",
-        api_key="warm-up",
-    )
+    response_format_for(prompt.output_model)
+    config = svc.runtime.gateway.config
+    if not (model.startswith("openai/") and config.openai_direct):
+        # Served through litellm: a mocked completion runs its whole path without any network.
+        litellm().completion(model=model, messages=messages, mock_response="{}", api_key="warm-up")
 
 
 async def candidate_catalog(svc: Services, store: str, ctx: ShopperContext) -> Catalog:
@@ -233,10 +231,15 @@ async def personalize_shopper(
     # The shopper id is for routing (sticky prompt versions); it never reaches a prompt.
     call_ctx = CallContext(store=store, pipeline=PIPELINE, job_id=job_id, extra={"shopper_id": shopper})
     prompt = await agent.prompt_for(call_ctx.for_agent(agent.name))
-    variables = agent.variables(cohort.signals(), [c.prompt_row for c in picks])
-    # Everything that decides the generation, nothing that is the shopper's own: one key per cohort.
-    digest = cache_key(PIPELINE, store, prompt.ref, prompt.meta.model, variables)
-    last_key = cache_key(LAST_GOOD, store, cohort.signals())
+
+    def inputs() -> tuple[dict[str, Any], str, str]:
+        variables = agent.variables(cohort.signals(), [c.prompt_row for c in picks])
+        # Everything that decides the generation, nothing that is the shopper's own: one key per cohort.
+        digest = cache_key(PIPELINE, store, prompt.ref, prompt.meta.model, variables)
+        return variables, digest, cache_key(LAST_GOOD, store, cohort.signals())
+
+    # The same for every shopper of the cohort while the catalog lasts.
+    variables, digest, last_key = catalog.remember(("inputs", store, cohort, prompt.ref), inputs)
     shared = {"store": store, "cohort": cohort.key, "locale": cohort.locale}
     ttl_s = settings.personalization_ttl_s
 
@@ -294,6 +297,7 @@ async def personalize_shopper(
     key = personalization_key(store, shopper)
     # Off the event loop: an R2 PUT must not stall the other requests this process is serving.
     await asyncio.to_thread(publish, svc.store, key, doc, meta)
+    published_at = time.time()
 
     if got is not None and got.hit:
         await record_result_cache_hit(
@@ -314,7 +318,9 @@ async def personalize_shopper(
         fallback_reason=meta["fallback_reason"],
         elapsed_ms=meta["elapsed_ms"],
     )
-    published = Published(key=key, shopper_id=shopper, body=doc, meta=meta, cohort_cache=cohort_cache)
+    published = Published(
+        key=key, shopper_id=shopper, body=doc, meta=meta, cohort_cache=cohort_cache, published_at=published_at
+    )
     if ctx.callback_url:
         spawn(_callback(svc, published, ctx.callback_url, job_id), "personalization_callback")
     return published
