@@ -75,12 +75,18 @@ def served_from_cache(meta: dict[str, Any], *, job_id: str, extra: dict[str, Any
     }
 
 
-def attempt_of(job_id: str) -> int:
-    """Which delivery-retry of `job_id` is running (Dramatiq's `retries` option), 0 outside a job."""
+def attempt_of(job_id: str) -> str:
+    """Which delivery-retry of `job_id` is running (Dramatiq's `retries` option), "0" outside a job.
+
+    A job replayed from the dead-letter queue starts its retries again, so its replay count
+    comes first ("r1.0"): its calls are new spend, not redeliveries of the first run's.
+    """
     message = CurrentMessage.get_current_message()
     if message is None or message.message_id != job_id:
-        return 0
-    return int(message.options.get("retries", 0) or 0)
+        return "0"
+    retries = int(message.options.get("retries", 0) or 0)
+    replays = int(message.options.get("replays", 0) or 0)
+    return f"r{replays}.{retries}" if replays else str(retries)
 
 
 def record_id(record: UsageRecord) -> str:

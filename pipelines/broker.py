@@ -13,20 +13,29 @@ from dramatiq.middleware import (
     Callbacks,
     CurrentMessage,
     Pipelines,
-    Retries,
     ShutdownNotifications,
     TimeLimit,
 )
 
+from pipelines.consumer import WandstoreConsumer
+from pipelines.dead_letters import DeadLetterReasons
+from pipelines.durable import DurableRetries
 from pipelines.fastlane import FastLaneBroker
 from pipelines.metrics import WorkerMetrics
 from pipelines.middleware import JobTracking, LogContext, should_retry
+from pipelines.poison import ArgumentCheck
 from wandstore_agents.redis_conn import resolve_url
 from wandstore_agents.settings import get_settings
 
 INTERACTIVE = "interactive"
 BATCH = "batch"
 MAX_RETRIES = 6
+
+
+class WandstoreBroker(FastLaneBroker):
+    """The fast-lane Redis broker with this project's consumer (see pipelines/consumer.py)."""
+
+    consumer_class = WandstoreConsumer
 
 
 def build_broker(url: str) -> RedisBroker:
@@ -41,13 +50,23 @@ def build_broker(url: str) -> RedisBroker:
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
-        Retries(max_retries=MAX_RETRIES, min_backoff=500, max_backoff=60_000, retry_when=should_retry),
+        DurableRetries(max_retries=MAX_RETRIES, min_backoff=500, max_backoff=60_000, retry_when=should_retry),
         AsyncIO(),
         CurrentMessage(),
+        ArgumentCheck(),
+        DeadLetterReasons(),
     ]
     # The interactive lane's consumers poll every few ms when idle (see pipelines/fastlane.py).
     poll_ms = {INTERACTIVE: get_settings().interactive_poll_ms}
-    return FastLaneBroker(url=url, middleware=middleware, poll_ms=poll_ms)
+    settings = get_settings()
+    return WandstoreBroker(
+        url=url,
+        middleware=middleware,
+        poll_ms=poll_ms,
+        # How soon a dead worker's claimed messages go back on their queues.
+        heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
+        maintenance_chance=settings.broker_maintenance_chance,
+    )
 
 
 broker = build_broker(resolve_url(get_settings()))

@@ -9,7 +9,7 @@ import dramatiq
 import structlog
 from dramatiq.middleware import Middleware
 
-from pipelines.status import JobStatus
+from pipelines.durable import DurableStatus
 from wandstore_agents.errors import InvalidInput, PermanentError, RetryableError
 from wandstore_agents.logs import get_logger, scrub
 
@@ -56,8 +56,9 @@ class LogContext(Middleware):
 class JobTracking(Middleware):
     """Keep `wandstore:job:<message id>` current: running, retrying, done or failed with a reason."""
 
-    def _status(self, broker: Any) -> JobStatus:
-        return JobStatus(broker.client)
+    def _status(self, broker: Any) -> DurableStatus:
+        # Waits for Redis: a status write lost in a blip would leave the job "running" for ever.
+        return DurableStatus(broker.client)
 
     def before_process_message(self, broker: Any, message: Any) -> None:
         message.options["_started"] = time.perf_counter()
@@ -75,16 +76,21 @@ class JobTracking(Middleware):
     def after_process_message(
         self, broker: Any, message: Any, *, result: Any = None, exception: BaseException | None = None
     ) -> None:
+        # LogContext has cleared the message's log context by now (after-hooks run in reverse):
+        # these lines name the job themselves.
         status = self._status(broker)
         elapsed_ms = round(
             (time.perf_counter() - message.options.pop("_started", time.perf_counter())) * 1000
         )
         if exception is None:
             status.update(message.message_id, status="done", finished_at=time.time())
-            log.info("job_done", duration_ms=elapsed_ms)
+            log.info("job_done", job_id=message.message_id, actor=message.actor_name, duration_ms=elapsed_ms)
             _after_job(broker, message.message_id, "done")
             return
-        reason = scrub(f"{type(exception).__name__}: {exception}")
+        # A rate limit is re-raised as dramatiq.Retry (to honour retry-after): name what happened.
+        cause = exception.__cause__ if isinstance(exception, dramatiq.Retry) else None
+        shown = cause if cause is not None else exception
+        reason = scrub(f"{type(shown).__name__}: {shown}")
         if message.failed:
             status.update(
                 message.message_id,
@@ -93,11 +99,23 @@ class JobTracking(Middleware):
                 error=reason,
                 finished_at=time.time(),
             )
-            log.error("job_failed", error=reason, duration_ms=elapsed_ms)
+            log.error(
+                "job_failed",
+                job_id=message.message_id,
+                actor=message.actor_name,
+                error=reason,
+                duration_ms=elapsed_ms,
+            )
             _after_job(broker, message.message_id, "failed")
         else:
             status.update(message.message_id, status="retrying", error=reason)
-            log.warning("job_retrying", error=reason, duration_ms=elapsed_ms)
+            log.warning(
+                "job_retrying",
+                job_id=message.message_id,
+                actor=message.actor_name,
+                error=reason,
+                duration_ms=elapsed_ms,
+            )
 
 
 def _after_job(broker: Any, job_id: str, outcome: str) -> None:

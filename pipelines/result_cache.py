@@ -49,6 +49,15 @@ _RENEW = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 )
+# Take the lock when it is free, or when an earlier delivery of the same job holds it (the job
+# was killed, or failed while Redis was away, before releasing it): that lease would otherwise
+# stall the job's own retry for up to `lock_ms`.
+_ACQUIRE = """
+local held = redis.call('get', KEYS[1])
+if held and not (ARGV[3] ~= '' and string.sub(held, 1, string.len(ARGV[3])) == ARGV[3]) then return 0 end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
 
 
 def cache_key(*parts: Any) -> str:
@@ -82,6 +91,7 @@ class ResultCache:
         self._inflight: dict[tuple[int, str], asyncio.Future[dict[str, Any]]] = {}
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
+        self._take = client.register_script(_ACQUIRE)
 
     # --- plain access -----------------------------------------------------------
 
@@ -155,14 +165,15 @@ class ResultCache:
 
     async def _across_processes(self, pipeline: str, key: str, compute: Compute, ttl_s: int | None) -> Cached:
         lock = LOCK_PREFIX + f"{pipeline}:{key}"
-        token = uuid.uuid4().hex
+        owner = _job_id()
+        token = f"{owner}|{uuid.uuid4().hex}"
         deadline = asyncio.get_running_loop().time() + self.wait_s
         delay = 0.01
         while True:
             value = self.get(pipeline, key)
             if value is not None:
                 return Cached(value, hit=True)
-            if self._acquire(lock, token):
+            if self._acquire(lock, token, f"{owner}|" if owner else ""):
                 break
             if asyncio.get_running_loop().time() >= deadline:
                 log.warning("result_cache_wait_timeout", pipeline=pipeline, key=key, wait_s=self.wait_s)
@@ -186,9 +197,9 @@ class ResultCache:
         finally:
             self._unlock(lock, token)
 
-    def _acquire(self, lock: str, token: str) -> bool:
+    def _acquire(self, lock: str, token: str, owner_prefix: str) -> bool:
         try:
-            return bool(self.r.set(lock, token, nx=True, px=self.lock_ms))
+            return bool(self._take(keys=[lock], args=[token, self.lock_ms, owner_prefix]))
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
 
@@ -207,3 +218,11 @@ class ResultCache:
                 self._renew(keys=[lock], args=[token, self.lock_ms])
             except redis.RedisError as exc:
                 log.warning("result_cache_renew_failed", lock=lock, error=str(exc))
+
+
+def _job_id() -> str:
+    """The Dramatiq message being processed (a job keeps its id across retries), or ""."""
+    from dramatiq.middleware import CurrentMessage
+
+    message = CurrentMessage.get_current_message()
+    return message.message_id if message is not None else ""

@@ -453,7 +453,9 @@ class ThemeBuild:
             layout=layout,
             copies=copies,
             reviews=reviews,
-            records=dict(self.records),
+            # Sorted: steps finish in any order (copy runs concurrently), and a resumed build must
+            # render the same bytes, or publishing meets its own earlier files as a conflict.
+            records={step: self.records[step] for step in sorted(self.records)},
         )
         doc = theme_document(parts, render["generated_at"])
         files = render_files(doc)

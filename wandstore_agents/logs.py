@@ -74,6 +74,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # Libraries' `exc_info=True` records (Dramatiq's critical errors): the traceback as
+                # text, not a tuple of reprs; scrubbed with the rest of the line.
+                structlog.processors.format_exc_info,
                 renderer,
                 _final_scrub,
             ],

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     r2_endpoint_url: str | None = None
     r2_themes_bucket: str = "wandstore-themes"
     local_store_dir: Path = Path("./var/objects")
+    r2_timeout_s: float = Field(default=30.0, gt=0)  # per request; no retries inside: the job retries
 
     prompts_dir: Path = DEFAULT_PROMPTS_DIR
     # How long a worker trusts the prompt labels it read from Redis (a label move's delay).
@@ -68,6 +69,11 @@ class Settings(BaseSettings):
     callback_timeout_s: float = Field(default=2.0, gt=0)
     callback_max_attempts: int = Field(default=3, ge=1, le=10)
     callback_backoff_ms: int = Field(default=200, ge=1)
+
+    # Broker: a worker silent for this long is dead and its claimed messages are requeued, by a
+    # maintenance pass that runs on this many of every million broker commands (Dramatiq's defaults).
+    broker_heartbeat_timeout_ms: int = Field(default=60_000, ge=1000)
+    broker_maintenance_chance: int = Field(default=1000, ge=0, le=1_000_000)
 
     # Worker metrics.
     metrics_host: str = "127.0.0.1"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from wandstore_agents.cli import costs, demo, gateway, jobs
+from wandstore_agents.cli.dlq import dlq_app
 from wandstore_agents.cli.prompts import prompts_app
 from wandstore_agents.cli.themes import themes_app
 from wandstore_agents.cli.tokens import tokens_app
@@ -32,6 +33,7 @@ app.command("costs", help="Tokens, cost and cache hits from the usage ledger.")(
 app.add_typer(costs.budget_app, name="budget")
 
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(dlq_app, name="dlq")
 
 
 def main() -> None:

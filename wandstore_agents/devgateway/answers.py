@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from wandstore_agents.devgateway.prompt import (
     openai_conversation,
 )
 from wandstore_agents.devgateway.schema_instance import (
+    HOSTILE_PAYLOADS,
     make_instance,
     make_json_object,
     make_text,
@@ -52,30 +54,33 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _generate(plan: Plan, conv: Conversation, digest: str, hostile: bool, invalid: bool) -> tuple[Any, str]:
+def _generate(
+    plan: Plan, conv: Conversation, digest: str, hostile: bool, invalid: bool, payloads: Sequence[str]
+) -> tuple[Any, str]:
     seed = int(digest[:16], 16)
     stuff = material(conv)
     if plan.mode in ("schema", "tool") and plan.schema is not None:
-        payload = make_instance(plan.schema, stuff, seed, hostile)
+        payload = make_instance(plan.schema, stuff, seed, hostile, payloads)
         if invalid:
             payload = violate(payload, plan.schema)
         return payload, _dumps(payload)
     if plan.mode == "json":
-        obj = make_json_object(stuff, seed, hostile)
+        obj = make_json_object(stuff, seed, hostile, payloads)
         if invalid:
             return None, "Sure! Here is the JSON you asked for: " + _dumps(obj)[:-1]
         return obj, _dumps(obj)
-    text = make_text(stuff, seed, hostile)
+    text = make_text(stuff, seed, hostile, payloads)
     return text, text
 
 
 def _answer(state: GatewayState, conv: Conversation, plan: Plan, digest: str, invalid: bool) -> Answer:
     hostile = state.behaviour.hostile
-    key = (digest, hostile, "invalid" if invalid else "ok")
+    payloads = state.behaviour.payloads or HOSTILE_PAYLOADS
+    key = (digest, hostile, payloads, "invalid" if invalid else "ok")
     cached = state.answers.get(key)
     if cached is not None:
         return cached
-    payload, text = _generate(plan, conv, digest, hostile, invalid)
+    payload, text = _generate(plan, conv, digest, hostile, invalid, payloads)
     model = conv.model
     answer = Answer(
         payload=payload,

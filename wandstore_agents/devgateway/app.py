@@ -250,10 +250,14 @@ class Gateway:
                     raise ValueError("latency_ms must be a non-negative integer")
                 if not isinstance(hostile, bool):
                     raise ValueError("hostile must be a boolean")
+                payloads = payload.get("payloads", list(self.state.behaviour.payloads))
+                if not isinstance(payloads, list) or not all(isinstance(p, str) and p for p in payloads):
+                    raise ValueError("payloads must be a list of non-empty strings")
             except ValueError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
             self.state.behaviour.latency_ms = latency
             self.state.behaviour.hostile = hostile
+            self.state.behaviour.payloads = tuple(payloads)
         return JSONResponse(self.state.behaviour.as_dict())
 
     async def faults(self, request: Request) -> Response:

@@ -6,7 +6,7 @@ import copy
 import math
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from wandstore_agents.devgateway.patterns import (
@@ -102,12 +102,20 @@ def _bound(schema: dict[str, Any], inclusive: str, exclusive: str, step: float) 
 class _Generator:
     """One walk over one schema with one seeded random stream."""
 
-    def __init__(self, root: dict[str, Any], material: Material, rng: random.Random, hostile: bool) -> None:
+    def __init__(
+        self,
+        root: dict[str, Any],
+        material: Material,
+        rng: random.Random,
+        hostile: bool,
+        payloads: Sequence[str] = HOSTILE_PAYLOADS,
+    ) -> None:
         self.root = root
         self.words = list(material.words) or list(FALLBACK_WORDS)
         self.ids = list(material.candidate_ids)
         self.rng = rng
         self.hostile = hostile
+        self.payloads = payloads or HOSTILE_PAYLOADS
 
     # --- schema plumbing ----------------------------------------------------
 
@@ -329,9 +337,9 @@ class _Generator:
         fmt = schema.get("format")
         if self.hostile:
             if fmt in ("uri", "url", "iri", "uri-reference"):
-                return fit_text("javascript:alert(1)", low, high, list(HOSTILE_PAYLOADS))
+                return fit_text("javascript:alert(1)", low, high, list(self.payloads))
             if fmt is None:
-                return hostile_text(self.rng, low, high)
+                return hostile_text(self.rng, low, high, self.payloads)
         if isinstance(fmt, str):
             formatted = formatted_value(fmt, self.rng, self._word())
             if formatted is not None:
@@ -370,7 +378,7 @@ class _Generator:
                 if self._fits(candidate, pattern, low, high):
                     return candidate
         if self.hostile:
-            for payload in HOSTILE_PAYLOADS:
+            for payload in self.payloads:
                 if self._fits(payload, pattern, low, high):
                     return payload
         slug = "-".join(w.lower() for w in self._run(3) if w.isascii())
@@ -391,23 +399,33 @@ class _Generator:
             return False
 
 
-def make_instance(schema: dict[str, Any], material: Material, seed: int, hostile: bool = False) -> Any:
+def make_instance(
+    schema: dict[str, Any],
+    material: Material,
+    seed: int,
+    hostile: bool = False,
+    payloads: Sequence[str] = HOSTILE_PAYLOADS,
+) -> Any:
     """A deterministic instance of `schema` written in `material`'s words (XSS payloads if `hostile`)."""
-    gen = _Generator(schema, material, random.Random(seed), hostile)
+    gen = _Generator(schema, material, random.Random(seed), hostile, payloads)
     return gen.value(schema, "", 0)
 
 
-def make_text(material: Material, seed: int, hostile: bool = False) -> str:
+def make_text(
+    material: Material, seed: int, hostile: bool = False, payloads: Sequence[str] = HOSTILE_PAYLOADS
+) -> str:
     """A plain-text answer: a run of the prompt's words, or payloads when `hostile`."""
-    gen = _Generator({}, material, random.Random(seed), hostile)
+    gen = _Generator({}, material, random.Random(seed), hostile, payloads)
     if hostile:
-        return " ".join(gen.rng.sample(HOSTILE_PAYLOADS, 3))
+        return " ".join(gen.rng.sample(list(gen.payloads), min(3, len(gen.payloads))))
     return gen.sentence(12, 30)
 
 
-def make_json_object(material: Material, seed: int, hostile: bool = False) -> dict[str, Any]:
+def make_json_object(
+    material: Material, seed: int, hostile: bool = False, payloads: Sequence[str] = HOSTILE_PAYLOADS
+) -> dict[str, Any]:
     """An answer for `response_format={"type": "json_object"}`."""
-    return {"answer": make_text(material, seed, hostile)}
+    return {"answer": make_text(material, seed, hostile, payloads)}
 
 
 def violate(instance: Any, schema: dict[str, Any]) -> Any:

@@ -58,10 +58,11 @@ class Behaviour:
 
     latency_ms: int = 0
     hostile: bool = False
+    payloads: tuple[str, ...] = ()  # what `hostile` answers with; empty: the built-in corpus
 
     def as_dict(self) -> dict[str, Any]:
         """JSON view for the admin API."""
-        return {"latency_ms": self.latency_ms, "hostile": self.hostile}
+        return {"latency_ms": self.latency_ms, "hostile": self.hostile, "payloads": len(self.payloads)}
 
 
 @dataclass
@@ -106,7 +107,7 @@ class GatewayState:
         self.stats = Stats()
         self.faults = FaultQueue()
         self.responses: LRU[str, CachedResponse] = LRU(20_000)
-        self.answers: LRU[tuple[str, bool, str], Any] = LRU(8_192)
+        self.answers: LRU[tuple[str, bool, tuple[str, ...], str], Any] = LRU(8_192)
         self.seen_systems: set[tuple[str, str]] = set()
 
     def reset(self) -> None:

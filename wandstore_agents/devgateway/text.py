@@ -7,7 +7,7 @@ import itertools
 import random
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 HOSTILE_PAYLOADS: tuple[str, ...] = (
     "<script>alert(1)</script>",
@@ -57,13 +57,15 @@ def fit_text(
     return text
 
 
-def hostile_text(rng: random.Random, low: int, high: int | None) -> str:
+def hostile_text(
+    rng: random.Random, low: int, high: int | None, payloads: Sequence[str] = HOSTILE_PAYLOADS
+) -> str:
     """An XSS / prompt-injection payload, within the length bounds where possible."""
-    fitting = [p for p in HOSTILE_PAYLOADS if len(p) >= low and (high is None or len(p) <= high)]
+    fitting = [p for p in payloads if len(p) >= low and (high is None or len(p) <= high)]
     if fitting:
         return rng.choice(fitting)
-    start = rng.randrange(len(HOSTILE_PAYLOADS))
-    ordered = list(HOSTILE_PAYLOADS[start:] + HOSTILE_PAYLOADS[:start])
+    start = rng.randrange(len(payloads))
+    ordered = [*payloads[start:], *payloads[:start]]
     text = ordered[0]
     for extra in ordered[1:] * 4:
         if len(text) >= low:

@@ -43,8 +43,15 @@ def open_store(settings: Settings) -> ObjectStore:
         store = _stores.get(key)
         if store is None:
             if key[1] == "r2":
+                # One retry layer: a failed request fails the job's attempt and Dramatiq retries
+                # the job with backoff (its finished steps are kept), not boto3 underneath it.
                 store = R2Store(
-                    bucket=key[3], endpoint_url=key[2], access_key_id=key[4], secret_access_key=key[5]
+                    bucket=key[3],
+                    endpoint_url=key[2],
+                    access_key_id=key[4],
+                    secret_access_key=key[5],
+                    read_timeout=settings.r2_timeout_s,
+                    max_attempts=0,
                 )
             else:
                 store = LocalStore(settings.local_store_dir)

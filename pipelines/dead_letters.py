@@ -1,0 +1,294 @@
+"""Dead letters: what Dramatiq gave up on, why, and putting it back.
+
+Dramatiq's Redis broker keeps a queue's dead letters in `{ns}:{queue}.XQ` (a sorted set
+of Redis message ids scored by when they died) and `{ns}:{queue}.XQ.msgs` (id -> encoded
+message); it drops them after 7 days. The reason lives in the job's status hash
+(`wandstore:job:{message id}`: `error`, `attempts`), written by `JobTracking` or, for a
+message no actor ever ran (unknown actor), by `DeadLetterReasons` here. Messages that do
+not even decode have no job; their reason is kept in `wandstore:dlq:undecodable:{queue}`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from dramatiq import Message, Retry
+from dramatiq.common import q_name
+from dramatiq.middleware import Middleware, SkipMessage
+
+from pipelines.status import PREFIX as JOB_PREFIX
+from pipelines.status import JobStatus
+from wandstore_agents.errors import BrokerUnavailable, InvalidInput
+from wandstore_agents.logs import get_logger, scrub
+
+UNDECODABLE = "wandstore:dlq:undecodable:"
+# Options that belong to one delivery, not to the job: dropped when a dead letter is replayed.
+_DELIVERY_OPTIONS = ("redis_message_id", "eta", "traceback", "requeue_timestamp", "retries")
+log = get_logger("pipelines.dead_letters")
+
+# Move one dead letter back onto its queue, at most once however many replays race.
+_REPLAY = """
+if redis.call('zrem', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('hdel', KEYS[2], ARGV[1])
+redis.call('hset', KEYS[4], ARGV[2], ARGV[3])
+redis.call('rpush', KEYS[3], ARGV[2])
+return 1
+"""
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def reason_of(exception: BaseException | None) -> str:
+    """`Type: message`, secrets scrubbed, as job status keeps it."""
+    if exception is None:
+        return "dead-lettered without an exception"
+    # SkipMessage (from a before-hook) and Retry (a rate limit) wrap what really happened.
+    while isinstance(exception, SkipMessage | Retry) and exception.__cause__ is not None:
+        exception = exception.__cause__
+    return scrub(f"{type(exception).__name__}: {exception}")[:2000]
+
+
+def record_undecodable(client: redis.Redis, queue: str, redis_id: str, reason: str) -> None:
+    """Keep why a message that cannot be decoded was dead-lettered (it has no job to hold it)."""
+    entry = {"reason": scrub(reason)[:2000], "dead_at": time.time(), "attempts": 1}
+    client.hset(UNDECODABLE + q_name(queue), redis_id, json.dumps(entry))
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead-lettered message: what it was, why it failed, when, after how many tries."""
+
+    id: str  # the job (message) id, or the Redis id of a message that does not decode
+    redis_id: str
+    queue: str
+    dead_at: float
+    actor: str | None
+    store: str | None
+    reason: str
+    attempts: int
+    message: Message[Any] | None = dataclasses.field(default=None, repr=False)
+    raw: bytes = dataclasses.field(default=b"", repr=False)
+
+    @property
+    def replayable(self) -> bool:
+        return self.message is not None
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON view (what `dlq list --json` prints)."""
+        return {
+            "id": self.id,
+            "queue": self.queue,
+            "actor": self.actor,
+            "store": self.store,
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "dead_at": self.dead_at,
+            "replayable": self.replayable,
+        }
+
+    def detail(self) -> dict[str, Any]:
+        """Everything, with the message's arguments (what `dlq show` prints)."""
+        out = {**self.summary(), "redis_id": self.redis_id}
+        if self.message is not None:
+            out.update(args=list(self.message.args), kwargs=self.message.kwargs, options=self.message.options)
+        else:
+            out["raw"] = self.raw[:2000].decode("utf-8", "replace")
+        return out
+
+
+def decode(data: bytes | None) -> Message[Any]:
+    """Decode and type-check a stored message; raise `InvalidInput` saying what is wrong."""
+    if data is None:
+        raise InvalidInput("the message body is missing")
+    try:
+        fields = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"the message is not JSON ({exc})") from None
+    if not isinstance(fields, dict):
+        raise InvalidInput(f"the message is a JSON {type(fields).__name__}, not an object")
+    types = {
+        "queue_name": str,
+        "actor_name": str,
+        "args": list,
+        "kwargs": dict,
+        "options": dict,
+        "message_id": str,
+        "message_timestamp": int,
+    }
+    for name, kind in types.items():
+        if not isinstance(fields.get(name), kind) or isinstance(fields.get(name), bool):
+            raise InvalidInput(f"the message's {name!r} is missing or not a {kind.__name__}")
+    extra = sorted(set(fields) - set(types))
+    if extra:
+        raise InvalidInput(f"the message has unknown fields {extra}")
+    if not isinstance(fields["options"].get("redis_message_id", ""), str):
+        raise InvalidInput("the message's redis_message_id is not a string")
+    return Message(**{**fields, "args": tuple(fields["args"])})
+
+
+class DeadLetters:
+    """Read, replay and purge the dead-letter queues of one Redis broker namespace."""
+
+    def __init__(self, client: redis.Redis, namespace: str = "dramatiq") -> None:
+        self.r = client
+        self.ns = namespace
+        self._replay = client.register_script(_REPLAY)
+
+    def _xq(self, queue: str) -> str:
+        return f"{self.ns}:{q_name(queue)}.XQ"
+
+    def queues(self) -> list[str]:
+        """Every queue that has dead letters."""
+        try:
+            names = {_text(k) for k in self.r.scan_iter(match=f"{self.ns}:*.XQ", count=500)}
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not list dead-letter queues: {exc}") from None
+        return sorted(n[len(self.ns) + 1 : -3] for n in names)
+
+    def count(self, queue: str | None = None) -> int:
+        return sum(int(self.r.zcard(self._xq(q))) for q in ([queue] if queue else self.queues()))
+
+    def list(self, queue: str | None = None) -> list[DeadLetter]:
+        """Dead letters, oldest first."""
+        out: list[DeadLetter] = []
+        for q in [queue] if queue else self.queues():
+            out.extend(self._entries(q))
+        out.sort(key=lambda d: d.dead_at)
+        return out
+
+    def _entries(self, queue: str) -> Iterator[DeadLetter]:
+        try:
+            scored: list[tuple[bytes, float]] = self.r.zrange(  # type: ignore[assignment]
+                self._xq(queue), 0, -1, withscores=True
+            )
+            if not scored:
+                return
+            ids = [_text(rid) for rid, _ in scored]
+            bodies: list[bytes | None] = self.r.hmget(self._xq(queue) + ".msgs", ids)  # type: ignore[assignment]
+            undecodable: dict[bytes, bytes] = self.r.hgetall(UNDECODABLE + q_name(queue))  # type: ignore[assignment]
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not read the dead letters of {queue!r}: {exc}") from None
+        notes = {_text(k): json.loads(v) for k, v in undecodable.items()}
+        for (rid, score), body in zip(scored, bodies, strict=True):
+            yield self._entry(queue, _text(rid), float(score) / 1000, body, notes.get(_text(rid)))
+
+    def _entry(
+        self, queue: str, rid: str, dead_at: float, body: bytes | None, note: dict[str, Any] | None
+    ) -> DeadLetter:
+        try:
+            message = decode(body)
+        except InvalidInput as exc:
+            reason = (note or {}).get("reason") or f"undecodable message: {exc}"
+            attempts = int((note or {}).get("attempts", 1))
+            return DeadLetter(rid, rid, queue, dead_at, None, None, reason, attempts, None, body or b"")
+        info = JobStatus(self.r).get(message.message_id) or {}
+        store = message.args[0] if message.args and isinstance(message.args[0], str) else None
+        return DeadLetter(
+            id=message.message_id,
+            redis_id=rid,
+            queue=queue,
+            dead_at=dead_at,
+            actor=message.actor_name,
+            store=info.get("store") or store,
+            reason=str(info.get("error") or "no reason recorded (the job status expired or was never kept)"),
+            attempts=int(info.get("attempts") or 0),
+            message=message,
+            raw=body or b"",
+        )
+
+    def get(self, ident: str, queue: str | None = None) -> DeadLetter:
+        """One dead letter by job id or Redis id; raises `InvalidInput` naming how to find ids."""
+        for entry in self.list(queue):
+            if ident in (entry.id, entry.redis_id):
+                return entry
+        raise InvalidInput(f"no dead letter {ident!r}; `wandstore-agents dlq list` shows their ids")
+
+    def replay(self, entry: DeadLetter) -> str:
+        """Put a dead letter back on its queue as a fresh delivery of the same job; returns the job id.
+
+        The job keeps its id (its status, a theme build's saved steps) and its history: `attempts`
+        counts on, `replays` counts replays, and the ledger tells the new spend apart (see
+        `pipelines.accounting.attempt_of`).
+        """
+        if entry.message is None:
+            raise InvalidInput(
+                f"dead letter {entry.id} does not decode ({entry.reason}); it cannot be replayed, only purged"
+            )
+        queue = q_name(entry.message.queue_name)
+        options = {k: v for k, v in entry.message.options.items() if k not in _DELIVERY_OPTIONS}
+        options["replays"] = int(options.get("replays", 0) or 0) + 1
+        new_id = str(uuid.uuid4())
+        options["redis_message_id"] = new_id
+        message = dataclasses.replace(entry.message, queue_name=queue, options=options)
+        keys = [
+            self._xq(entry.queue),
+            self._xq(entry.queue) + ".msgs",
+            f"{self.ns}:{queue}",
+            f"{self.ns}:{queue}.msgs",
+        ]
+        try:
+            moved = self._replay(keys=keys, args=[entry.redis_id, new_id, message.encode()])
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not replay {entry.id}: {exc}") from None
+        if not moved:
+            raise InvalidInput(f"dead letter {entry.id} was already replayed or purged")
+        status = JobStatus(self.r)
+        info = status.get(entry.id) or {}
+        status.update(
+            entry.id,
+            status="queued",
+            progress=f"replayed from the dead-letter queue ({options['replays']})",
+            replays=options["replays"],
+            last_error=info.get("error") or entry.reason,
+        )
+        self.r.hdel(JOB_PREFIX + entry.id, "error", "finished_at")
+        log.info("dead_letter_replayed", job_id=entry.id, queue=queue, replays=options["replays"])
+        return entry.id
+
+    def purge(self, queue: str | None = None) -> int:
+        """Drop every dead letter (of `queue`, or of every queue); returns how many."""
+        dropped = 0
+        for q in [queue] if queue else self.queues():
+            dropped += int(self.r.zcard(self._xq(q)))
+            self.r.delete(self._xq(q), self._xq(q) + ".msgs", UNDECODABLE + q_name(q))
+        log.info("dead_letters_purged", queue=queue or "*", count=dropped)
+        return dropped
+
+
+class DeadLetterReasons(Middleware):
+    """Give every dead letter a reason in its job status, even one no actor ever ran."""
+
+    def after_nack(self, broker: Any, message: Any) -> None:
+        from pipelines.durable import DurableStatus
+
+        reason = reason_of(getattr(message, "_exception", None))
+        status = DurableStatus(broker.client)
+        try:
+            info = status.get(message.message_id) or {}
+            fields: dict[str, Any] = {
+                "status": "failed",
+                "dead_letter_queue": q_name(message.queue_name),
+                "dead_at": time.time(),
+                "pipeline": info.get("pipeline") or message.actor_name,
+                "queue": info.get("queue") or q_name(message.queue_name),
+            }
+            if not info.get("error"):
+                fields.update(error=reason, progress=f"failed: {reason}", finished_at=time.time())
+            if not info.get("attempts"):
+                status.incr_attempts(message.message_id)
+            status.update(message.message_id, **fields)
+        except BrokerUnavailable as exc:
+            log.error("dead_letter_reason_lost", job_id=message.message_id, error=str(exc), reason=reason)
+            return
+        log.error("job_dead_lettered", job_id=message.message_id, queue=message.queue_name, reason=reason)

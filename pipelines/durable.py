@@ -1,0 +1,80 @@
+"""Broker writes that must survive a Redis blip: retried until Redis answers again.
+
+Dramatiq itself retries an ack until the connection recovers, but it runs middleware
+after-hooks once and only logs their failures: a retry that could not be enqueued while
+Redis was down was lost (the message was then acked), and so was the job's final status.
+These wrappers make those writes wait for Redis instead, the way the ack does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
+from dramatiq.middleware import Retries
+
+from pipelines.status import JobStatus
+from wandstore_agents.errors import BrokerUnavailable
+from wandstore_agents.logs import get_logger
+
+T = TypeVar("T")
+GIVE_UP_S = 600.0  # then the write fails as before (logged); Redis down for 10 minutes is an outage
+log = get_logger("pipelines.durable")
+
+
+def until_redis_answers(write: Callable[[], T], what: str, give_up_s: float = GIVE_UP_S) -> T:
+    """Run `write`, retrying with backoff (50 ms to 1 s) while Redis cannot be reached."""
+    deadline = time.monotonic() + give_up_s
+    delay = 0.05
+    warned = False
+    while True:
+        try:
+            return write()
+        except (redis.ConnectionError, redis.TimeoutError, BrokerUnavailable) as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            if not warned:
+                log.warning("redis_unavailable_waiting", what=what, error=str(exc))
+                warned = True
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+class DurableStatus:
+    """`JobStatus` whose writes wait for Redis (for middleware hooks, not for API requests)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._status = JobStatus(client)
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        until_redis_answers(lambda: self._status.update(job_id, **fields), "job status")
+
+    def incr_attempts(self, job_id: str) -> int:
+        return until_redis_answers(lambda: self._status.incr_attempts(job_id), "job attempts")
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        return until_redis_answers(lambda: self._status.get(job_id), "job status")
+
+
+class _PatientBroker:
+    """The broker, except that `enqueue` waits for Redis."""
+
+    def __init__(self, broker: Any) -> None:
+        self._broker = broker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._broker, name)
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        return until_redis_answers(lambda: self._broker.enqueue(message, delay=delay), "retry enqueue")
+
+
+class DurableRetries(Retries):
+    """Dramatiq's `Retries`, whose retry is enqueued once Redis answers rather than dropped."""
+
+    def after_process_message(
+        self, broker: Any, message: Any, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
+        super().after_process_message(_PatientBroker(broker), message, result=result, exception=exception)
