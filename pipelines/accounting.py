@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+import redis
 from dramatiq.middleware import CurrentMessage
 
 from agents.gateway import provider_of
@@ -16,8 +17,10 @@ from agents.pricing import price_for
 from agents.runtime import UsageSink
 from agents.usage import CallContext, Served, Usage, UsageRecord
 from pipelines import metrics
-from wandstore_agents.ledger import Entry, Ledger, Reservation, day_of, usd_to_nano
+from wandstore_agents.errors import BrokerUnavailable
+from wandstore_agents.ledger import Entry, Ledger, Refusal, Reservation, day_of, usd_to_nano
 from wandstore_agents.logs import get_logger
+from wandstore_agents.redis_batch import RedisBatcher
 from wandstore_agents.settings import Settings
 
 log = get_logger("pipelines.accounting")
@@ -142,6 +145,8 @@ class LedgerSink:
         self.job_cap_nano = usd_to_nano(settings.job_cap_usd)
         # Long enough for the calls holding the budget to finish (or their holds to lapse).
         self.hold_wait_s = settings.gateway_timeout_s + 5
+        # Holds and settlements go to Redis off the event loop, many per round trip.
+        self.batch = RedisBatcher(ledger.r)
 
     async def reserve(self, ctx: CallContext, model: str, worst_case_nano: int) -> Reservation:
         """Hold the call's worst case; wait while only other calls' holds are in the way.
@@ -153,13 +158,7 @@ class LedgerSink:
         deadline = loop.time() + self.hold_wait_s
         delay = 0.01
         while True:
-            got = self.ledger.try_reserve(
-                ctx.store,
-                ctx.job_id,
-                worst_case_nano,
-                daily_budget_nano=self.daily_budget_nano,
-                job_cap_nano=self.job_cap_nano,
-            )
+            got = await self._try_reserve(ctx, worst_case_nano)
             if isinstance(got, Reservation):
                 return got
             if not got.only_held or loop.time() >= deadline:
@@ -172,6 +171,20 @@ class LedgerSink:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.25)
 
+    async def _try_reserve(self, ctx: CallContext, worst_case_nano: int) -> Reservation | Refusal:
+        res, keys, args = self.ledger.reserve_call(
+            ctx.store,
+            ctx.job_id,
+            worst_case_nano,
+            daily_budget_nano=self.daily_budget_nano,
+            job_cap_nano=self.job_cap_nano,
+        )
+        try:
+            reply = await self.batch.script(self.ledger.reserve_script, keys, args)
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"budget check failed, Redis unreachable: {exc}") from None
+        return Ledger.reserve_outcome(res, reply)
+
     async def release(self, reservation: Any) -> None:
         if isinstance(reservation, Reservation):
             self.ledger.release(reservation)
@@ -183,7 +196,11 @@ class LedgerSink:
             record = replace(record, saved_nano=saved)
         res = reservation if isinstance(reservation, Reservation) else None
         rid = record_id(record)
-        counted = self.ledger.settle(ledger_entry(record, rid), res)
+        keys, args = self.ledger.settle_call(ledger_entry(record, rid), res)
+        try:
+            counted = bool(int(await self.batch.script(self.ledger.settle_script, keys, args)))
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not record usage in the ledger: {exc}") from None
         log.info("usage_recorded", record_id=rid, counted=counted, **record.as_log())
         if counted:
             metrics.observe_usage(record)

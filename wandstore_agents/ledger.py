@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import redis
 
@@ -226,9 +227,9 @@ class Ledger:
 
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
-        self._reserve = client.register_script(_RESERVE)
+        self.reserve_script = client.register_script(_RESERVE)
         self._release = client.register_script(_RELEASE)
-        self._settle = client.register_script(_SETTLE)
+        self.settle_script = client.register_script(_SETTLE)
 
     # --- budgets ----------------------------------------------------------------------
 
@@ -247,6 +248,19 @@ class Ledger:
         self, store: str, job_id: str, worst_nano: int, *, daily_budget_nano: int, job_cap_nano: int
     ) -> Reservation | Refusal:
         """Hold `worst_nano` for one call if spent + held + it fits the day's budget and the job's cap."""
+        res, keys, args = self.reserve_call(
+            store, job_id, worst_nano, daily_budget_nano=daily_budget_nano, job_cap_nano=job_cap_nano
+        )
+        try:
+            reply = self.reserve_script(keys=keys, args=args)
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"budget check failed, Redis unreachable: {exc}") from None
+        return self.reserve_outcome(res, reply)
+
+    def reserve_call(
+        self, store: str, job_id: str, worst_nano: int, *, daily_budget_nano: int, job_cap_nano: int
+    ) -> tuple[Reservation, list[str], list[str | int]]:
+        """The hold `try_reserve` asks for, and `reserve_script`'s keys and args (to send in a batch)."""
         res = Reservation(store, today(), job_id, max(int(worst_nano), 0), uuid.uuid4().hex[:16])
         keys = [RESERVATIONS + store, f"{BUDGET_DAY}{store}:{res.day}", self._job_key(job_id), OVERRIDES]
         args: list[str | int] = [
@@ -263,14 +277,22 @@ class Ledger:
             BUDGET_DAY,
             BUDGET_JOB,
         ]
-        try:
-            ok, scope, limit, spent, held = self._reserve(keys=keys, args=args)
-        except redis.RedisError as exc:
-            raise BrokerUnavailable(f"budget check failed, Redis unreachable: {exc}") from None
+        return res, keys, args
+
+    @staticmethod
+    def reserve_outcome(res: Reservation, reply: list[Any]) -> Reservation | Refusal:
+        """`res` if `reserve_script` granted it, else the refusal it explained."""
+        ok, scope, limit, spent, held = reply
         if int(ok):
             return res
         return Refusal(
-            _text(scope), store, job_id, int(_text(limit)), int(_text(spent)), int(_text(held)), res.nano
+            _text(scope),
+            res.store,
+            res.job_id,
+            int(_text(limit)),
+            int(_text(spent)),
+            int(_text(held)),
+            res.nano,
         )
 
     def release(self, res: Reservation) -> None:
@@ -324,6 +346,14 @@ class Ledger:
 
     def settle(self, entry: Entry, res: Reservation | None = None) -> bool:
         """Release `res`, then count `entry` once; False if its record id was already counted."""
+        keys, args = self.settle_call(entry, res)
+        try:
+            return bool(int(self.settle_script(keys=keys, args=args)))
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not record usage in the ledger: {exc}") from None
+
+    def settle_call(self, entry: Entry, res: Reservation | None = None) -> tuple[list[str], list[str | int]]:
+        """`settle_script`'s keys and args for `settle(entry, res)` (to send in a batch)."""
         budget_day = res.day if res is not None else entry.day
         keys = [
             SEEN + entry.record_id,
@@ -350,10 +380,7 @@ class Ledger:
         ]
         for metric in METRICS:
             args += [metric, int(entry.counts.get(metric, 0))]
-        try:
-            return bool(int(self._settle(keys=keys, args=args)))
-        except redis.RedisError as exc:
-            raise BrokerUnavailable(f"could not record usage in the ledger: {exc}") from None
+        return keys, args
 
     def scan(
         self, since: date | None = None, until: date | None = None, store: str | None = None
