@@ -50,6 +50,7 @@ def test_gateway_faults_are_retried_with_jittered_backoff_within_limits(env: Fau
         plan: dict[str, tuple[str, int, int]] = {}  # job -> (kind, faults, min delay ms)
         jobs: dict[str, tuple[str, str]] = {}
         faults = []
+        planned = []
         n = 0
         for k, (name, _, fault, per_job, floor_ms) in enumerate(KINDS):
             for j, count in enumerate(per_job):
@@ -60,10 +61,13 @@ def test_gateway_faults_are_retried_with_jittered_backoff_within_limits(env: Fau
                 if name == "gateway 5xx" and j % 2:
                     spec["kind"] = "500"
                 faults.append({**spec, "match": tag, "times": count})
-                job = env.submit_copy(store, product)
-                jobs[job] = (store, str(product["id"]))
-                plan[job] = (name, count, floor_ms)
+                planned.append((store, product, name, count, floor_ms))
+        # The faults are in place before the first job can reach the gateway.
         env.gateway.faults(faults)
+        for store, product, name, count, floor_ms in planned:
+            job = env.submit_copy(store, product)
+            jobs[job] = (store, str(product["id"]))
+            plan[job] = (name, count, floor_ms)
         # When the jobs run through the faults
         outcome = env.wait_terminal(list(jobs), timeout_s=60)
         duplicates = copy_duplicates(env, jobs, outcome)
