@@ -94,6 +94,12 @@ def run(
         "The last wave of a batch is partial (2,000 jobs are 7.8 waves of 256), so even a worker "
         "with no overhead of its own would reach ~98% here.",
     ]
+    timeline = sampler.in_flight[:: max(1, len(sampler.in_flight) // 40)]
+    notes.append(
+        "calls in flight every ~{:.1f} s: {}".format(
+            len(sampler.in_flight) / 10 / max(len(timeline), 1), " ".join(map(str, timeline))
+        )
+    )
     if batch.other:
         notes.append(f"jobs neither done nor failed when the queue drained: {batch.other}")
     if batch.errors:
