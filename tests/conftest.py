@@ -59,6 +59,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the fault suite last: it kills and restarts servers and workers on purpose."""
+    items.sort(key=lambda item: "/faults/" in str(item.path).replace("\\", "/"))
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> RedisProcess:
     return _REDIS
