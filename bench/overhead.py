@@ -23,10 +23,12 @@ from typing import Any
 from bench.catalog import catalog
 from bench.client import Client
 from bench.env import BenchEnv, procfile_command
-from bench.noop_worker import QUEUE as NOOP_QUEUE
 from bench.report import Section, fmt, quiet_driver_logs
 from bench.runs import FloorProcess, cpu_s, run_copy, warm_up, worker_peak_rss_mb, worker_threads
 
+# bench/noop_worker.py's queue. Not imported from there: importing that module sets Dramatiq's
+# global broker, and actors declared after it (pipelines.actors) would register with it.
+NOOP_QUEUE = "bench_noop"
 TITLE = "1. Overhead: pipeline vs. its floors (zero-latency gateway)"
 TARGET = 0.70
 

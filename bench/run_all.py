@@ -7,17 +7,15 @@ versions and leaves RESULTS.md alone.
 from __future__ import annotations
 
 import argparse
-import importlib
 import importlib.util
-import io
-import tempfile
+import subprocess
+import sys
 import time
-from contextlib import redirect_stdout
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from bench import concurrency, cost, overhead, scale
+from bench.env import ROOT
 from bench.report import RESULTS, Section, console, quiet_driver_logs, write_results
 
 PERSONALIZATION_TITLE = "3. Interactive under load: personalization"
@@ -41,21 +39,19 @@ class Markdown:
 
 
 def personalization(quick: bool) -> Markdown | None:
-    """The personalization benchmark (issue 5's `bench/personalization.py`), when it exists."""
+    """The personalization benchmark (issue 5's `bench/personalization.py`), when it exists.
+
+    In its own process: it points `pipelines.broker` (a module-level broker) at its own Redis.
+    """
     if importlib.util.find_spec("bench.personalization") is None:
         return None
-    module: Any = importlib.import_module("bench.personalization")
-    command = "python -m bench.personalization" + (" --quick" if quick else "")
-    if all(hasattr(module, n) for n in ("run", "table", "Config", "QUICK")):
-        cfg = module.QUICK if quick else module.Config()
-        with tempfile.TemporaryDirectory(prefix="bench-personalization-") as tmp:
-            body = module.table(module.run(cfg, log_dir=Path(tmp)))
-    else:  # its API changed: run its command and keep what it prints
-        out = io.StringIO()
-        with redirect_stdout(out):
-            module.main(["--quick"] if quick else [])
-        body = out.getvalue()
-    return Markdown(PERSONALIZATION_TITLE, command, body)
+    argv = [sys.executable, "-m", "bench.personalization", *(["--quick"] if quick else [])]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        body = f"did not run (exit {done.returncode}):\n\n```\n{done.stderr[-2000:]}\n```"
+    else:
+        body = done.stdout
+    return Markdown(PERSONALIZATION_TITLE, " ".join(["python", *argv[1:]]), body)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,16 @@ from bench import overhead
 from bench.report import split_sections, write_results
 
 
+def test_importing_the_benchmarks_leaves_the_services_broker_global() -> None:
+    # (Actors declared after a module sets another global broker would never reach a worker.)
+    import dramatiq
+
+    import bench.run_all  # noqa: F401  (every benchmark module)
+    from pipelines.broker import broker
+
+    assert dramatiq.get_broker() is broker
+
+
 def test_overhead_benchmark_runs_the_pipeline_beside_its_floors(tmp_path: Path) -> None:
     # Given the overhead benchmark on a few jobs (its own Redis, dev gateway and Procfile worker)
     # When it runs
