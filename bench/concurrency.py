@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.catalog import catalog
 from bench.client import Client
 from bench.env import BenchEnv
-from bench.report import Section, fmt, quiet_driver_logs
+from bench.report import Section, fmt, load_note, quiet_driver_logs
 from bench.runs import run_copy, start_worker, worker_peak_rss_mb, worker_rss_mb, worker_threads
 
 TITLE = "2. Concurrency: one worker process, 2 s per model call"
@@ -100,11 +100,22 @@ def run(
             len(sampler.in_flight) / 10 / max(len(timeline), 1), " ".join(map(str, timeline))
         )
     )
+    if share < 0.9:
+        cpu_ms = batch.worker_cpu_s / batch.count * 1000
+        notes.append(
+            f"Why not 90%: one worker process runs every job's Python under one GIL, {fmt(cpu_ms, 1)} ms "
+            f"of CPU per job (where it goes: section 2b), so it cannot finish more than "
+            f"~{fmt(1000 / cpu_ms, 0)} jobs/s even on a core of its own; here it shares two cores with "
+            "the gateway, Redis and the driver. With a fixed latency the calls come back in waves of "
+            "256; working through a wave takes the worker about as long as the calls took, so calls in "
+            "flight dip between waves (the timeline above) and throughput falls well short of 128/s."
+        )
     if batch.other:
         notes.append(f"jobs neither done nor failed when the queue drained: {batch.other}")
     if batch.errors:
         notes.append("first errors: " + " | ".join(batch.errors))
     want_in_flight = min(256, batch.count)
+    notes.append(load_note())
     return Section(
         title=TITLE,
         command="python -m bench.concurrency" + (" --quick" if quick else ""),

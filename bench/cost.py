@@ -22,7 +22,7 @@ from typing import Any
 from bench.catalog import SAMPLE_STORES, sample
 from bench.client import Client
 from bench.env import BenchEnv, Child, procfile_command
-from bench.report import Section, quiet_driver_logs
+from bench.report import Section, load_note, quiet_driver_logs
 from bench.runs import progress_bar, warm_up
 
 INTERACTIVE = "interactive"
@@ -213,6 +213,7 @@ def run(day: Day, *, quick: bool = False, progress: bool = True) -> Section:
         f"{off['dead_letters']}.",
         *on["notes"],
     ]
+    notes.append(load_note())
     return Section(
         title="4. Cost: a day in miniature, caches on vs. off",
         command="python -m bench.cost" + (" --quick" if quick else ""),

@@ -23,7 +23,7 @@ from typing import Any
 from bench.catalog import catalog
 from bench.client import Client
 from bench.env import BenchEnv, procfile_command
-from bench.report import Section, fmt, quiet_driver_logs
+from bench.report import Section, fmt, load_note, quiet_driver_logs
 from bench.runs import FloorProcess, cpu_s, run_copy, warm_up, worker_peak_rss_mb, worker_threads
 
 # bench/noop_worker.py's queue. Not imported from there: importing that module sets Dramatiq's
@@ -110,6 +110,7 @@ def run(count: int, *, quick: bool = False, progress: bool = True, profile: Path
         notes.append(f"jobs neither done nor failed when the queue drained: {batch.other}")
     if batch.errors:
         notes.append("first errors: " + " | ".join(batch.errors))
+    notes.append(load_note())
     return Section(
         title=TITLE,
         command="python -m bench.overhead" + (" --quick" if quick else f" --count {count}"),

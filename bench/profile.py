@@ -93,3 +93,42 @@ def top_self(collapsed: Path, limit: int = 15) -> list[tuple[str, float]]:
             samples += int(count_text)
             self_count[frames[-1]] += int(count_text)
     return [(frame, 100 * count / max(samples, 1)) for frame, count in self_count.most_common(limit)]
+
+
+# Where a product-copy worker's CPU goes, by what the code is doing (a sample counts for every
+# group one of its frames belongs to, so the groups overlap: the event loop includes the rest).
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("event loop: the pipeline coroutines", ("EventLoopThread.run ",)),
+    ("  product facts and token budget", ("ProductCopyAgent.variables",)),
+    ("  prompt render, worst-case token count", ("Prompt.render", "count_messages")),
+    ("  model call (aiohttp, JSON)", ("GatewayClient.complete",)),
+    ("  output validation and sanitizing", ("Agent._parse", "ProductCopyAgent.postprocess")),
+    (
+        "  result cache (get, lock, put, unlock)",
+        ("ResultCache.get ", "ResultCache._acquire", "ResultCache.put", "ResultCache._unlock"),
+    ),
+    ("  ledger (reserve, settle)", ("LedgerSink.reserve", "LedgerSink.settle")),
+    ("  publish to the object store", ("publish ",)),
+    ("Dramatiq worker threads (middleware, hand-off)", ("WorkerThread.run ",)),
+    ("  job status and follow-ups (JobTracking)", ("JobTracking.",)),
+    ("Dramatiq consumer (fetch, decode, ack)", ("ConsumerThread.run ",)),
+    ("redis-py, anywhere (sync round trips)", ("Redis.execute_command", "Pipeline.execute")),
+    ("log lines (structlog)", ("BoundLoggerBase._proxy_to_logger",)),
+)
+
+
+def group_shares(collapsed: Path) -> tuple[int, list[tuple[str, float]]]:
+    """(samples, [(group, % of samples)]) for `GROUPS`."""
+    counts: Counter[str] = Counter()
+    samples = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        samples += count
+        frames = _frames(stack)
+        for label, prefixes in GROUPS:
+            if any(f.startswith(prefixes) for f in frames):
+                counts[label] += count
+    return samples, [(label, 100 * counts[label] / max(samples, 1)) for label, _ in GROUPS]

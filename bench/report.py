@@ -69,6 +69,15 @@ class Section:
         return "\n".join(out).rstrip() + "\n"
 
 
+def load_note() -> str:
+    """The machine's load when a benchmark ended: other sessions' work shows in every number."""
+    one, five, _ = os.getloadavg()
+    return (
+        f"load average when it ended: {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} cores; "
+        "anything above ~2 is other work competing for the same cores."
+    )
+
+
 def quiet_driver_logs() -> None:
     """The driver's own log lines (a snapshot written...) would tear the progress bars."""
     from wandstore_agents.logs import configure_logging
@@ -108,6 +117,12 @@ def machine() -> str:
 
 
 _HEADING = re.compile(r"^## ", re.MULTILINE)
+_NUMBER = re.compile(r"^(\d+)([a-z]?)\.")
+
+
+def _numbered(title: str) -> tuple[int, str, str]:
+    m = _NUMBER.match(title)
+    return (int(m.group(1)), m.group(2), title) if m else (10**6, "", title)
 
 
 def split_sections(text: str) -> dict[str, str]:
@@ -135,7 +150,6 @@ def write_results(sections: list[Any], path: Path = RESULTS) -> None:
         f"**Machine:** {machine()}",
         "",
     ]
-    order = [s.title for s in sections]
-    rest = [t for t in kept if t not in order]
-    body = [kept[t] for t in order] + [kept[t] for t in rest]
-    path.write_text("\n".join(head) + "\n".join(body))
+    # Titles are numbered ("1. Overhead", "2b. ..."): that order, whoever wrote which section.
+    body = [kept[t] for t in sorted(kept, key=_numbered)]
+    path.write_text("\n".join(head) + "\n" + "\n".join(body))

@@ -54,10 +54,39 @@ def personalization(quick: bool) -> Markdown | None:
     return Markdown(PERSONALIZATION_TITLE, " ".join(["python", *argv[1:]]), body)
 
 
+def profile_section(quick: bool) -> Section | None:
+    """Where the concurrency benchmark's worker spends its CPU (py-spy, when installed)."""
+    import tempfile
+    from pathlib import Path
+
+    from bench.profile import group_shares, py_spy
+
+    if py_spy() is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
+        path = Path(tmp) / "worker.txt"
+        run = concurrency.run(*((300, 500) if quick else (2000, 2000)), quick=quick, profile=path)
+        samples, shares = group_shares(path)
+    return Section(
+        title="2b. Where one worker's CPU goes (py-spy during the concurrency benchmark)",
+        command="python -m bench.concurrency --profile FILE  (py-spy record --gil, 200 Hz)",
+        columns=["what the worker was doing", "% of samples"],
+        rows=[[label, f"{share:.1f}"] for label, share in shares],
+        notes=[
+            f"{samples:,} samples of the thread holding the GIL (where a Python process spends its CPU); "
+            "groups overlap (indented ones are part of the event loop's or the worker threads').",
+            f"this profiled run: {run.rows[6][1]} jobs/s at {run.rows[9][1]} worker CPU ms/job "
+            "(py-spy itself slows it).",
+        ],
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke versions; RESULTS.md untouched")
-    parser.add_argument("--only", help="comma-separated: overhead,concurrency,personalization,cost,scale")
+    parser.add_argument(
+        "--only", help="comma-separated: overhead,concurrency,profile,personalization,cost,scale"
+    )
     args = parser.parse_args(argv)
     quiet_driver_logs()
     wanted = set(args.only.split(",")) if args.only else None
@@ -65,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     plan: list[tuple[str, Any]] = [
         ("overhead", lambda: overhead.run(100 if q else 2000, quick=q)),
         ("concurrency", lambda: concurrency.run(*((300, 500) if q else (2000, 2000)), quick=q)),
+        ("profile", lambda: profile_section(q)),
         ("personalization", lambda: personalization(q)),
         ("cost", lambda: cost.run(cost.QUICK if q else cost.Day(), quick=q)),
         ("scale", lambda: scale.run(300 if q else 10_000, 1000, quick=q)),

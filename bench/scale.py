@@ -17,7 +17,7 @@ import os
 from bench.catalog import catalog
 from bench.client import Client
 from bench.env import BenchEnv, peak_rss_mb, rss_mb
-from bench.report import Section, fmt, quiet_driver_logs
+from bench.report import Section, fmt, load_note, quiet_driver_logs
 from bench.runs import run_copy, start_worker, worker_peak_rss_mb, worker_rss_mb
 
 TITLE = "5. Scale: a 10,000-product catalog copy, streamed"
@@ -63,6 +63,7 @@ def run(count: int, window: int, *, quick: bool = False, progress: bool = True) 
         notes.append(f"jobs neither done nor failed when the queue drained: {batch.other}")
     if batch.errors:
         notes.append("first errors: " + " | ".join(batch.errors))
+    notes.append(load_note())
     return Section(
         title=TITLE,
         command="python -m bench.scale" + (" --quick" if quick else f" --count {count}"),

@@ -35,8 +35,8 @@ def test_overhead_benchmark_runs_the_pipeline_beside_its_floors(tmp_path: Path) 
     assert len(section.verdicts) == 1 and "litellm floor" in section.verdicts[0][0]
     # And RESULTS.md regenerates around a section another benchmark wrote
     results = tmp_path / "RESULTS.md"
-    results.write_text("# old\n\n## 3. Someone else's table\n\n| a |\n|---|\n| 1 |\n")
+    results.write_text("# old\n\n## 3. Someone else's table\n\n| a |\n|---|\n| 1 |\n## 0. First\n")
     write_results([section], results)
     sections = split_sections(results.read_text())
-    assert list(sections) == [section.title, "3. Someone else's table"]
+    assert list(sections) == ["0. First", section.title, "3. Someone else's table"]
     assert "| 1 |" in sections["3. Someone else's table"]
