@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Any
 
 import nh3
 
@@ -63,6 +64,17 @@ def html_to_text(markup: str) -> str:
     text = html.unescape(nh3.clean(spaced, tags=set(), attributes={}, strip_comments=True))
     lines = [_WS.sub(" ", line).strip() for line in text.splitlines()]
     return "\n".join(line for line in lines if line)
+
+
+def defang_tree(value: Any) -> Any:
+    """Every string inside `value` with active tokens defanged (for documents that quote model text)."""
+    if isinstance(value, str):
+        return _DANGEROUS.sub(_defang, value)
+    if isinstance(value, dict):
+        return {k: defang_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [defang_tree(v) for v in value]
+    return value
 
 
 def is_safe(text: str) -> bool:

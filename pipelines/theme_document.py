@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agents.sanitize import defang_tree
 from agents.theme.inputs import StoreProduct
 from agents.usage import Served, nano_to_usd
 from pipelines.publish import input_hash
@@ -98,39 +99,42 @@ def theme_document(parts: BuildParts, generated_at: str) -> dict[str, Any]:
     ]
     last = parts.reviews[-1]
     tokens_out = {k: tokens[k] for k in ("palette", "typography", "shape")}
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "store": parts.store,
-        "build_id": parts.build_id,
-        "name": parts.name,
-        "brief": parts.brief,
-        "brand": parts.brand,
-        "tokens": {
-            **tokens_out,
-            "fonts": {
-                "heading": FONT_STACKS[tokens["typography"]["heading_font"]][0],
-                "body": FONT_STACKS[tokens["typography"]["body_font"]][0],
+    # Check messages and review notes quote model text: defang it like every other field.
+    return defang_tree(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "store": parts.store,
+            "build_id": parts.build_id,
+            "name": parts.name,
+            "brief": parts.brief,
+            "brand": parts.brand,
+            "tokens": {
+                **tokens_out,
+                "fonts": {
+                    "heading": FONT_STACKS[tokens["typography"]["heading_font"]][0],
+                    "body": FONT_STACKS[tokens["typography"]["body_font"]][0],
+                },
+                "css_variables": css_variables(tokens_out),
             },
-            "css_variables": css_variables(tokens_out),
-        },
-        "model_css": model_css,
-        "sections": sections,
-        "products": [p.for_theme() for p in parts.products if p.id in shown],
-        "checks": {
-            "contrast": [c.as_dict() for c in checks.contrast_report(tokens["palette"])],
-            "adjustments": [note for record in used for note in record.get("notes", [])],
-            "css_dropped": css_dropped,
-            "rounds": {step: r["checks"] for step, r in parts.records.items() if "checks" in r},
-        },
-        "review": {
-            "rounds": len(parts.reviews),
-            "approved": bool(last["approved"]),
-            "summary": last["summary"],
-            "open_notes": [] if last["approved"] else last["revisions"],
-            "history": parts.reviews,
-        },
-        "meta": theme_meta(parts, generated_at),
-    }
+            "model_css": model_css,
+            "sections": sections,
+            "products": [p.for_theme() for p in parts.products if p.id in shown],
+            "checks": {
+                "contrast": [c.as_dict() for c in checks.contrast_report(tokens["palette"])],
+                "adjustments": [note for record in used for note in record.get("notes", [])],
+                "css_dropped": css_dropped,
+                "rounds": {step: r["checks"] for step, r in parts.records.items() if "checks" in r},
+            },
+            "review": {
+                "rounds": len(parts.reviews),
+                "approved": bool(last["approved"]),
+                "summary": last["summary"],
+                "open_notes": [] if last["approved"] else last["revisions"],
+                "history": parts.reviews,
+            },
+            "meta": theme_meta(parts, generated_at),
+        }
+    )
 
 
 def theme_meta(parts: BuildParts, generated_at: str) -> dict[str, Any]:
