@@ -11,16 +11,17 @@ from `--shoppers` shoppers in ~`--cohorts` cohorts are sent at a steady `--rate`
 alone, then while a copy of the whole catalog runs on the batch worker.
 
 Latency is enqueue (job status `created_at`) to published (`published_at`, taken right
-after the document was written). Beside it, the floor: bare requests of the personalizer's shape sent
-straight to the gateway during the same run (what a cache miss cannot beat; a hit's floor is
-zero). Targets: p95 within 50 ms of the floor on a miss, under 20 ms on a hit.
+after the document was written). Beside it, the floor: the same stream at the same rate,
+under the same conditions (its own catalog copy in the loaded phase), with the gateway's
+latency alone: each cohort's first request is one bare call with the exact prompt the
+pipeline sends, so the gateway sees the same burst; a hit's floor is zero. Targets: p95
+within 50 ms of the floor on a miss, under 20 ms on a hit.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -56,9 +57,9 @@ class Config:
     latency_ms: int = 300
     catalog: int = 2000
     baseline_requests: int = 500
-    probe_rate: float = 5.0
     seed: int = 7
     batch_nice: int = 0  # run the batch worker under `nice -n N` (0: as the Procfile says)
+    interactive_processes: int = 0  # interactive processes, same threads in all (0: the Procfile's)
 
 
 QUICK = Config(requests=400, cohorts=20, catalog=400, baseline_requests=150)
@@ -103,6 +104,7 @@ class Processes:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.started: list[subprocess.Popen[bytes]] = []
+        self.names: dict[int, str] = {}
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.root / f"{name}.log").open("ab")
@@ -111,7 +113,25 @@ class Processes:
         )
         log.close()
         self.started.append(proc)
+        self.names[proc.pid] = name
         return proc
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) used so far by each started process and its children, and this one."""
+        import psutil
+
+        out: dict[str, float] = {"driver (this process)": sum(psutil.Process().cpu_times()[:2])}
+        for proc in self.started:
+            try:
+                root = psutil.Process(proc.pid)
+                total = 0.0
+                for p in [root, *root.children(recursive=True)]:
+                    total += sum(p.cpu_times()[:2])
+            except psutil.Error:
+                continue
+            name = self.names[proc.pid]
+            out[name] = out.get(name, 0.0) + total
+        return out
 
     def stop(self) -> None:
         for proc in reversed(self.started):
@@ -214,6 +234,8 @@ class Phase:
     copy_done_when_stream_ended: int | None = None
     copy_total: int = 0
     copy_finished_s: float | None = None
+    floor_copy_done: int | None = None
+    cpu_share: dict[str, float] = field(default_factory=dict)  # cores used while the stream ran
 
     def latencies(self, cache: str) -> list[float]:
         return [j["latency_ms"] for j in self.jobs if j.get("cohort_cache") == cache]
@@ -222,8 +244,15 @@ class Phase:
         return [j["pickup_ms"] for j in self.jobs if "pickup_ms" in j]
 
 
-async def probe_gateway(url: str, body: bytes, rate: float, stop: asyncio.Event, out: list[float]) -> None:
-    """Bare requests of the personalizer's shape, straight to the gateway (uncached): the floor."""
+async def gateway_alone(
+    stream: list[tuple[str, dict[str, Any]]], rate: float, body_for: Any, url: str
+) -> list[float]:
+    """The same stream with the gateway's latency alone: the floor.
+
+    Sent at the same steady rate, each cohort's first request is one bare gateway call with
+    the exact prompt the pipeline would send (so the gateway sees the same burst of distinct
+    requests); every other request would be served without the gateway, at no cost.
+    """
     import httpx
 
     headers = {
@@ -231,20 +260,26 @@ async def probe_gateway(url: str, body: bytes, rate: float, stop: asyncio.Event,
         "authorization": "Bearer bench",
         "cf-aig-skip-cache": "true",
     }
-    async with httpx.AsyncClient(timeout=30) as client:
+    loop = asyncio.get_running_loop()
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
 
-        async def one() -> None:
+        async def one(body: dict[str, Any]) -> float:
             started = time.perf_counter()
-            response = await client.post(url, content=body, headers=headers)
+            response = await client.post(url, json=body, headers=headers)
             response.raise_for_status()
-            out.append((time.perf_counter() - started) * 1000)
+            return (time.perf_counter() - started) * 1000
 
-        tasks = []
-        while not stop.is_set():
-            tasks.append(asyncio.ensure_future(one()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1 / rate)
-        await asyncio.gather(*tasks)
+        start = loop.time()
+        calls = []
+        for i, (_, context) in enumerate(stream):
+            delay = start + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            body = body_for(context)
+            if body is not None:
+                calls.append(asyncio.ensure_future(one(body)))
+        return list(await asyncio.gather(*calls))
 
 
 async def send_stream(
@@ -381,14 +416,26 @@ def _run(cfg: Config, procs: Processes, root: Path) -> dict[str, Any]:
         command = procfile_command(name)
         if name == "worker" and cfg.batch_nice:
             command = ["nice", "-n", str(cfg.batch_nice), *command]
+        if name == "interactive" and cfg.interactive_processes:
+            threads = int(command[command.index("--threads") + 1])
+            processes = int(command[command.index("--processes") + 1])
+            command[command.index("--processes") + 1] = str(cfg.interactive_processes)
+            command[command.index("--threads") + 1] = str(threads * processes // cfg.interactive_processes)
         procs.start(name, command, env)
+        count = int(command[command.index("--processes") + 1])
         wait_until(
-            lambda b=before: set(client.zrange("dramatiq:__heartbeats__", 0, -1)) - b, f"{name} worker"
+            lambda b=before, n=count: len(set(client.zrange("dramatiq:__heartbeats__", 0, -1)) - b) >= n,
+            f"{name} worker",
         )
-    warm = submit_personalize(
-        broker, status, "warm-up", "w", {"candidates": [{"id": f"w{i}", "title": "w"} for i in range(3)]}
-    )
-    wait_until(lambda: (status.get(warm) or {}).get("status") == "done", "interactive warm-up")
+    # Consumers poll before their process has warmed up: a few jobs through the lane first,
+    # which also read the store's snapshot once per process, as a lane serving the store has.
+    # One at a time, so that each process is likely to get some (8 in a row: 99%).
+    for n in range(8):
+        job = submit_personalize(broker, status, STORE, f"w{n}", {"segment": "warm-up"})
+        wait_until(lambda j=job: (status.get(j) or {}).get("status") == "done", "interactive warm-up")
+    # And the batch worker: otherwise its cold start lands in the first measured copy only.
+    copies = [submit_product_copy(broker, status, "warm-up", p) for p in products[:20]]
+    wait_until(lambda: all((status.get(j) or {}).get("status") == "done" for j in copies), "batch warm-up")
 
     rng = random.Random(cfg.seed)
     templates = cohort_templates(by_category, cfg.cohorts, rng)
@@ -402,24 +449,28 @@ def _run(cfg: Config, procs: Processes, root: Path) -> dict[str, Any]:
             out.append((f"shopper-{i:05d}", shopper_context(shopper_template[i], by_category, rng)))
         return out
 
-    # The floor's request: the personalizer's own prompt for a real cohort, sent raw.
+    # The floor's requests: for a cohort's first shopper, the prompt the pipeline would send.
     svc = get_services()
-    sample_ctx = parse_context(shopper_context(templates[0], by_category, rng))
-    cohort = cohort_of(sample_ctx, catalog)
     agent = PersonalizerAgent(svc.runtime)
     prompt = svc.runtime.prompts.get("personalizer")
-    messages = prompt.render(
-        agent.variables(cohort.signals(), [c.prompt_row for c in shortlist(catalog, cohort)])
-    )
-    probe_body = json.dumps(
-        {
-            "model": prompt.meta.model.split("/", 1)[1],
-            "messages": messages,
-            "response_format": response_format_for(Personalization),
-            "max_tokens": prompt.meta.max_tokens,
-        }
-    ).encode()
-    probe_url = f"{gateway_root}/v1/dev/wandstore-ai/openai/chat/completions"
+    floor_url = f"{gateway_root}/v1/dev/wandstore-ai/openai/chat/completions"
+
+    def floor_body(seen: set[Any]) -> Any:
+        def body_for(context: dict[str, Any]) -> dict[str, Any] | None:
+            cohort = cohort_of(parse_context(context), catalog)
+            if cohort in seen:
+                return None
+            seen.add(cohort)
+            rows = [c.prompt_row for c in shortlist(catalog, cohort)]
+            return {
+                "model": prompt.meta.model.split("/", 1)[1],
+                "messages": prompt.render(agent.variables(cohort.signals(), rows)),
+                "response_format": response_format_for(Personalization),
+                "temperature": prompt.meta.temperature,
+                "max_tokens": prompt.meta.max_tokens,
+            }
+
+        return body_for
 
     def submit(shopper: str, context: dict[str, Any]) -> str:
         return submit_personalize(broker, status, STORE, shopper, context)
@@ -431,31 +482,43 @@ def _run(cfg: Config, procs: Processes, root: Path) -> dict[str, Any]:
         httpx.post(gateway_root + "/_dev/reset").raise_for_status()
         httpx.post(gateway_root + "/_dev/config", json={"latency_ms": cfg.latency_ms}).raise_for_status()
 
+    def start_copy(store: str) -> list[str]:
+        return [submit_product_copy(broker, status, store, p) for p in products]
+
+    async def copy_finished(jobs: list[str]) -> float | None:
+        infos = await asyncio.to_thread(collect, status, jobs, 900.0)
+        done = [i["finished_at"] for i in infos if i.get("status") == "done"]
+        started = min(i["created_at"] for i in infos if "created_at" in i)
+        return (max(done) - started) if done else None
+
+    def done_count(jobs: list[str]) -> int:
+        return sum(1 for j in jobs if (status.get(j) or {}).get("status") == "done")
+
     async def phase(name: str, n: int, copy: bool) -> Phase:
         result = Phase(name)
-        fresh_start()
         stream = requests(n)
-        copy_jobs: list[str] = []
+        # The floor first: the same stream, under the same conditions, with the gateway alone.
+        fresh_start()
+        floor_copy = start_copy(f"{STORE}-floor") if copy else []
+        result.floor_ms = await gateway_alone(stream, cfg.rate, floor_body(set()), floor_url)
         if copy:
-            copy_jobs = [submit_product_copy(broker, status, STORE, p) for p in products]
-            result.copy_total = len(copy_jobs)
-        stop = asyncio.Event()
-        probe = asyncio.ensure_future(
-            probe_gateway(probe_url, probe_body, cfg.probe_rate, stop, result.floor_ms)
-        )
+            result.floor_copy_done = done_count(floor_copy)
+            await copy_finished(floor_copy)
+        # Then the run itself, from cold caches, with a copy of its own.
+        fresh_start()
+        copy_jobs = start_copy(STORE) if copy else []
+        result.copy_total = len(copy_jobs)
+        cpu_before = procs.cpu_seconds()
         job_ids, result.sent_s = await send_stream(stream, cfg.rate, submit)
-        stop.set()
-        await probe
+        cpu_after = procs.cpu_seconds()
+        result.cpu_share = {
+            k: round((cpu_after[k] - cpu_before.get(k, 0.0)) / result.sent_s, 2) for k in cpu_after
+        }
         if copy:
-            result.copy_done_when_stream_ended = sum(
-                1 for j in copy_jobs if (status.get(j) or {}).get("status") == "done"
-            )
+            result.copy_done_when_stream_ended = done_count(copy_jobs)
         result.jobs = await asyncio.to_thread(collect, status, job_ids)
         if copy:
-            infos = await asyncio.to_thread(collect, status, copy_jobs, 600.0)
-            done = [i["finished_at"] for i in infos if i.get("status") == "done"]
-            started = min(i["created_at"] for i in infos if "created_at" in i)
-            result.copy_finished_s = (max(done) - started) if done else None
+            result.copy_finished_s = await copy_finished(copy_jobs)
         return result
 
     async def both() -> list[Phase]:
@@ -506,9 +569,17 @@ def summarize(
             values = ph.latencies(cache)
             if values:
                 row["by_cache"][cache] = {"n": len(values), **{q: pct(values, q) for q in (50, 95, 99)}}
+        row["cores_used_while_sending"] = ph.cpu_share
+        first = min((j["created_at"] for j in ph.jobs if "created_at" in j), default=0.0)
+        row["timeline"] = [
+            [round(j["created_at"] - first, 3), round(j["latency_ms"], 1), j.get("cohort_cache")]
+            for j in ph.jobs
+            if "latency_ms" in j
+        ]
         if ph.copy_total:
             row["catalog_copy"] = {
                 "products": ph.copy_total,
+                "floor_run_copy_done_when_stream_ended": ph.floor_copy_done,
                 "done_when_stream_ended": ph.copy_done_when_stream_ended,
                 "finished_after_s": round(ph.copy_finished_s, 1) if ph.copy_finished_s else None,
             }
@@ -564,6 +635,9 @@ def table(result: dict[str, Any]) -> str:
                 f"; catalog copy: {c['done_when_stream_ended']}/{c['products']} done when the last "
                 f"request was sent, all done after {c['finished_after_s']} s"
             )
+        cores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(ph.get("cores_used_while_sending", {}).items()))
+        if cores:
+            extra += f"; cores used while sending: {cores}"
         lines.append(
             f"- {ph['phase']}: {ph['model_calls']} model calls for {ph['requests']} requests "
             f"(cohort hit ratio {ph['cohort_hit_ratio']:.1%}, sent at {ph['rate_per_s']}/s); "
@@ -576,7 +650,8 @@ def table(result: dict[str, Any]) -> str:
     )
     led = result["ledger"]
     lines.append(
-        f"- ledger (pipeline `personalize`, both phases): {led['personalize_model_calls']} model calls, "
+        "- ledger (pipeline `personalize`, the whole run with its warm-up): "
+        f"{led['personalize_model_calls']} model calls, "
         f"{led['personalize_result_cache_hits']} result-cache hits, cohort hit ratio "
         f"{(led['cohort_hit_ratio'] or 0):.1%}"
     )
@@ -593,10 +668,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-ms", type=int, help="the dev gateway's latency")
     parser.add_argument("--catalog", type=int, help="products in the catalog (and in the copy)")
     parser.add_argument("--batch-nice", type=int, help="run the batch worker under `nice -n N`")
+    parser.add_argument("--interactive-processes", type=int, help="interactive worker processes")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else Config()
-    for name in ("requests", "rate", "latency_ms", "catalog", "batch_nice"):
+    for name in ("requests", "rate", "latency_ms", "catalog", "batch_nice", "interactive_processes"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     with tempfile.TemporaryDirectory(prefix="bench-personalization-") as tmp:

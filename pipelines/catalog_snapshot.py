@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from agents.sanitize import html_to_text, plain_text
 from agents.shopify import ShopifyProduct, load_products, parse_product
+from pipelines.background import keep
 from pipelines.cohorts import Candidate, Catalog
 from pipelines.publish import now_iso
 from wandstore_agents.errors import InvalidInput, NotFound
@@ -99,42 +101,72 @@ def parse_snapshot(doc: Any) -> Catalog:
 
 
 class SnapshotCache:
-    """Parsed snapshots per (object store, store), trusted for `ttl_s` (missing ones too).
+    """Parsed snapshots per (object store, store), read once however many requests ask.
 
-    After `ttl_s` the object is read again, but parsed again only if its ETag changed: parsed
-    candidates keep their sanitized prompt rows, which are the expensive part.
+    The first request of a store waits for one read (requests arriving meanwhile share it: a
+    2,000-product snapshot is ~1 MB to parse, and ten parallel parses stalled a process for
+    half a second). After `ttl_s` the cached catalog keeps serving while one background read
+    checks the object, which is parsed again only if its ETag changed: parsed candidates keep
+    their sanitized prompt rows, the expensive part.
     """
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[int, str], tuple[float, str | None, Catalog | None]] = {}
+        self._entries: dict[tuple[int, str], _Entry] = {}
+        self._reads: dict[tuple[int, tuple[int, str]], asyncio.Future[_Entry]] = {}
 
     async def get(self, object_store: ObjectStore, store: str, ttl_s: float) -> Catalog | None:
         """The store's catalog, or None when it has no snapshot."""
         entry_key = (id(object_store), store)
         entry = self._entries.get(entry_key)
-        now = time.monotonic()
-        if entry is not None and now - entry[0] < ttl_s:
-            return entry[2]
-        # Off the event loop: an R2 GET and a large JSON parse must not stall other requests.
-        etag, catalog = await asyncio.to_thread(self._load, object_store, store, entry)
-        self._entries[entry_key] = (now, etag, catalog)
-        return catalog
+        if entry is None:
+            return (await self._read(object_store, store, entry_key, None)).catalog
+        refreshing = (id(asyncio.get_running_loop()), entry_key) in self._reads
+        if time.monotonic() - entry.read_at >= ttl_s and not refreshing:
+            # Stale while revalidating: no request waits for the object store.
+            keep(self._read(object_store, store, entry_key, entry), "snapshot_refresh")
+        return entry.catalog
 
     def invalidate(self, store: str) -> None:
         for entry_key in [k for k in self._entries if k[1] == store]:
             del self._entries[entry_key]
 
+    def _read(
+        self, object_store: ObjectStore, store: str, entry_key: tuple[int, str], previous: _Entry | None
+    ) -> asyncio.Future[_Entry]:
+        """One read per key and event loop at a time; callers share it."""
+        flight_key = (id(asyncio.get_running_loop()), entry_key)
+        flight = self._reads.get(flight_key)
+        if flight is None:
+
+            async def read() -> _Entry:
+                try:
+                    # Off the event loop: an R2 GET and a large JSON parse must not stall requests.
+                    entry = await asyncio.to_thread(self._load, object_store, store, previous)
+                    self._entries[entry_key] = entry
+                    return entry
+                finally:
+                    self._reads.pop(flight_key, None)
+
+            flight = self._reads[flight_key] = asyncio.ensure_future(read())
+        return flight
+
     @staticmethod
-    def _load(
-        object_store: ObjectStore, store: str, previous: tuple[float, str | None, Catalog | None] | None
-    ) -> tuple[str | None, Catalog | None]:
+    def _load(object_store: ObjectStore, store: str, previous: _Entry | None) -> _Entry:
+        now = time.monotonic()
         try:
             obj = object_store.get(catalog_snapshot_key(store))
         except NotFound:
-            return None, None
-        if previous is not None and obj.etag is not None and previous[1] == obj.etag:
-            return obj.etag, previous[2]
-        return obj.etag, parse_snapshot(obj.json())
+            return _Entry(now, None, None)
+        if previous is not None and obj.etag is not None and previous.etag == obj.etag:
+            return _Entry(now, obj.etag, previous.catalog)
+        return _Entry(now, obj.etag, parse_snapshot(obj.json()))
+
+
+@dataclass(frozen=True)
+class _Entry:
+    read_at: float
+    etag: str | None
+    catalog: Catalog | None
 
 
 snapshots = SnapshotCache()
