@@ -16,11 +16,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from dramatiq import Message, Retry
 from dramatiq.common import q_name
+from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import Middleware, SkipMessage
 
 from pipelines.status import PREFIX as JOB_PREFIX
@@ -47,6 +49,10 @@ def _text(value: bytes | str | None) -> str:
     if value is None:
         return ""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def reason_of(exception: BaseException | None) -> str:
@@ -272,20 +278,22 @@ class DeadLetterReasons(Middleware):
     def after_nack(self, broker: Any, message: Any) -> None:
         from pipelines.durable import DurableStatus
 
-        reason = reason_of(getattr(message, "_exception", None))
+        exception = getattr(message, "_exception", None)
+        reason = reason_of(exception)
         status = DurableStatus(broker.client)
         try:
             info = status.get(message.message_id) or {}
             fields: dict[str, Any] = {
                 "status": "failed",
                 "dead_letter_queue": q_name(message.queue_name),
-                "dead_at": time.time(),
+                "dead_at": _iso(time.time()),
                 "pipeline": info.get("pipeline") or message.actor_name,
                 "queue": info.get("queue") or q_name(message.queue_name),
             }
             if not info.get("error"):
                 fields.update(error=reason, progress=f"failed: {reason}", finished_at=time.time())
-            if not info.get("attempts"):
+            if isinstance(exception, ActorNotFound):
+                # Refused in the consumer: no middleware counted this try.
                 status.incr_attempts(message.message_id)
             status.update(message.message_id, **fields)
         except BrokerUnavailable as exc:

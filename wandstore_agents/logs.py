@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,6 +48,33 @@ def _final_scrub(_: Any, __: str, rendered: Any) -> Any:
     return scrub(rendered) if _SECRETS and isinstance(rendered, str) else rendered
 
 
+class _OneWritePerLine:
+    """The log stream, written one whole line per call, under one lock for structlog and stdlib.
+
+    Under the `dramatiq` command a worker process's stderr is a pipe to the parent process
+    whose every `write` is one message, and which threads must not share unguarded: with
+    `print`'s two writes per line and two logging systems' separate locks, lines from busy
+    threads came out merged, framed wrongly or lost.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            written = self._stream.write(text)
+            self._stream.flush()
+        return int(written or len(text))
+
+    def flush(self) -> None:
+        with self._lock:
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
     """Route structlog and stdlib logging to one JSON line per event on stderr."""
     level_no = logging.getLevelName(level.upper())
@@ -62,14 +90,15 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
+    out = _OneWritePerLine(stream or sys.stderr)
     structlog.configure(
         processors=[*shared, renderer, _final_scrub],
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file=out),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     # Third-party libraries log through stdlib; keep them quiet and in the same format.
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[

@@ -206,6 +206,30 @@ class FaultEnv:
             if job in line and "usage_recorded" not in line
         ]
 
+    def wait_log_events(
+        self, event: str, jobs: set[str], count: int, timeout_s: float = 15
+    ) -> list[dict[str, Any]]:
+        """The worker's `event` lines about `jobs`, once at least `count` arrived (through its parent)."""
+        found: list[dict[str, Any]] = []
+
+        def arrived() -> bool:
+            found[:] = [e for e in self.log_events(event) if e.get("job_id") in jobs]
+            return len(found) >= count
+
+        wait_until(arrived, timeout_s, f"{count} {event} log lines")
+        return found
+
+    def broken_log_lines(self) -> list[str]:
+        """JSON log lines of the worker that do not parse (merged or cut by concurrent writers)."""
+        broken = []
+        for line in self.worker.output().splitlines():
+            if line.lstrip().startswith("{"):
+                try:
+                    json.loads(line)
+                except ValueError:
+                    broken.append(line[:200])
+        return broken
+
     def log_events(self, event: str) -> list[dict[str, Any]]:
         """The worker's JSON log lines with this `event`."""
         out = []

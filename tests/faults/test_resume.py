@@ -31,3 +31,17 @@ def test_a_resumed_theme_build_renders_byte_identical_files(services: Any, gatew
     # Then it finishes, and every file it would write is byte-identical to what is there
     after = {k: services.store.get(k).body for k in services.store.list(prefix)}
     assert again.keys == first.keys and after == before
+
+
+def test_a_retried_job_takes_over_its_own_result_cache_lock(redis_client: Any) -> None:
+    from pipelines.result_cache import ResultCache
+
+    # Given a lock left behind by a delivery of job-1 that died (its lease still running)
+    cache = ResultCache(redis_client, ttl_s=60)
+    lock = "wandstore:rc-lock:product_copy:sha256:abc"
+    redis_client.set(lock, "job-1|deadbeef", px=30_000)
+    # Then a later delivery of job-1 takes it over at once, while any other job still waits for it
+    assert not cache._acquire(lock, "job-2|1234", "job-2|")
+    assert not cache._acquire(lock, "|5678", "")
+    assert cache._acquire(lock, "job-1|cafe", "job-1|")
+    assert redis_client.get(lock) == b"job-1|cafe"

@@ -52,3 +52,76 @@ def test_sigkilled_worker_loses_nothing_and_doubles_nothing(env: FaultEnv) -> No
     # and every completed job's calls are in the ledger (a redelivery repeats the same record ids)
     counted_jobs = {job for job, _, _ in env.counted_records()}
     assert set(outcome.completed) <= counted_jobs
+
+
+def test_sigkilled_worker_mid_theme_build_and_personalization(env: FaultEnv) -> None:
+    import json
+
+    from pipelines.submit import submit_personalize, submit_theme_build
+    from pipelines.theme_build import save_catalog
+    from tests.faults.env import sample_products
+
+    tally = scenario(
+        "worker SIGKILL mid theme build / personalization",
+        "`kill -9` of the worker twice while theme builds (many calls each) and personalizations "
+        "are in flight (gateway latency 300 ms); builds resume from their saved steps",
+    )
+    env.gateway.config(latency_ms=300)
+    themes: dict[str, str] = {}
+    for store in ("stanley1913", "electricshop"):
+        save_catalog(env.reader, store, {"products": sample_products(store)[:8]})
+        brief = {"description": f"Honest everyday goods from {store}; calm and warm."}
+        themes[submit_theme_build(env.broker, env.status, store, brief)] = store  # type: ignore[arg-type]
+    shoppers: dict[str, str] = {}
+    for i in range(3):
+        candidates = [
+            {
+                "id": str(p["id"]),
+                "title": p["title"],
+                "product_type": p.get("product_type", ""),
+                "price": "10",
+            }
+            for p in sample_products("kiids-kingdom")[i : i + 6]
+        ]
+        job = submit_personalize(
+            env.broker, env.status, "kiids-kingdom", f"kill-shopper-{i}", {"candidates": candidates}
+        )  # type: ignore[arg-type]
+        shoppers[job] = f"kill-shopper-{i}"
+    # When the worker is SIGKILLed twice while their calls are in flight
+    for _ in range(2):
+        env.wait_gateway_requests(env.gateway.stats()["requests"] + 3)
+        env.worker.kill()
+        env.worker.start()
+    outcome = env.wait_terminal([*themes, *shoppers], timeout_s=90)
+    # Then every build is published once, whole, and current; every shopper has one output
+    problems = []
+    for job, store in themes.items():
+        builds = {k.split("/")[3] for k in env.objects(f"themes/{store}/builds/")}
+        if builds != {job}:
+            problems.append(f"{store}: builds {sorted(builds)} for job {job}")
+        if job in outcome.completed:
+            pointer = json.loads(env.reader.get(f"themes/{store}/current.json").body)
+            listed = json.loads(env.reader.get(f"{pointer['prefix']}theme.json").body)["files"]
+            missing = [f for f in listed if not env.reader.exists(pointer["prefix"] + f)]
+            if pointer["build_id"] != job or missing:
+                problems.append(f"{store}: pointer {pointer['build_id']} missing {missing}")
+    for job, shopper in shoppers.items():
+        key = f"stores/kiids-kingdom/shoppers/{shopper}/personalization.json"
+        if job in outcome.completed and not env.reader.exists(key):
+            problems.append(f"{shopper}: done but {key} is missing")
+    ledger, stats = env.ledger(), env.gateway.stats()
+    if ledger["calls"] - ledger["gateway_cache_hits"] > stats["model_calls"]:
+        problems.append("the ledger counts more fresh calls than the gateway answered")
+    tally.add(
+        sent=len(themes) + len(shoppers),
+        completed=len(outcome.completed),
+        failed=len(outcome.failed),
+        lost=len(outcome.lost),
+        duplicated=len(problems),
+        runs=2,
+    )
+    tally.note("kills", 2)
+    tally.note("fallbacks served", sum(1 for j in shoppers if outcome.infos[j].get("fallback")))
+    assert not outcome.lost, {j: outcome.infos[j] for j in outcome.lost}
+    assert not problems, problems
+    assert all(j in outcome.completed for j in themes), {j: outcome.infos[j] for j in themes}

@@ -19,10 +19,15 @@ AS_JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 def _dead_letters() -> Any:
     from pipelines.dead_letters import DeadLetters
+    from wandstore_agents.logs import configure_logging, register_secrets
     from wandstore_agents.redis_conn import get_redis, resolve_url
     from wandstore_agents.settings import get_settings
 
-    return DeadLetters(get_redis(resolve_url(get_settings())))
+    settings = get_settings()
+    # Replays and purges are logged (JSON, on stderr) like the workers' events; stdout stays the answer.
+    configure_logging(settings.log_level, settings.log_format)
+    register_secrets(settings.secret_values())
+    return DeadLetters(get_redis(resolve_url(settings)))
 
 
 def _when(ts: float) -> str:
