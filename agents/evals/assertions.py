@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from abc import abstractmethod
 from collections.abc import Iterator
 from typing import Annotated, Any, ClassVar, Literal, Protocol
 
@@ -95,8 +96,9 @@ class _Base(BaseModel):
     # False for assertions about the call itself (cost, latency), checked even without output.
     needs_output: ClassVar[bool] = True
 
+    @abstractmethod
     def check(self, seen: Observed) -> str | None:
-        raise NotImplementedError
+        """None when the assertion holds, else the reason it failed."""
 
 
 class SchemaValid(_Base):
