@@ -144,6 +144,8 @@ class PromptRegistry:
     def __init__(self, root: Path, output_models: dict[str, type[BaseModel]]) -> None:
         self.root = root
         self._prompts: dict[str, dict[str, Prompt]] = {}
+        # The files are read once; what is derived from them is computed once (every call asks).
+        self._defaults: dict[tuple[str, str], str] = {}
         if not root.is_dir():
             raise PromptError(f"{root}: prompts folder not found (set PROMPTS_DIR)")
         for path in sorted(root.glob("*/v*.md")):
@@ -164,9 +166,12 @@ class PromptRegistry:
 
     def default_version(self, agent: str, label: str = "production") -> str:
         """The version the files themselves mark with `label`, else the newest."""
-        versions = self.versions(agent)
-        marked = [v for v in versions if label in self._agent(agent)[v].meta.labels]
-        return (marked or versions)[-1]
+        found = self._defaults.get((agent, label))
+        if found is None:
+            versions = self.versions(agent)
+            marked = [v for v in versions if label in self._agent(agent)[v].meta.labels]
+            found = self._defaults[(agent, label)] = (marked or versions)[-1]
+        return found
 
     def get(self, agent: str, version: str | None = None) -> Prompt:
         prompts = self._agent(agent)

@@ -15,6 +15,7 @@ _DANGEROUS = re.compile(
     r"<\s*/?\s*script|<\s*/?\s*style|<\s*iframe|url\s*\()"
 )
 _WS = re.compile(r"\s+")
+_BLOCK_END = re.compile(r"(?i)<\s*(br|/p|/li|/h\d|/div|/tr)\b[^>]*>")
 
 
 def clean_html(markup: str) -> str:
@@ -60,7 +61,7 @@ def plain_text(text: str, max_len: int | None = None) -> str:
 
 def html_to_text(markup: str) -> str:
     """Merchant HTML to readable plain text for a prompt (scripts and styles dropped)."""
-    spaced = re.sub(r"(?i)<\s*(br|/p|/li|/h\d|/div|/tr)\b[^>]*>", "\n", markup)
+    spaced = _BLOCK_END.sub("\n", markup)
     text = html.unescape(nh3.clean(spaced, tags=set(), attributes={}, strip_comments=True))
     lines = [_WS.sub(" ", line).strip() for line in text.splitlines()]
     return "\n".join(line for line in lines if line)

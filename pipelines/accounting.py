@@ -20,7 +20,7 @@ from pipelines import metrics
 from wandstore_agents.errors import BrokerUnavailable
 from wandstore_agents.ledger import Entry, Ledger, Refusal, Reservation, day_of, usd_to_nano
 from wandstore_agents.logs import get_logger
-from wandstore_agents.redis_batch import RedisBatcher
+from wandstore_agents.redis_batch import batcher_for
 from wandstore_agents.settings import Settings
 
 log = get_logger("pipelines.accounting")
@@ -146,7 +146,7 @@ class LedgerSink:
         # Long enough for the calls holding the budget to finish (or their holds to lapse).
         self.hold_wait_s = settings.gateway_timeout_s + 5
         # Holds and settlements go to Redis off the event loop, many per round trip.
-        self.batch = RedisBatcher(ledger.r)
+        self.batch = batcher_for(ledger.r)
 
     async def reserve(self, ctx: CallContext, model: str, worst_case_nano: int) -> Reservation:
         """Hold the call's worst case; wait while only other calls' holds are in the way.

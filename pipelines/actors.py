@@ -10,7 +10,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from pipelines.broker import BATCH, INTERACTIVE
-from pipelines.middleware import should_retry
+from pipelines.middleware import record_result, should_retry
 from pipelines.product_copy import generate_product_copy
 from pipelines.services import get_services
 from wandstore_agents.errors import InvalidInput, PermanentError, RetryableError
@@ -42,7 +42,7 @@ async def product_copy(store: str, product: dict[str, Any], options: dict[str, A
 
     async def work(job_id: str) -> None:
         published = await generate_product_copy(svc, store, product, options, job_id=job_id)
-        svc.status.update(
+        record_result(
             job_id,
             output_keys=[published.key],
             cost_usd=published.cost_usd,
@@ -76,7 +76,7 @@ async def build_theme(store: str, brief: dict[str, Any]) -> None:
         result = await run_build(
             svc, store, brief, build_id=build_id, job_id=job_id, progress=status_progress(svc, job_id)
         )
-        svc.status.update(
+        record_result(
             job_id,
             output_keys=[result.theme_key, result.preview_key, result.pointer_key],
             cost_usd=result.meta["cost_usd"],
@@ -114,7 +114,7 @@ async def personalize(store: str, shopper_id: str, context: dict[str, Any] | Non
         published = await personalize_shopper(
             svc, store, shopper_id, context, job_id=job_id, enqueued_at=enqueued_at
         )
-        svc.status.update(
+        record_result(
             job_id,
             output_keys=[published.key],
             cost_usd=published.cost_usd,

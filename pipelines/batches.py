@@ -3,7 +3,7 @@
 Redis, under `wandstore:batch:<id>`:
 - the hash: store, pipeline, created_at, submitted (jobs enqueued), rejected (refused at submission);
 - `:jobs`: the job ids, in product order;
-- `:done`, `:failed`: sets of job ids, filled by `record_outcome` when a job finishes
+- `:done`, `:failed`: sets of job ids, filled when a job ends (`JobStatus.finished`)
   (sets, so a redelivered job is never counted twice);
 - `:rejected`: JSON `{index, product_id, reason}` for products refused before enqueueing.
 """
@@ -41,16 +41,6 @@ def _key(batch_id: str, part: str = "") -> str:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def record_outcome(client: redis.Redis, batch_id: str, job_id: str, outcome: str) -> None:
-    """Count a finished job of a batch as done or failed (idempotent)."""
-    other = "failed" if outcome == "done" else "done"
-    pipe = client.pipeline(transaction=True)
-    pipe.sadd(_key(batch_id, outcome), job_id)
-    pipe.srem(_key(batch_id, other), job_id)
-    pipe.expire(_key(batch_id, outcome), TTL_S)
-    pipe.execute()
 
 
 @dataclass

@@ -60,6 +60,19 @@ class WandstoreConsumer(_RedisConsumer):
         except redis.ConnectionError as e:
             raise ConnectionClosed(e) from None
 
+    def ack(self, message: MessageProxy) -> None:
+        batched = getattr(self.broker, "dispatch_batched", None)
+        if batched is None:
+            super().ack(message)
+            return
+        try:
+            # The current queue may differ from message.queue_name (a delayed message): ack here.
+            batched("ack", self.queue_name, message.options["redis_message_id"])
+        except redis.ConnectionError as e:
+            raise ConnectionClosed(e) from None
+        finally:
+            self.queued_message_ids.discard(message.message_id)
+
     def requeue(self, messages: Iterable[MessageProxy]) -> None:
         try:
             super().requeue(messages)

@@ -51,6 +51,9 @@ class DurableStatus:
     def update(self, job_id: str, **fields: Any) -> None:
         until_redis_answers(lambda: self._status.update(job_id, **fields), "job status")
 
+    def started(self, job_id: str, **fields: Any) -> None:
+        until_redis_answers(lambda: self._status.started(job_id, **fields), "job start")
+
     def incr_attempts(self, job_id: str) -> int:
         return until_redis_answers(lambda: self._status.incr_attempts(job_id), "job attempts")
 

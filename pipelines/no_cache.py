@@ -19,6 +19,9 @@ class NoResultCache(ResultCache):
     def get(self, pipeline: str, key: str) -> dict[str, Any] | None:
         return None
 
+    async def aget(self, pipeline: str, key: str) -> dict[str, Any] | None:
+        return None
+
     async def get_or_compute(
         self,
         pipeline: str,

@@ -134,7 +134,7 @@ async def _within(
 ) -> tuple[Cached | None, str | None]:
     """The cohort's generation by `deadline` (epoch s), or (None, why not)."""
     try:
-        cached = svc.results.get(PIPELINE, digest)
+        cached = await svc.results.aget(PIPELINE, digest)
     except BrokerUnavailable as exc:
         return None, _reason(exc)
     if cached is not None:
@@ -159,7 +159,7 @@ def _reason(exc: Exception) -> str:
     return _SNAKE.sub("_", type(exc).__name__).lower()
 
 
-def _fallback(
+async def _fallback(
     svc: Services,
     *,
     last_key: str,
@@ -172,7 +172,7 @@ def _fallback(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The cohort's last good result (ids still in the catalog), else the default ordering."""
     try:
-        last = svc.results.get(LAST_GOOD, last_key)
+        last = await svc.results.aget(LAST_GOOD, last_key)
     except BrokerUnavailable:
         last = None
     if last is not None:
@@ -252,7 +252,7 @@ async def personalize_shopper(
             "list_cost_nano": list_cost_nano(run.records, settings.price_overrides),
             "expires_at": time.time() + ttl_s,
         }
-        svc.results.put(LAST_GOOD, last_key, value, ttl_s=LAST_GOOD_TTL_S)
+        await svc.results.aput(LAST_GOOD, last_key, value, ttl_s=LAST_GOOD_TTL_S)
         return value
 
     got: Cached | None = None
@@ -272,7 +272,7 @@ async def personalize_shopper(
             meta = served_from_cache(meta, job_id=job_id, extra=extra)
         expires_at = float(got.value["expires_at"])
     else:
-        body, meta = _fallback(
+        body, meta = await _fallback(
             svc,
             last_key=last_key,
             catalog=catalog,

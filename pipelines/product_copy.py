@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,7 +97,8 @@ async def generate_product_copy(
             key=digest,
             saved_nano=int(got.value.get("list_cost_nano", 0)),
         )
-    publish(svc.store, key, got.value["body"], meta)
+    # Off the event loop: an R2 PUT takes tens of ms, and this loop is serving hundreds of jobs.
+    await asyncio.to_thread(publish, svc.store, key, got.value["body"], meta)
     log.info(
         "copy_published",
         store=store,

@@ -36,6 +36,7 @@ import redis
 from pipelines.publish import input_hash
 from wandstore_agents.errors import BrokerUnavailable
 from wandstore_agents.logs import get_logger
+from wandstore_agents.redis_batch import batcher_for
 
 log = get_logger("pipelines.result_cache")
 PREFIX = "wandstore:rc:"
@@ -52,10 +53,23 @@ _RENEW = (
 # Take the lock when it is free, or when an earlier delivery of the same job holds it (the job
 # was killed, or failed while Redis was away, before releasing it): that lease would otherwise
 # stall the job's own retry for up to `lock_ms`.
-_ACQUIRE = """
+# One round trip for a look-up: the value when there is one, else the lock when it is free
+# ({value, 0} or {false, 1 taken / 0 held by another}). Atomic, so nobody stores the value
+# between our read and our lock.
+_GET_OR_ACQUIRE = """
+local value = redis.call('get', KEYS[2])
+if value then return {value, 0} end
 local held = redis.call('get', KEYS[1])
-if held and not (ARGV[3] ~= '' and string.sub(held, 1, string.len(ARGV[3])) == ARGV[3]) then return 0 end
+if held and not (ARGV[3] ~= '' and string.sub(held, 1, string.len(ARGV[3])) == ARGV[3]) then
+  return {false, 0}
+end
 redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {false, 1}
+"""
+# Store the value and release our lock (if still ours) in one round trip.
+_PUT_AND_RELEASE = """
+redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
+if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
 return 1
 """
 
@@ -91,7 +105,10 @@ class ResultCache:
         self._inflight: dict[tuple[int, str], asyncio.Future[dict[str, Any]]] = {}
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
-        self._take = client.register_script(_ACQUIRE)
+        self._take = client.register_script(_GET_OR_ACQUIRE)
+        self._store = client.register_script(_PUT_AND_RELEASE)
+        # Coroutines reach Redis through the batcher: never a blocking round trip on the loop.
+        self._batch = batcher_for(client)
 
     # --- plain access -----------------------------------------------------------
 
@@ -108,6 +125,22 @@ class ResultCache:
         body = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         try:
             self.r.set(PREFIX + f"{pipeline}:{key}", body, ex=ttl_s or self.ttl_s)
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
+
+    async def aget(self, pipeline: str, key: str) -> dict[str, Any] | None:
+        """`get` for coroutines (off the event loop, batched with other calls)."""
+        try:
+            raw = await self._batch.command("GET", PREFIX + f"{pipeline}:{key}")
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
+        return json.loads(raw) if raw else None
+
+    async def aput(self, pipeline: str, key: str, value: dict[str, Any], ttl_s: int | None = None) -> None:
+        """`put` for coroutines."""
+        body = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        try:
+            await self._batch.command("SET", PREFIX + f"{pipeline}:{key}", body, "EX", ttl_s or self.ttl_s)
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
 
@@ -132,7 +165,7 @@ class ResultCache:
         """The cached value for (`pipeline`, `key`), or `compute()`'s, computed once however many ask."""
         if fresh:
             value = await compute()
-            self.put(pipeline, key, value, ttl_s)
+            await self.aput(pipeline, key, value, ttl_s)
             return Cached(value, hit=False)
         loop_key = (id(asyncio.get_running_loop()), f"{pipeline}:{key}")
         while True:
@@ -164,48 +197,60 @@ class ResultCache:
             self._inflight.pop(loop_key, None)
 
     async def _across_processes(self, pipeline: str, key: str, compute: Compute, ttl_s: int | None) -> Cached:
+        entry = PREFIX + f"{pipeline}:{key}"
         lock = LOCK_PREFIX + f"{pipeline}:{key}"
         owner = _job_id()
         token = f"{owner}|{uuid.uuid4().hex}"
         deadline = asyncio.get_running_loop().time() + self.wait_s
         delay = 0.01
         while True:
-            value = self.get(pipeline, key)
+            value, taken = await self._get_or_acquire(entry, lock, token, f"{owner}|" if owner else "")
             if value is not None:
                 return Cached(value, hit=True)
-            if self._acquire(lock, token, f"{owner}|" if owner else ""):
+            if taken:
                 break
             if asyncio.get_running_loop().time() >= deadline:
                 log.warning("result_cache_wait_timeout", pipeline=pipeline, key=key, wait_s=self.wait_s)
                 value = await compute()
-                self.put(pipeline, key, value, ttl_s)
+                await self.aput(pipeline, key, value, ttl_s)
                 return Cached(value, hit=False)
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.2)
+        renewer = asyncio.ensure_future(self._keep(lock, token))
         try:
-            # Whoever held the lock before us may have stored the value just before releasing it.
-            value = self.get(pipeline, key)
-            if value is not None:
-                return Cached(value, hit=True)
-            renewer = asyncio.ensure_future(self._keep(lock, token))
-            try:
-                value = await compute()
-            finally:
-                renewer.cancel()
-            self.put(pipeline, key, value, ttl_s)
-            return Cached(value, hit=False)
+            value = await compute()
+        except BaseException:
+            await self._unlock(lock, token)
+            raise
         finally:
-            self._unlock(lock, token)
+            renewer.cancel()
+        await self._put_and_release(entry, lock, token, value, ttl_s)
+        return Cached(value, hit=False)
 
-    def _acquire(self, lock: str, token: str, owner_prefix: str) -> bool:
+    async def _get_or_acquire(
+        self, entry: str, lock: str, token: str, owner_prefix: str
+    ) -> tuple[dict[str, Any] | None, bool]:
         try:
-            return bool(self._take(keys=[lock], args=[token, self.lock_ms, owner_prefix]))
+            args = [token, self.lock_ms, owner_prefix]
+            raw, taken = await self._batch.script(self._take, [lock, entry], args)
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
+        return (json.loads(raw) if raw else None), bool(taken)
 
-    def _unlock(self, lock: str, token: str) -> None:
+    async def _put_and_release(
+        self, entry: str, lock: str, token: str, value: dict[str, Any], ttl_s: int | None
+    ) -> None:
+        body = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         try:
-            self._release(keys=[lock], args=[token])
+            await self._batch.script(self._store, [lock, entry], [token, body, ttl_s or self.ttl_s])
+        except redis.RedisError as exc:
+            # Not stored: release what we can (the lease expires by itself otherwise).
+            await self._unlock(lock, token)
+            raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
+
+    async def _unlock(self, lock: str, token: str) -> None:
+        try:
+            await self._batch.script(self._release, [lock], [token])
         except redis.RedisError as exc:
             # The lease expires by itself; a waiter then takes over.
             log.warning("result_cache_unlock_failed", lock=lock, error=str(exc))
@@ -215,7 +260,7 @@ class ResultCache:
         while True:
             await asyncio.sleep(self.lock_ms / 3000)
             try:
-                self._renew(keys=[lock], args=[token, self.lock_ms])
+                await self._batch.script(self._renew, [lock], [token, self.lock_ms])
             except redis.RedisError as exc:
                 log.warning("result_cache_renew_failed", lock=lock, error=str(exc))
 

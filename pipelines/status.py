@@ -9,6 +9,7 @@ from typing import Any
 import redis
 
 from wandstore_agents.errors import BrokerUnavailable
+from wandstore_agents.redis_batch import batcher_for
 
 PREFIX = "wandstore:job:"
 TTL_S = 7 * 24 * 3600
@@ -32,11 +33,39 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+# A job's start in one round trip: count the attempt, mark it running.
+_START = """
+redis.call('hincrby', KEYS[1], 'attempts', 1)
+redis.call('hset', KEYS[1], unpack(ARGV, 2))
+redis.call('expire', KEYS[1], ARGV[1])
+return 1
+"""
+
+# A job's end in one round trip: its final fields, its batch's count (a set, so a redelivery
+# counts once) and what the worker needs to queue its webhook. ARGV: ttl, outcome, other
+# outcome, batch key prefix, batch ttl, job id, then field/value pairs. (Batch keys are
+# computed here, so this assumes one Redis, not a Cluster, like the ledger.)
+_FINISH = """
+redis.call('hset', KEYS[1], unpack(ARGV, 7))
+redis.call('expire', KEYS[1], ARGV[1])
+local got = redis.call('hmget', KEYS[1], 'store', 'batch', 'callback_url')
+if got[2] then
+  local prefix = ARGV[4] .. got[2] .. ':'
+  redis.call('sadd', prefix .. ARGV[2], ARGV[6])
+  redis.call('srem', prefix .. ARGV[3], ARGV[6])
+  redis.call('expire', prefix .. ARGV[2], ARGV[5])
+end
+return {got[1] or false, got[3] or false}
+"""
+
+
 class JobStatus:
     """Read and write job status hashes."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
+        self._start = client.register_script(_START)
+        self._finish = client.register_script(_FINISH)
 
     def update(self, job_id: str, **fields: Any) -> None:
         fields["updated_at"] = time.time()
@@ -60,6 +89,29 @@ class JobStatus:
             attempts=0,
             **extra,
         )
+
+    def started(self, job_id: str, **fields: Any) -> None:
+        """Count an attempt and record `fields` (status running, ...) in one round trip."""
+        fields["updated_at"] = time.time()
+        flat = [x for kv in _encode(fields).items() for x in kv]
+        try:
+            batcher_for(self.r).script_sync(self._start, [_key(job_id)], [TTL_S, *flat])
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not record job status in Redis: {exc}") from None
+
+    def finished(
+        self, job_id: str, outcome: str, *, batch_prefix: str, batch_ttl_s: int, **fields: Any
+    ) -> tuple[str | None, str | None]:
+        """Record a job's final `fields`, count it in its batch; return (store, callback_url)."""
+        fields["updated_at"] = time.time()
+        flat = [x for kv in _encode(fields).items() for x in kv]
+        other = "failed" if outcome == "done" else "done"
+        try:
+            args = [TTL_S, outcome, other, batch_prefix, batch_ttl_s, job_id, *flat]
+            store, callback = batcher_for(self.r).script_sync(self._finish, [_key(job_id)], args)
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not record job status in Redis: {exc}") from None
+        return (_text(store) if store else None, _text(callback) if callback else None)
 
     def incr_attempts(self, job_id: str) -> int:
         try:

@@ -134,16 +134,23 @@ def test_a_finished_job_is_counted_despite_a_redis_blip(api: ApiHarness) -> None
     from pipelines.followups import after_job
 
     class Blipping:
-        """The real client, whose first two reads fail as in a Redis blip."""
+        """The real client, whose first two round trips fail as in a Redis blip."""
+
+        connection_pool = None  # not plain TCP to the batcher: it uses `pipeline()` below
 
         def __init__(self, real: Any) -> None:
             self.real, self.failures = real, 2
 
-        def hmget(self, *args: Any) -> Any:
+        def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+            pipe = self.real.pipeline(*args, **kwargs)
             if self.failures:
                 self.failures -= 1
-                raise redis_lib.ConnectionError("Connection reset by peer")
-            return self.real.hmget(*args)
+
+                def fail(**_: Any) -> Any:
+                    raise redis_lib.ConnectionError("Connection reset by peer")
+
+                pipe.execute = fail
+            return pipe
 
         def __getattr__(self, name: str) -> Any:
             return getattr(self.real, name)
@@ -163,8 +170,10 @@ def test_a_finished_job_is_counted_despite_a_redis_blip(api: ApiHarness) -> None
         batch=summary.id,
     )
     # When its follow-up runs while Redis blips twice
-    after_job(Broker(), "11111111-2222-4333-8444-555555555555", "failed")
-    # Then the batch counted it once Redis answered
+    after_job(Broker(), "11111111-2222-4333-8444-555555555555", "failed", status="failed")
+    # Then the job's end and the batch's count were recorded once Redis answered
+    assert Broker.client.failures == 0
+    assert api.ctx.status.get("11111111-2222-4333-8444-555555555555")["status"] == "failed"
     assert api.ctx.redis.sismember(
         f"wandstore:batch:{summary.id}:failed", "11111111-2222-4333-8444-555555555555"
     )

@@ -1,10 +1,11 @@
-"""Redis commands for coroutines: off the event loop, and many to one round trip.
+"""Redis commands for coroutines and threads: many callers to one round trip (group commit).
 
-A worker runs hundreds of jobs on one event loop. A synchronous Redis call there stops every
-job for a round trip (on a busy machine, a millisecond or more each), which capped one worker
-at ~70 jobs/s with 256 calls in flight. `RedisBatcher.run` queues the call's commands and
-awaits them; one thread sends whatever is queued as one pipeline (group commit) and hands each
-caller its own replies. Each caller still gets its own result or exception.
+A worker runs hundreds of jobs on one event loop and as many Dramatiq threads. A synchronous
+Redis call on the loop stops every job for a round trip, and each call anywhere costs ~100 us
+of the process's one GIL in redis-py. `RedisBatcher` queues the call and one thread sends
+whatever is queued as one pipeline, then hands each caller its own reply or exception:
+`await batch.script(...)` / `await batch.command(...)` from coroutines, `batch.script_sync(...)`
+/ `batch.command_sync(...)` from threads. One batcher per client and process (`batcher_for`).
 """
 
 from __future__ import annotations
@@ -12,23 +13,26 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
+from wandstore_agents import resp
+
 MAX_BATCH = 512
 
 
 @dataclass
 class _Op:
-    script: Script
-    keys: list[Any]
-    args: list[Any]
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any] = field(repr=False)
+    script: Script | None  # a Lua script (EVALSHA keys args), or None for a plain command
+    keys: tuple[Any, ...]
+    args: tuple[Any, ...]  # the command itself when `script` is None
+    done: Callable[[Any, bool], None]  # called from the batch thread with (reply, failed)
 
 
 def _deliver(results: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:
@@ -42,21 +46,64 @@ def _deliver(results: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:
 
 
 class RedisBatcher:
-    """Lua scripts run for coroutines from one thread, pipelined; one per client and process."""
+    """Scripts and commands from any thread or event loop, pipelined from one thread."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self._queue: queue.SimpleQueue[_Op] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # Replies for one event loop are handed over in one call_soon_threadsafe per batch.
+        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, bool]]] = {}
+        # The batch thread's own socket with hiredis' parser where the client is plain TCP.
+        self._pipe = resp.RespPipe(client) if resp.supports(client) else None
+
+    # --- coroutines ------------------------------------------------------------------
 
     async def script(self, script: Script, keys: list[Any], args: list[Any]) -> Any:
         """`script(keys, args)`'s reply, sent with whatever other calls are waiting."""
+        return await self._await(script, tuple(keys), tuple(args))
+
+    async def command(self, *command: Any) -> Any:
+        """A plain command's reply (e.g. `await batch.command("GET", key)`)."""
+        return await self._await(None, (), command)
+
+    async def _await(self, script: Script | None, keys: tuple[Any, ...], args: tuple[Any, ...]) -> Any:
         loop = asyncio.get_running_loop()
-        op = _Op(script, keys, args, loop, loop.create_future())
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def done(reply: Any, failed: bool) -> None:
+            self._pending.setdefault(loop, []).append((future, reply, failed))
+
+        self._submit(_Op(script, keys, args, done))
+        return await future
+
+    # --- threads ---------------------------------------------------------------------
+
+    def script_sync(self, script: Script, keys: list[Any], args: list[Any]) -> Any:
+        """`script(keys, args)`'s reply, for a thread; waits for its batch's round trip."""
+        return self._wait(script, tuple(keys), tuple(args))
+
+    def command_sync(self, *command: Any) -> Any:
+        return self._wait(None, (), command)
+
+    def _wait(self, script: Script | None, keys: tuple[Any, ...], args: tuple[Any, ...]) -> Any:
+        future: Future[Any] = Future()
+
+        def done(reply: Any, failed: bool) -> None:
+            if failed:
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+        self._submit(_Op(script, keys, args, done))
+        return future.result()
+
+    # --- the batch thread ------------------------------------------------------------
+
+    def _submit(self, op: _Op) -> None:
         self._ensure_thread()
         self._queue.put(op)
-        return await op.future
 
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -81,10 +128,10 @@ class RedisBatcher:
             replies = self._send(ops)
         except Exception as exc:  # the whole round trip failed: every caller gets the error
             replies = [exc] * len(ops)
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, bool]]] = {}
         for op, reply in zip(ops, replies, strict=True):
-            by_loop.setdefault(op.loop, []).append((op.future, reply, isinstance(reply, Exception)))
-        for loop, results in by_loop.items():
+            op.done(reply, isinstance(reply, Exception))
+        pending, self._pending = self._pending, {}
+        for loop, results in pending.items():
             try:
                 loop.call_soon_threadsafe(_deliver, results)
             except RuntimeError:  # that event loop is closed: nobody is waiting any more
@@ -92,21 +139,49 @@ class RedisBatcher:
 
     def _send(self, ops: list[_Op]) -> list[Any]:
         replies = self._pipeline(ops)
-        pairs = zip(ops, replies, strict=True)
-        missing = {op.script for op, reply in pairs if isinstance(reply, NoScriptError)}
+        missing = {
+            op.script for op, reply in zip(ops, replies, strict=True) if isinstance(reply, NoScriptError)
+        }
         if not missing:
             return replies
         # Redis restarted or was flushed: load the scripts and send those calls again.
         for script in missing:
-            script.sha = self.client.script_load(script.script)
+            if script is not None:
+                script.sha = self.client.script_load(script.script)  # type: ignore[assignment]
         again = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         for i, reply in zip(again, self._pipeline([ops[i] for i in again]), strict=True):
             replies[i] = reply
         return replies
 
     def _pipeline(self, ops: list[_Op]) -> list[Any]:
+        if self._pipe is not None:
+            return self._pipe.execute([_command(op) for op in ops])
         pipe = self.client.pipeline(transaction=False)
         for op in ops:
-            # EVALSHA directly: redis-py's script-in-pipeline checks SCRIPT EXISTS on every send.
-            pipe.evalsha(op.script.sha, len(op.keys), *op.keys, *op.args)
+            if op.script is None:
+                pipe.execute_command(*op.args)
+            else:
+                # EVALSHA directly: redis-py's script-in-pipeline checks SCRIPT EXISTS on every send.
+                pipe.evalsha(op.script.sha, len(op.keys), *op.keys, *op.args)
         return list(pipe.execute(raise_on_error=False))
+
+
+def _command(op: _Op) -> tuple[Any, ...]:
+    if op.script is None:
+        return op.args
+    return ("EVALSHA", op.script.sha, len(op.keys), *op.keys, *op.args)
+
+
+_batchers: dict[int, RedisBatcher] = {}
+_batchers_lock = threading.Lock()
+
+
+def batcher_for(client: redis.Redis) -> RedisBatcher:
+    """The process's batcher for `client` (one thread per client, shared by every caller)."""
+    found = _batchers.get(id(client))
+    if found is None or found.client is not client:
+        with _batchers_lock:
+            found = _batchers.get(id(client))
+            if found is None or found.client is not client:
+                found = _batchers[id(client)] = RedisBatcher(client)
+    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -39,9 +40,16 @@ def test_a_retried_job_takes_over_its_own_result_cache_lock(redis_client: Any) -
     # Given a lock left behind by a delivery of job-1 that died (its lease still running)
     cache = ResultCache(redis_client, ttl_s=60)
     lock = "wandstore:rc-lock:product_copy:sha256:abc"
+    entry = "wandstore:rc:product_copy:sha256:abc"
     redis_client.set(lock, "job-1|deadbeef", px=30_000)
     # Then a later delivery of job-1 takes it over at once, while any other job still waits for it
-    assert not cache._acquire(lock, "job-2|1234", "job-2|")
-    assert not cache._acquire(lock, "|5678", "")
-    assert cache._acquire(lock, "job-1|cafe", "job-1|")
+    look = cache._get_or_acquire
+    assert asyncio.run(look(entry, lock, "job-2|1234", "job-2|")) == (None, False)
+    assert asyncio.run(look(entry, lock, "|5678", "")) == (None, False)
+    assert asyncio.run(look(entry, lock, "job-1|cafe", "job-1|")) == (None, True)
     assert redis_client.get(lock) == b"job-1|cafe"
+    # And once a value is stored (releasing the lock), every look-up gets it without locking
+    asyncio.run(cache._put_and_release(entry, lock, "job-1|cafe", {"copy": 1}, None))
+    assert redis_client.get(lock) is None
+    assert asyncio.run(look(entry, lock, "job-3|beef", "job-3|")) == ({"copy": 1}, False)
+    assert redis_client.get(lock) is None

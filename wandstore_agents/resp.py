@@ -1,0 +1,141 @@
+"""A lean Redis pipeline for the batcher: commands written as RESP, replies parsed by hiredis.
+
+redis-py spends ~100-200 us of Python per command (connection checkout, packing, its RESP
+parser); in a worker running 256 jobs that was the largest single cost after the jobs' own
+work. The batcher's thread only ever sends a list of commands and reads as many replies, so
+it talks RESP2 over one plain socket and lets hiredis' C parser read the answers (~10 us a
+command). Used for plain TCP connections; TLS and unix sockets keep redis-py's pipeline.
+Errors come out as redis-py's exception types, so callers' `except redis.RedisError` holds.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import hiredis
+import redis
+from redis.exceptions import NoScriptError, ResponseError
+
+
+def _arg(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bool):  # redis-py refuses bools too; be explicit
+        raise redis.DataError(f"invalid argument {value!r}: convert bools to int or str")
+    if isinstance(value, int | float):
+        return repr(value).encode()
+    raise redis.DataError(f"invalid argument of type {type(value).__name__}")
+
+
+def pack(commands: Sequence[Sequence[Any]]) -> bytes:
+    """RESP arrays of bulk strings, one per command."""
+    out: list[bytes] = []
+    for command in commands:
+        out.append(b"*%d\r\n" % len(command))
+        for item in command:
+            data = _arg(item)
+            out.append(b"$%d\r\n" % len(data))
+            out.append(data)
+            out.append(b"\r\n")
+    return b"".join(out)
+
+
+def _error(reply: hiredis.ReplyError) -> redis.RedisError:
+    text = str(reply)
+    if text.startswith("NOSCRIPT"):
+        return NoScriptError(text)
+    return ResponseError(text)
+
+
+def _convert(reply: Any) -> Any:
+    if isinstance(reply, hiredis.ReplyError):
+        return _error(reply)
+    if isinstance(reply, list):
+        return [_convert(item) for item in reply]
+    return reply
+
+
+def supports(client: redis.Redis) -> bool:
+    """True when `client` talks plain TCP (what `RespPipe` speaks)."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:
+        return False
+    return pool.connection_class is redis.connection.Connection and "host" in pool.connection_kwargs
+
+
+class RespPipe:
+    """One socket to `client`'s server, for one thread; reconnects after an error."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        kwargs = client.connection_pool.connection_kwargs
+        self.host = str(kwargs.get("host", "localhost"))
+        self.port = int(kwargs.get("port", 6379))
+        self.db = int(kwargs.get("db", 0) or 0)
+        self.username = kwargs.get("username")
+        self.password = kwargs.get("password")
+        self.timeout = float(kwargs.get("socket_timeout") or kwargs.get("orig_socket_timeout") or 10.0)
+        self._sock: socket.socket | None = None
+        self._reader: hiredis.Reader | None = None
+
+    def execute(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Each command's reply (an exception instance for a command that failed)."""
+        try:
+            return self._round_trip(commands)
+        except (OSError, redis.ConnectionError):
+            # A connection that went stale while idle (Redis restarted): one fresh try.
+            self.close()
+            try:
+                return self._round_trip(commands)
+            except (OSError, redis.ConnectionError) as exc:
+                self.close()
+                raise redis.ConnectionError(f"Redis at {self.host}:{self.port}: {exc}") from None
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+                self._reader = None
+
+    def _round_trip(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        sock, reader = self._connected()
+        sock.sendall(pack(commands))
+        return [_convert(reply) for reply in self._read(sock, reader, len(commands))]
+
+    def _connected(self) -> tuple[socket.socket, hiredis.Reader]:
+        if self._sock is None or self._reader is None:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            reader = hiredis.Reader()
+            setup: list[list[Any]] = []
+            if self.password:
+                setup.append(["AUTH", *([self.username] if self.username else []), self.password])
+            if self.db:
+                setup.append(["SELECT", self.db])
+            if setup:
+                sock.sendall(pack(setup))
+                for reply in self._read(sock, reader, len(setup)):
+                    if isinstance(reply, hiredis.ReplyError):
+                        sock.close()
+                        raise redis.AuthenticationError(str(reply))
+            self._sock, self._reader = sock, reader
+        return self._sock, self._reader
+
+    @staticmethod
+    def _read(sock: socket.socket, reader: hiredis.Reader, count: int) -> list[Any]:
+        replies: list[Any] = []
+        while len(replies) < count:
+            reply = reader.gets()
+            if reply is False:
+                data = sock.recv(65536)
+                if not data:
+                    raise redis.ConnectionError("connection closed by the server")
+                reader.feed(data)
+                continue
+            replies.append(reply)
+        return replies
