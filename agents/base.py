@@ -14,7 +14,7 @@ from agents.gateway import CallResult
 from agents.pricing import price_for
 from agents.prompts import Prompt
 from agents.runtime import AgentRuntime
-from agents.tokens import count_messages
+from agents.tokens import count_messages_async
 from agents.usage import CallContext, Served, Usage, UsageRecord, usd_to_nano
 from wandstore_agents.errors import InvalidOutput
 from wandstore_agents.logs import get_logger
@@ -137,7 +137,8 @@ class Agent(Generic[Out]):
     ) -> tuple[CallResult, Any]:
         meta = prompt.meta
         price = price_for(meta.model, self.runtime.gateway.config.price_overrides)
-        worst = usd_to_nano(price.worst_case(count_messages(messages, meta.model), meta.max_tokens))
+        tokens = await count_messages_async(messages, meta.model)
+        worst = usd_to_nano(price.worst_case(tokens, meta.max_tokens))
         key = call_key(prompt, messages)
         reservation = await self.runtime.sink.reserve(ctx, meta.model, worst)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from typing import Any
 
@@ -36,6 +37,19 @@ def count_messages(messages: list[dict[str, Any]], model: str) -> int:
         n = _cached_count(content, model) if message.get("role") == "system" else count_text(content, model)
         total += 4 + n
     return total
+
+
+# Above this many characters a count runs in a thread: tiktoken releases the GIL while it
+# encodes, so a long prompt is counted on the other core instead of stalling the event loop.
+OFF_LOOP_CHARS = 1500
+
+
+async def count_messages_async(messages: list[dict[str, Any]], model: str) -> int:
+    """`count_messages` for coroutines: long prompts are counted off the event loop."""
+    size = sum(len(str(m.get("content", ""))) for m in messages if m.get("role") != "system")
+    if size < OFF_LOOP_CHARS:
+        return count_messages(messages, model)
+    return await asyncio.to_thread(count_messages, messages, model)
 
 
 @functools.lru_cache(maxsize=256)

@@ -65,6 +65,8 @@ def run(
             sampler.join()
             stats = env.gateway_stats()
             peak_rss = worker_peak_rss_mb(worker)
+            env.stop(worker)
+            floor = worker_floor(env, client, count, latency_ms, progress=progress)
         finally:
             client.close()
 
@@ -75,6 +77,7 @@ def run(
     mean_busy = sum(busy) / len(busy)
     capacity = peak / latency_s
     share = batch.rate / capacity if capacity else 0.0
+    floor_share = floor["rate"] / capacity if capacity else 0.0
     rows = [
         ["jobs", str(batch.count)],
         ["gateway latency (s)", fmt(latency_s, 1)],
@@ -85,12 +88,19 @@ def run(
         ["throughput (jobs/s)", fmt(batch.rate)],
         ["in-flight / latency (jobs/s)", fmt(capacity)],
         ["throughput / (in-flight / latency)", f"{share:.0%}"],
+        ["floor: bare Dramatiq actor, one call, nothing else (jobs/s)", fmt(floor["rate"])],
+        ["floor / (in-flight / latency)", f"{floor_share:.0%}"],
+        ["pipeline / floor", f"{batch.rate / floor['rate']:.0%}" if floor["rate"] else "n/a"],
         ["worker CPU ms / job", fmt(batch.worker_cpu_s / batch.count * 1000, 2)],
         ["worker RSS before (MB)", fmt(rss_before, 0)],
         ["worker peak RSS (MB)", fmt(peak_rss, 0)],
     ]
     notes = [
         f"{batch.done} jobs done, {batch.failed} failed; {stats['model_calls']} model calls.",
+        f"The floor is the same worker command on a bare Dramatiq module (bench/noop_worker.py) whose "
+        f"actor sends the same {count} chat requests on the pipeline's transport and does nothing else "
+        f"(peak {floor['peak']} in flight, {fmt(floor['cpu_ms'], 2)} CPU ms/job): what one process of "
+        "this machine carries at this latency before any pipeline work.",
         "The last wave of a batch is partial (2,000 jobs are 7.8 waves of 256), so even a worker "
         "with no overhead of its own would reach ~98% here.",
     ]
@@ -128,6 +138,39 @@ def run(
             (f"peak RSS < 1 GB ({fmt(peak_rss, 0)} MB)", peak_rss < 1024),
         ],
     )
+
+
+def worker_floor(
+    env: BenchEnv, client: Client, count: int, latency_ms: int, *, progress: bool = True
+) -> dict[str, float]:
+    """Throughput of the Procfile's worker command on `bench_call` (one model call per message)."""
+    from bench.floors import requests
+    from bench.overhead import NOOP_QUEUE, cpu_s, noop_argv
+
+    bodies = [{**r, "model": r["model"].split("/", 1)[1]} for r in requests(count)]
+    worker = env.start_worker("floor", noop_argv())
+    try:
+        env.gateway_config(latency_ms=0)
+        for body in bodies[:20]:  # warm: the worker is up, its HTTP session open
+            client.send(NOOP_QUEUE, "bench_call", body)
+        client.wait_drained(NOOP_QUEUE, timeout_s=120)
+        env.gateway_reset()
+        env.gateway_config(latency_ms=latency_ms)
+        pids = worker.worker_pids()
+        cpu0 = cpu_s(pids)
+        started = time.monotonic()
+        for body in bodies:
+            client.send(NOOP_QUEUE, "bench_call", body)
+        ended = client.wait_drained(NOOP_QUEUE, timeout_s=900)
+        elapsed = ended - started
+        stats = env.gateway_stats()
+        return {
+            "rate": count / elapsed,
+            "peak": float(stats["peak_in_flight"]),
+            "cpu_ms": (cpu_s(pids) - cpu0) / count * 1000,
+        }
+    finally:
+        env.stop(worker)
 
 
 def main(argv: list[str] | None = None) -> Section:

@@ -11,6 +11,7 @@ from dramatiq.asyncio import EventLoopThread, set_event_loop_thread
 from dramatiq.middleware import AsyncIO, Middleware
 
 from pipelines.durable import DurableStatus
+from pipelines.status import JobStatus
 from wandstore_agents.errors import InvalidInput, PermanentError, RetryableError
 from wandstore_agents.logs import get_logger, scrub
 
@@ -84,8 +85,8 @@ def record_result(job_id: str, **fields: Any) -> None:
 class JobTracking(Middleware):
     """Keep `wandstore:job:<message id>` current: running, retrying, done or failed with a reason.
 
-    Two round trips per job: one when it starts, one when it ends (final status, outputs,
-    batch count and webhook lookup in one script).
+    Two scripts per job, sent through the process's Redis batcher: one when it starts (not
+    waited for), one when it ends (final status, outputs, batch count and webhook lookup).
     """
 
     def _status(self, broker: Any) -> DurableStatus:
@@ -94,7 +95,9 @@ class JobTracking(Middleware):
 
     def before_process_message(self, broker: Any, message: Any) -> None:
         message.options["_started"] = time.perf_counter()
-        self._status(broker).started(
+        # Not waited for: the job needs Redis for its own work anyway, and its end (sent after
+        # this on the same connection) is the write that must land (and is waited for).
+        JobStatus(broker.client).started_nowait(
             message.message_id,
             status="running",
             started_at=time.time(),

@@ -84,6 +84,17 @@ class RedisBatcher:
         """`script(keys, args)`'s reply, for a thread; waits for its batch's round trip."""
         return self._wait(script, tuple(keys), tuple(args))
 
+    def script_nowait(
+        self, script: Script, keys: list[Any], args: list[Any], on_error: Callable[[Exception], None]
+    ) -> None:
+        """Queue `script(keys, args)` and return at once; later calls are sent after it (FIFO)."""
+
+        def done(reply: Any, failed: bool) -> None:
+            if failed:
+                on_error(reply)
+
+        self._submit(_Op(script, tuple(keys), tuple(args), done))
+
     def command_sync(self, *command: Any) -> Any:
         return self._wait(None, (), command)
 
