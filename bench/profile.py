@@ -104,15 +104,22 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("  model call (aiohttp, JSON)", ("GatewayClient.complete",)),
     ("  output validation and sanitizing", ("Agent._parse", "ProductCopyAgent.postprocess")),
     (
-        "  result cache (get, lock, put, unlock)",
-        ("ResultCache.get ", "ResultCache._acquire", "ResultCache.put", "ResultCache._unlock"),
+        "  result cache (get-or-lock, put-and-release)",
+        (
+            "ResultCache.aget",
+            "ResultCache._get_or_acquire",
+            "ResultCache._put_and_release",
+            "ResultCache._unlock",
+            "ResultCache.aput",
+        ),
     ),
     ("  ledger (reserve, settle)", ("LedgerSink.reserve", "LedgerSink.settle")),
     ("  publish to the object store", ("publish ",)),
     ("Dramatiq worker threads (middleware, hand-off)", ("WorkerThread.run ",)),
     ("  job status and follow-ups (JobTracking)", ("JobTracking.",)),
     ("Dramatiq consumer (fetch, decode, ack)", ("ConsumerThread.run ",)),
-    ("redis-py, anywhere (sync round trips)", ("Redis.execute_command", "Pipeline.execute")),
+    ("Redis batch thread (coroutines' calls, pipelined)", ("RedisBatcher._serve",)),
+    ("Redis, anywhere (redis-py and the lean connections)", ("Redis.execute_command", "Pipeline.execute", "RespPipe.execute")),
     ("log lines (structlog)", ("BoundLoggerBase._proxy_to_logger",)),
 )
 

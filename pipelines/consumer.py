@@ -61,7 +61,7 @@ class WandstoreConsumer(_RedisConsumer):
             raise ConnectionClosed(e) from None
 
     def ack(self, message: MessageProxy) -> None:
-        batched = getattr(self.broker, "dispatch_batched", None)
+        batched = getattr(self.broker, "dispatch_lean", None)
         if batched is None:
             super().ack(message)
             return

@@ -11,7 +11,6 @@ from dramatiq.asyncio import EventLoopThread, set_event_loop_thread
 from dramatiq.middleware import AsyncIO, Middleware
 
 from pipelines.durable import DurableStatus
-from pipelines.status import JobStatus
 from wandstore_agents.errors import InvalidInput, PermanentError, RetryableError
 from wandstore_agents.logs import get_logger, scrub
 
@@ -85,8 +84,8 @@ def record_result(job_id: str, **fields: Any) -> None:
 class JobTracking(Middleware):
     """Keep `wandstore:job:<message id>` current: running, retrying, done or failed with a reason.
 
-    Two scripts per job, sent through the process's Redis batcher: one when it starts (not
-    waited for), one when it ends (final status, outputs, batch count and webhook lookup).
+    Two scripts per job on a lean pooled connection (wandstore_agents/redis_batch.py): one
+    when it starts, one when it ends (final status, outputs, batch count, webhook lookup).
     """
 
     def _status(self, broker: Any) -> DurableStatus:
@@ -95,9 +94,7 @@ class JobTracking(Middleware):
 
     def before_process_message(self, broker: Any, message: Any) -> None:
         message.options["_started"] = time.perf_counter()
-        # Not waited for: the job needs Redis for its own work anyway, and its end (sent after
-        # this on the same connection) is the write that must land (and is waited for).
-        JobStatus(broker.client).started_nowait(
+        self._status(broker).started(
             message.message_id,
             status="running",
             started_at=time.time(),

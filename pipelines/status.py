@@ -9,10 +9,8 @@ from typing import Any
 import redis
 
 from wandstore_agents.errors import BrokerUnavailable
-from wandstore_agents.logs import get_logger
 from wandstore_agents.redis_batch import batcher_for
 
-log = get_logger("pipelines.status")
 PREFIX = "wandstore:job:"
 TTL_S = 7 * 24 * 3600
 _JSON_FIELDS = ("output_keys", "meta", "deliveries")
@@ -100,16 +98,6 @@ class JobStatus:
             batcher_for(self.r).script_sync(self._start, [_key(job_id)], [TTL_S, *flat])
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not record job status in Redis: {exc}") from None
-
-    def started_nowait(self, job_id: str, **fields: Any) -> None:
-        """`started` without waiting for the round trip (the job's end is sent after it)."""
-        fields["updated_at"] = time.time()
-        flat = [x for kv in _encode(fields).items() for x in kv]
-
-        def lost(exc: Exception) -> None:
-            log.warning("job_start_not_recorded", job_id=job_id, error=str(exc))
-
-        batcher_for(self.r).script_nowait(self._start, [_key(job_id)], [TTL_S, *flat], lost)
 
     def finished(
         self, job_id: str, outcome: str, *, batch_prefix: str, batch_ttl_s: int, **fields: Any

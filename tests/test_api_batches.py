@@ -134,23 +134,18 @@ def test_a_finished_job_is_counted_despite_a_redis_blip(api: ApiHarness) -> None
     from pipelines.followups import after_job
 
     class Blipping:
-        """The real client, whose first two round trips fail as in a Redis blip."""
+        """The real client, whose first two script calls fail as in a Redis blip."""
 
-        connection_pool = None  # not plain TCP to the batcher: it uses `pipeline()` below
+        connection_pool = None  # not plain TCP to the batcher: it calls through this client
 
         def __init__(self, real: Any) -> None:
             self.real, self.failures = real, 2
 
-        def pipeline(self, *args: Any, **kwargs: Any) -> Any:
-            pipe = self.real.pipeline(*args, **kwargs)
+        def evalsha(self, *args: Any) -> Any:
             if self.failures:
                 self.failures -= 1
-
-                def fail(**_: Any) -> Any:
-                    raise redis_lib.ConnectionError("Connection reset by peer")
-
-                pipe.execute = fail
-            return pipe
+                raise redis_lib.ConnectionError("Connection reset by peer")
+            return self.real.evalsha(*args)
 
         def __getattr__(self, name: str) -> Any:
             return getattr(self.real, name)

@@ -47,3 +47,57 @@ def test_scripts_are_loaded_again_after_redis_forgets_them(redis_client: Any) ->
     redis_client.script_flush()
     # When it is called again, Then it is loaded and runs
     assert arun(batch.script(incr, ["n"], [3])) == 5
+
+
+def test_threads_call_scripts_on_lean_pooled_connections(redis_client: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Given a batcher over a plain-TCP client (hiredis-parsed connections)
+    batch = RedisBatcher(redis_client)
+    assert batch._pool is not None
+    incr = redis_client.register_script(INCR)
+    # When 32 threads call the script 50 times each
+    with ThreadPoolExecutor(32) as pool:
+        replies = list(pool.map(lambda _: batch.script_sync(incr, ["t"], [1]), range(1600)))
+    # Then each call ran once with its own reply, on far fewer connections than calls
+    assert sorted(replies) == list(range(1, 1601))
+    assert len(batch._pool._idle) <= 32
+
+
+def test_a_thread_call_reloads_a_forgotten_script_and_raises_script_errors(redis_client: Any) -> None:
+    batch = RedisBatcher(redis_client)
+    incr, check = redis_client.register_script(INCR), redis_client.register_script(FAIL_ON_NEGATIVE)
+    assert batch.script_sync(incr, ["k"], [2]) == 2
+    # Given Redis forgot its scripts
+    redis_client.script_flush()
+    # Then the next call loads the script again and runs it
+    assert batch.script_sync(incr, ["k"], [3]) == 5
+    # And a script's own error reaches the caller as redis-py's error type
+    with pytest.raises(redis.ResponseError, match="negative"):
+        batch.script_sync(check, [], [-1])
+
+
+def test_lean_connections_come_back_after_the_server_drops_them(redis_client: Any) -> None:
+    # Given a batcher whose connections have been used (and pooled)
+    batch = RedisBatcher(redis_client)
+    incr = redis_client.register_script(INCR)
+    batch.script_sync(incr, ["r"], [1])
+    arun(batch.script(incr, ["r"], [1]))
+    # When the server closes every other client connection (as a restart would)
+    redis_client.client_kill_filter(_type="normal", skipme=True)
+    # Then the next calls reconnect instead of failing
+    assert batch.script_sync(incr, ["r"], [1]) == 3
+    assert arun(batch.script(incr, ["r"], [1])) == 4
+    assert arun(batch.command("GET", "r")) == b"4"
+
+
+def test_commands_are_packed_as_resp_and_bad_arguments_are_named() -> None:
+    from wandstore_agents.resp import pack
+
+    assert pack([("SET", "k", 1.5), ("GET", b"k")]) == (
+        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n1.5\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+    )
+    with pytest.raises(redis.DataError, match="bool"):
+        pack([("SET", "k", True)])
+    with pytest.raises(redis.DataError, match="dict"):
+        pack([("SET", "k", {})])

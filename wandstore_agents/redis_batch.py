@@ -4,8 +4,10 @@ A worker runs hundreds of jobs on one event loop and as many Dramatiq threads. A
 Redis call on the loop stops every job for a round trip, and each call anywhere costs ~100 us
 of the process's one GIL in redis-py. `RedisBatcher` queues the call and one thread sends
 whatever is queued as one pipeline, then hands each caller its own reply or exception:
-`await batch.script(...)` / `await batch.command(...)` from coroutines, `batch.script_sync(...)`
-/ `batch.command_sync(...)` from threads. One batcher per client and process (`batcher_for`).
+`await batch.script(...)` / `await batch.command(...)` from coroutines. Threads, which block
+anyway, call `batch.script_sync(...)` on their own pooled connection (a hop to the batch
+thread would add two thread switches to their latency). One per client and process
+(`batcher_for`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import asyncio
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +56,11 @@ class RedisBatcher:
         self._lock = threading.Lock()
         # Replies for one event loop are handed over in one call_soon_threadsafe per batch.
         self._pending: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, bool]]] = {}
-        # The batch thread's own socket with hiredis' parser where the client is plain TCP.
-        self._pipe = resp.RespPipe(client) if resp.supports(client) else None
+        # Lean connections (hiredis' parser) where the client is plain TCP: the batch thread's
+        # own, and a pool for threads that call directly.
+        lean = resp.supports(client)
+        self._pipe = resp.RespPipe(client) if lean else None
+        self._pool = resp.RespPool(client) if lean else None
 
     # --- coroutines ------------------------------------------------------------------
 
@@ -81,34 +85,21 @@ class RedisBatcher:
     # --- threads ---------------------------------------------------------------------
 
     def script_sync(self, script: Script, keys: list[Any], args: list[Any]) -> Any:
-        """`script(keys, args)`'s reply, for a thread; waits for its batch's round trip."""
-        return self._wait(script, tuple(keys), tuple(args))
+        """`script(keys, args)`'s reply, sent from the calling thread on a pooled connection.
 
-    def script_nowait(
-        self, script: Script, keys: list[Any], args: list[Any], on_error: Callable[[Exception], None]
-    ) -> None:
-        """Queue `script(keys, args)` and return at once; later calls are sent after it (FIFO)."""
-
-        def done(reply: Any, failed: bool) -> None:
-            if failed:
-                on_error(reply)
-
-        self._submit(_Op(script, tuple(keys), tuple(args), done))
-
-    def command_sync(self, *command: Any) -> Any:
-        return self._wait(None, (), command)
-
-    def _wait(self, script: Script | None, keys: tuple[Any, ...], args: tuple[Any, ...]) -> Any:
-        future: Future[Any] = Future()
-
-        def done(reply: Any, failed: bool) -> None:
-            if failed:
-                future.set_exception(reply)
-            else:
-                future.set_result(reply)
-
-        self._submit(_Op(script, keys, args, done))
-        return future.result()
+        Threads (Dramatiq's, one per running job) block anyway: a hop to the batch thread
+        would only add two thread switches to their latency.
+        """
+        if self._pool is None:
+            return script(keys=keys, args=args, client=self.client)
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        reply = self._pool.execute([command])[0]
+        if isinstance(reply, NoScriptError):
+            script.sha = self.client.script_load(script.script)
+            reply = self._pool.execute([("EVALSHA", script.sha, len(keys), *keys, *args)])[0]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     # --- the batch thread ------------------------------------------------------------
 
@@ -158,7 +149,7 @@ class RedisBatcher:
         # Redis restarted or was flushed: load the scripts and send those calls again.
         for script in missing:
             if script is not None:
-                script.sha = self.client.script_load(script.script)  # type: ignore[assignment]
+                script.sha = self.client.script_load(script.script)
         again = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         for i, reply in zip(again, self._pipeline([ops[i] for i in again]), strict=True):
             replies[i] = reply

@@ -11,6 +11,7 @@ Errors come out as redis-py's exception types, so callers' `except redis.RedisEr
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -138,4 +139,31 @@ class RespPipe:
                 reader.feed(data)
                 continue
             replies.append(reply)
+        return replies
+
+
+class RespPool:
+    """`RespPipe`s shared by threads: each call takes an idle one (or opens one) and gives it back."""
+
+    def __init__(self, client: redis.Redis, max_idle: int = 32) -> None:
+        self.client = client
+        self.max_idle = max_idle
+        self._idle: list[RespPipe] = []
+        self._lock = threading.Lock()
+
+    def execute(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        with self._lock:
+            pipe = self._idle.pop() if self._idle else None
+        if pipe is None:
+            pipe = RespPipe(self.client)
+        try:
+            replies = pipe.execute(commands)
+        except BaseException:
+            pipe.close()
+            raise
+        with self._lock:
+            if len(self._idle) < self.max_idle:
+                self._idle.append(pipe)
+                return replies
+        pipe.close()
         return replies
