@@ -119,7 +119,10 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("  job status and follow-ups (JobTracking)", ("JobTracking.",)),
     ("Dramatiq consumer (fetch, decode, ack)", ("ConsumerThread.run ",)),
     ("Redis batch thread (coroutines' calls, pipelined)", ("RedisBatcher._serve",)),
-    ("Redis, anywhere (redis-py and the lean connections)", ("Redis.execute_command", "Pipeline.execute", "RespPipe.execute")),
+    (
+        "Redis, anywhere (redis-py and the lean connections)",
+        ("Redis.execute_command", "Pipeline.execute", "RespPipe.execute"),
+    ),
     ("log lines (structlog)", ("BoundLoggerBase._proxy_to_logger",)),
 )
 
