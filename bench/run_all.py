@@ -67,6 +67,7 @@ def profile_section(quick: bool) -> Section | None:
         path = Path(tmp) / "worker.txt"
         run = concurrency.run(*((300, 500) if quick else (2000, 2000)), quick=quick, profile=path)
         samples, shares = group_shares(path)
+    measured = {row[0]: row[1] for row in run.rows}
     return Section(
         title="2b. Where one worker's CPU goes (py-spy during the concurrency benchmark)",
         command="python -m bench.concurrency --profile FILE  (py-spy record --gil, 200 Hz)",
@@ -75,7 +76,8 @@ def profile_section(quick: bool) -> Section | None:
         notes=[
             f"{samples:,} samples of the thread holding the GIL (where a Python process spends its CPU); "
             "groups overlap (indented ones are part of the event loop's or the worker threads').",
-            f"this profiled run: {run.rows[6][1]} jobs/s at {run.rows[9][1]} worker CPU ms/job "
+            f"this profiled run: {measured['throughput (jobs/s)']} jobs/s at "
+            f"{measured['worker CPU ms / job']} worker CPU ms/job "
             "(py-spy itself slows it).",
         ],
     )
