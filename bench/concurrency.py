@@ -113,12 +113,13 @@ def run(
     if share < 0.9:
         cpu_ms = batch.worker_cpu_s / batch.count * 1000
         notes.append(
-            f"Why not 90%: one worker process runs every job's Python under one GIL, {fmt(cpu_ms, 1)} ms "
-            f"of CPU per job (where it goes: section 2b), so it cannot finish more than "
-            f"~{fmt(1000 / cpu_ms, 0)} jobs/s even on a core of its own; here it shares two cores with "
-            "the gateway, Redis and the driver. With a fixed latency the calls come back in waves of "
-            "256; working through a wave takes the worker about as long as the calls took, so calls in "
-            "flight dip between waves (the timeline above) and throughput falls well short of 128/s."
+            f"Why not 90%: the floor, the same command doing nothing but the call, reaches "
+            f"{floor_share:.0%} of 128/s here: Dramatiq holds a thread per running job, and one "
+            "process's threads, event loop and HTTP client share one GIL on two cores that the gateway, "
+            f"Redis and the driver also use. The pipeline adds its own work on top: {fmt(cpu_ms, 1)} ms of "
+            f"CPU per job against the floor's {fmt(floor['cpu_ms'], 1)} (where it goes: section 2b). "
+            "With a fixed latency the calls come back in waves of 256; working through a wave "
+            "delays the next calls, so calls in flight dip between waves (the timeline above)."
         )
     if batch.other:
         notes.append(f"jobs neither done nor failed when the queue drained: {batch.other}")
