@@ -8,6 +8,9 @@ what one worker process can carry at a given latency before any pipeline work.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AsyncIO
@@ -26,17 +29,15 @@ async def bench_noop(n: int) -> None:
     """Nothing: the message's cost is all Dramatiq's."""
 
 
-_http: list[object] = []
+@functools.cache
+def _transport() -> Any:
+    from agents.openai_http import OpenAIHttp
+
+    return OpenAIHttp(timeout_s=60)
 
 
 @dramatiq.actor(queue_name=QUEUE, actor_name="bench_call", max_retries=0)
-async def bench_call(body: dict[str, object]) -> None:
+async def bench_call(body: dict[str, Any]) -> None:
     """One chat completion on the pipeline's own transport, and nothing else: the worker floor."""
-    from agents.openai_http import OpenAIHttp
-
-    if not _http:
-        _http.append(OpenAIHttp(timeout_s=60))
-    http = _http[0]
-    assert isinstance(http, OpenAIHttp)
     base = get_settings().gateway_base_url
-    await http.chat(f"{base}/openai", body, {"authorization": "Bearer gateway-managed"})
+    await _transport().chat(f"{base}/openai", body, {"authorization": "Bearer gateway-managed"})

@@ -106,11 +106,11 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "  result cache (get-or-lock, put-and-release)",
         (
-            "ResultCache.aget",
+            "ResultCache.get ",
             "ResultCache._get_or_acquire",
             "ResultCache._put_and_release",
             "ResultCache._unlock",
-            "ResultCache.aput",
+            "ResultCache.put ",
         ),
     ),
     ("  ledger (reserve, settle)", ("LedgerSink.reserve", "LedgerSink.settle")),

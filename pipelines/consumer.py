@@ -61,13 +61,9 @@ class WandstoreConsumer(_RedisConsumer):
             raise ConnectionClosed(e) from None
 
     def ack(self, message: MessageProxy) -> None:
-        batched = getattr(self.broker, "dispatch_lean", None)
-        if batched is None:
-            super().ack(message)
-            return
         try:
             # The current queue may differ from message.queue_name (a delayed message): ack here.
-            batched("ack", self.queue_name, message.options["redis_message_id"])
+            self.broker.dispatch_lean("ack", self.queue_name, message.options["redis_message_id"])
         except redis.ConnectionError as e:
             raise ConnectionClosed(e) from None
         finally:

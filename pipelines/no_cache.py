@@ -16,10 +16,7 @@ from pipelines.result_cache import Cached, Compute, ResultCache
 class NoResultCache(ResultCache):
     """A `ResultCache` that never answers from what it holds."""
 
-    def get(self, pipeline: str, key: str) -> dict[str, Any] | None:
-        return None
-
-    async def aget(self, pipeline: str, key: str) -> dict[str, Any] | None:
+    async def get(self, pipeline: str, key: str) -> dict[str, Any] | None:
         return None
 
     async def get_or_compute(

@@ -134,7 +134,7 @@ async def _within(
 ) -> tuple[Cached | None, str | None]:
     """The cohort's generation by `deadline` (epoch s), or (None, why not)."""
     try:
-        cached = await svc.results.aget(PIPELINE, digest)
+        cached = await svc.results.get(PIPELINE, digest)
     except BrokerUnavailable as exc:
         return None, _reason(exc)
     if cached is not None:
@@ -172,7 +172,7 @@ async def _fallback(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The cohort's last good result (ids still in the catalog), else the default ordering."""
     try:
-        last = await svc.results.aget(LAST_GOOD, last_key)
+        last = await svc.results.get(LAST_GOOD, last_key)
     except BrokerUnavailable:
         last = None
     if last is not None:
@@ -252,7 +252,7 @@ async def personalize_shopper(
             "list_cost_nano": list_cost_nano(run.records, settings.price_overrides),
             "expires_at": time.time() + ttl_s,
         }
-        await svc.results.aput(LAST_GOOD, last_key, value, ttl_s=LAST_GOOD_TTL_S)
+        await svc.results.put(LAST_GOOD, last_key, value, ttl_s=LAST_GOOD_TTL_S)
         return value
 
     got: Cached | None = None

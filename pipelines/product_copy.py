@@ -68,10 +68,7 @@ async def generate_product_copy(
     agent = ProductCopyAgent(svc.runtime)
     ctx = CallContext(store=store, pipeline=PIPELINE, job_id=job_id, force_fresh=opts.force_fresh)
     prompt = await agent.prompt_for(ctx.for_agent(agent.name))
-    # In a thread: trimming a long description counts tokens, which tiktoken does without the
-    # GIL, so it runs beside the event loop's other jobs rather than in their way.
-    variables = await asyncio.to_thread(
-        agent.variables,
+    variables = agent.variables(
         item,
         brand_voice=opts.brand_voice,
         locale=opts.locale,

@@ -112,32 +112,16 @@ class ResultCache:
 
     # --- plain access -----------------------------------------------------------
 
-    def get(self, pipeline: str, key: str) -> dict[str, Any] | None:
-        """The cached value, or None."""
-        try:
-            raw = self.r.get(PREFIX + f"{pipeline}:{key}")
-        except redis.RedisError as exc:
-            raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
-        return json.loads(raw) if raw else None
-
-    def put(self, pipeline: str, key: str, value: dict[str, Any], ttl_s: int | None = None) -> None:
-        """Store `value` (overwriting) for `ttl_s` seconds (default: the cache's TTL)."""
-        body = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        try:
-            self.r.set(PREFIX + f"{pipeline}:{key}", body, ex=ttl_s or self.ttl_s)
-        except redis.RedisError as exc:
-            raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
-
-    async def aget(self, pipeline: str, key: str) -> dict[str, Any] | None:
-        """`get` for coroutines (off the event loop, batched with other calls)."""
+    async def get(self, pipeline: str, key: str) -> dict[str, Any] | None:
+        """The cached value, or None (off the event loop, batched with other calls)."""
         try:
             raw = await self._batch.command("GET", PREFIX + f"{pipeline}:{key}")
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
         return json.loads(raw) if raw else None
 
-    async def aput(self, pipeline: str, key: str, value: dict[str, Any], ttl_s: int | None = None) -> None:
-        """`put` for coroutines."""
+    async def put(self, pipeline: str, key: str, value: dict[str, Any], ttl_s: int | None = None) -> None:
+        """Store `value` (overwriting) for `ttl_s` seconds (default: the cache's TTL)."""
         body = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         try:
             await self._batch.command("SET", PREFIX + f"{pipeline}:{key}", body, "EX", ttl_s or self.ttl_s)
@@ -165,7 +149,7 @@ class ResultCache:
         """The cached value for (`pipeline`, `key`), or `compute()`'s, computed once however many ask."""
         if fresh:
             value = await compute()
-            await self.aput(pipeline, key, value, ttl_s)
+            await self.put(pipeline, key, value, ttl_s)
             return Cached(value, hit=False)
         loop_key = (id(asyncio.get_running_loop()), f"{pipeline}:{key}")
         while True:
@@ -212,7 +196,7 @@ class ResultCache:
             if asyncio.get_running_loop().time() >= deadline:
                 log.warning("result_cache_wait_timeout", pipeline=pipeline, key=key, wait_s=self.wait_s)
                 value = await compute()
-                await self.aput(pipeline, key, value, ttl_s)
+                await self.put(pipeline, key, value, ttl_s)
                 return Cached(value, hit=False)
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.2)

@@ -92,11 +92,11 @@ class RedisBatcher:
         """
         if self._pool is None:
             return script(keys=keys, args=args, client=self.client)
-        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        reply = self._pool.execute([command])[0]
+        op = _Op(script, tuple(keys), tuple(args), _ignore)
+        reply = self._pool.execute([_command(op)])[0]
         if isinstance(reply, NoScriptError):
-            script.sha = self.client.script_load(script.script)
-            reply = self._pool.execute([("EVALSHA", script.sha, len(keys), *keys, *args)])[0]
+            self._reload(script)
+            reply = self._pool.execute([_command(op)])[0]
         if isinstance(reply, Exception):
             raise reply
         return reply
@@ -149,11 +149,14 @@ class RedisBatcher:
         # Redis restarted or was flushed: load the scripts and send those calls again.
         for script in missing:
             if script is not None:
-                script.sha = self.client.script_load(script.script)
+                self._reload(script)
         again = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         for i, reply in zip(again, self._pipeline([ops[i] for i in again]), strict=True):
             replies[i] = reply
         return replies
+
+    def _reload(self, script: Script) -> None:
+        script.sha = self.client.script_load(script.script)
 
     def _pipeline(self, ops: list[_Op]) -> list[Any]:
         if self._pipe is not None:
@@ -166,6 +169,10 @@ class RedisBatcher:
                 # EVALSHA directly: redis-py's script-in-pipeline checks SCRIPT EXISTS on every send.
                 pipe.evalsha(op.script.sha, len(op.keys), *op.keys, *op.args)
         return list(pipe.execute(raise_on_error=False))
+
+
+def _ignore(reply: Any, failed: bool) -> None:
+    """`done` for an op the caller runs itself."""
 
 
 def _command(op: _Op) -> tuple[Any, ...]:

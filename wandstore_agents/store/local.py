@@ -216,13 +216,15 @@ class LocalStore:
         )
 
     def _make_parent(self, path: Path, key: str) -> None:
-        if path.parent in self._folders:
-            return
+        if path.parent not in self._folders:
+            self._make_folder(path.parent, key)
+
+    def _make_folder(self, folder: Path, key: str) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             raise self._folder_conflict(key) from None
-        self._folders.add(path.parent)
+        self._folders.add(folder)
 
     def _read_body(self, path: Path, key: str) -> bytes:
         try:
@@ -240,9 +242,7 @@ class LocalStore:
 
     def _write_sidecar(self, key: str, data: bytes) -> None:
         path = self._sidecar_path(key)
-        if path.parent not in self._folders:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._folders.add(path.parent)
+        self._make_parent(path, key)
         tmp = self._temp_in(path.parent, path.name, data, key)
         try:
             os.replace(tmp, path)
@@ -256,10 +256,7 @@ class LocalStore:
             return self._write_temp(folder, name, data)
         except FileNotFoundError:
             self._folders.clear()  # someone removed folders under us: trust nothing cached
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except (FileExistsError, NotADirectoryError):
-                raise self._folder_conflict(key) from None
+            self._make_folder(folder, key)
             return self._write_temp(folder, name, data)
 
     @staticmethod
