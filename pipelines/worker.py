@@ -8,6 +8,7 @@ from dramatiq.middleware import Middleware
 
 from pipelines import actors  # noqa: F401  (registers the actors)
 from pipelines.broker import broker
+from pipelines.lanes import LanePlacement
 
 
 class Warmup(Middleware):
@@ -20,6 +21,7 @@ class Warmup(Middleware):
         warm_up(get_services())
 
 
+broker.add_middleware(LanePlacement())  # before the warm-up: it runs where the worker will
 broker.add_middleware(Warmup())
 
 __all__ = ["broker"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     personalization_ttl_s: int = Field(default=3600, ge=60)  # cohort cache entry; `expires_at`
     personalization_fallback_ttl_s: int = Field(default=120, ge=10)  # `expires_at` of a fallback
     personalization_deadline_ms: int = Field(default=2500, ge=50, le=60_000)  # when `deadline_ms` is unset
+    # A batch-only worker's place on the CPU (pipelines/lanes.py): its scheduling policy, and
+    # how many CPUs it leaves to the interactive lane (0 on machines that run only batch work).
+    batch_cpu_policy: Literal["idle", "batch", "normal"] = "idle"
+    interactive_reserved_cpus: int = Field(default=1, ge=0, le=4096)
     catalog_snapshot_ttl_s: float = Field(default=30.0, ge=0)  # how long a worker trusts a snapshot
     callback_timeout_s: float = Field(default=2.0, gt=0)
     callback_max_attempts: int = Field(default=3, ge=1, le=10)
