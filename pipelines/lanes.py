@@ -27,6 +27,7 @@ from dramatiq.middleware import Middleware
 
 from pipelines.broker import INTERACTIVE
 from wandstore_agents.logs import get_logger
+from wandstore_agents.settings import get_settings
 
 log = get_logger("pipelines.lanes")
 
@@ -87,8 +88,6 @@ class LanePlacement(Middleware):
     """At worker boot, a batch-only worker yields the CPU to the interactive lane (see module doc)."""
 
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
-        from wandstore_agents.settings import get_settings
-
         queues = getattr(worker, "consumer_whitelist", None)  # the CLI's --queues (None: all)
         if not is_batch_worker(queues):
             return
@@ -103,7 +102,7 @@ class LanePlacement(Middleware):
             return
         log.info(
             "lane_placement",
-            queues=sorted(queues),
+            queues=sorted(queues or ()),
             cpus=sorted(placement.cpus) if placement.cpus is not None else "all",
             policy=placement.policy or "normal",
         )

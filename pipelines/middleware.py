@@ -39,6 +39,9 @@ class AsyncEventLoop(AsyncIO):
 
     def before_worker_boot(self, broker: Any, worker: Any) -> None:
         thread = EventLoopThread(self.logger, interrupt_check_ival=INTERRUPT_CHECK_S)
+        # A daemon, like Dramatiq's worker and consumer threads: if the process is told to exit
+        # without a graceful stop, the loop must not keep it alive (and its consumers running).
+        thread.daemon = True
         thread.start(timeout=1.0)
         set_event_loop_thread(thread)
 

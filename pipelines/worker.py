@@ -9,6 +9,7 @@ from dramatiq.middleware import Middleware
 from pipelines import actors  # noqa: F401  (registers the actors)
 from pipelines.broker import broker
 from pipelines.lanes import LanePlacement
+from pipelines.shutdown import StopOnce
 
 
 class Warmup(Middleware):
@@ -23,5 +24,6 @@ class Warmup(Middleware):
 
 broker.add_middleware(LanePlacement())  # before the warm-up: it runs where the worker will
 broker.add_middleware(Warmup())
+broker.add_middleware(StopOnce())
 
 __all__ = ["broker"]

@@ -54,6 +54,53 @@ def test_sigkilled_worker_loses_nothing_and_doubles_nothing(env: FaultEnv) -> No
     assert set(outcome.completed) <= counted_jobs
 
 
+def test_sigterm_to_the_process_group_stops_the_worker_gracefully(env: FaultEnv) -> None:
+    import time
+
+    tally = scenario(
+        "worker SIGTERM to its process group",
+        "a deploy's stop (Heroku, systemd, `kill -- -PGID`): every process of the group gets "
+        "SIGTERM, so Dramatiq's worker process gets it twice; model calls in flight (gateway "
+        "latency 800 ms); restarted after it exits; product_copy",
+    )
+    # Given jobs in flight and more queued behind them
+    env.gateway.config(latency_ms=800)
+    jobs: dict[str, tuple[str, str]] = {}
+    for i in range(40):
+        store, product = unique_product(f"t{i}", 1000 + i)
+        jobs[env.submit_copy(store, product)] = (store, str(product["id"]))
+    env.wait_gateway_requests(env.gateway.stats()["requests"] + 3)
+    # When the whole process group is sent SIGTERM
+    began = time.monotonic()
+    exited = env.worker.stop(timeout_s=30)
+    stop_s = time.monotonic() - began
+    failed_during_stop = [j for j in jobs if (env.status.get(j) or {}).get("status") == "failed"]
+    env.worker.start()
+    outcome = env.wait_terminal(list(jobs), timeout_s=90)
+    duplicates = copy_duplicates(env, jobs, outcome)
+    tally.add(
+        sent=len(jobs),
+        completed=len(outcome.completed),
+        failed=len(outcome.failed),
+        lost=len(outcome.lost),
+        duplicated=len(duplicates),
+        runs=1,
+    )
+    tally.note("seconds from SIGTERM to exit", round(stop_s, 1) if exited else "never (SIGKILLed)")
+
+    # Then it finished what it was doing and exited by itself, failing nothing on the way out
+    log_tail = env.worker.output()[-3000:]
+    assert exited, f"the worker was still running {stop_s:.0f} s after SIGTERM:\n{log_tail}"
+    assert failed_during_stop == [], {j: env.status.get(j) for j in failed_during_stop}
+    # and after the restart every job was published once
+    assert not outcome.lost, outcome.lost
+    assert outcome.failed == [], {j: outcome.infos[j]["error"] for j in outcome.failed}
+    assert not duplicates, duplicates
+    from pipelines.dead_letters import DeadLetters
+
+    assert DeadLetters(env.client).count() == 0
+
+
 def test_sigkilled_worker_mid_theme_build_and_personalization(env: FaultEnv) -> None:
     import json
 

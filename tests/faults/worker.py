@@ -85,19 +85,23 @@ class WorkerProcess:
         self.proc = None
         self.kills += 1
 
-    def stop(self) -> None:
-        """SIGTERM (Dramatiq's graceful shutdown), then SIGKILL if it lingers."""
+    def stop(self, timeout_s: float = 15.0) -> bool:
+        """SIGTERM to the whole process group, as a platform stops it (Dramatiq's graceful
+        shutdown), then SIGKILL if it lingers; True when it exited on its own."""
         if self.proc is None:
-            return
+            return True
+        exited = True
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=15)
+            self.proc.wait(timeout=timeout_s)
         except ProcessLookupError:
             pass
         except subprocess.TimeoutExpired:
+            exited = False
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
         self.proc = None
+        return exited
 
     def restart(self) -> None:
         self.kill()
