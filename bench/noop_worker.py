@@ -1,6 +1,7 @@
 """The queue and worker floors: a bare Dramatiq worker module (`dramatiq bench.noop_worker`).
 
-Plain `RedisBroker` with Dramatiq's default middleware plus `AsyncIO`, run with the same
+Plain `RedisBroker` with Dramatiq's default middleware plus `AsyncIO` and the batch lane's
+CPU placement, run with the same
 worker flags as the pipeline. `bench_noop` does nothing: what Dramatiq itself costs per
 message. `bench_call` makes one model call on the pipeline's own transport and nothing else:
 what one worker process can carry at a given latency before any pipeline work.
@@ -15,12 +16,15 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AsyncIO
 
+from pipelines.lanes import LanePlacement
 from wandstore_agents.settings import get_settings
 
 QUEUE = "bench_noop"
 
 broker = RedisBroker(url=get_settings().redis_url)
 broker.add_middleware(AsyncIO())
+# Placed on the CPU as the pipeline's batch worker is (pipelines/lanes.py): like with like.
+broker.add_middleware(LanePlacement())
 dramatiq.set_broker(broker)
 
 

@@ -26,12 +26,11 @@ from pipelines.fastlane import FastLaneBroker
 from pipelines.metrics import WorkerMetrics
 from pipelines.middleware import AsyncEventLoop, JobTracking, LogContext, should_retry
 from pipelines.poison import ArgumentCheck
+from pipelines.queues import BATCH, INTERACTIVE
 from wandstore_agents.redis_batch import batcher_for
 from wandstore_agents.redis_conn import resolve_url
 from wandstore_agents.settings import get_settings
 
-INTERACTIVE = "interactive"
-BATCH = "batch"
 MAX_RETRIES = 6
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from dramatiq.middleware import Middleware
 
-from pipelines.broker import INTERACTIVE
+from pipelines.queues import INTERACTIVE
 from wandstore_agents.logs import get_logger
 from wandstore_agents.settings import get_settings
 
