@@ -102,3 +102,77 @@ def test_commands_are_packed_as_resp_and_bad_arguments_are_named() -> None:
         pack([("SET", "k", True)])
     with pytest.raises(redis.DataError, match="dict"):
         pack([("SET", "k", {})])
+
+
+def test_coroutines_share_one_connection_per_event_loop_with_no_thread(redis_client: Any) -> None:
+    # Given a fresh batcher over a plain-TCP client
+    batch = RedisBatcher(redis_client)
+    incr = redis_client.register_script(INCR)
+
+    async def many() -> list[Any]:
+        return list(await asyncio.gather(*(batch.script(incr, ["loop"], [1]) for _ in range(500))))
+
+    def client_port() -> int:
+        (conn,) = batch._loop_conns.values()
+        assert conn._transport is not None
+        return int(conn._transport.get_extra_info("sockname")[1])
+
+    # When 500 coroutines of one loop call at once, twice
+    first = arun(many())
+    port = client_port()
+    second = arun(many())
+    # Then each ran once with its own reply, all on one connection, and no batch thread started
+    assert sorted(first + second) == list(range(1, 1001))
+    assert client_port() == port
+    server_side = [c for c in redis_client.client_list() if c["addr"].endswith(f":{port}")]
+    assert len(server_side) == 1 and server_side[0]["cmd"] == "evalsha"
+    assert batch._thread is None
+
+
+def test_a_cancelled_call_does_not_shift_the_replies_of_the_others(redis_client: Any) -> None:
+    batch = RedisBatcher(redis_client)
+    redis_client.set("a", "1")
+    redis_client.set("b", "2")
+
+    async def scenario() -> tuple[Any, Any]:
+        doomed = asyncio.ensure_future(batch.command("GET", "a"))
+        kept = asyncio.ensure_future(batch.command("GET", "b"))
+        await asyncio.sleep(0)  # both written
+        doomed.cancel()
+        return await kept, await batch.command("GET", "a")
+
+    assert arun(scenario()) == (b"2", b"1")
+
+
+def test_a_server_that_never_answers_times_out_with_a_named_error() -> None:
+    import socket
+    import time
+
+    # Given a "Redis" that accepts connections and never answers
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        client = redis.Redis(host="127.0.0.1", port=silent.getsockname()[1], socket_timeout=0.3)
+        batch = RedisBatcher(client)
+        started = time.monotonic()
+        # When a coroutine calls it, Then it gets redis-py's TimeoutError after the socket timeout
+        with pytest.raises(redis.TimeoutError, match="did not answer"):
+            asyncio.run(batch.command("PING"))
+        assert 0.25 < time.monotonic() - started < 3
+
+
+def test_clients_the_lean_path_cannot_speak_go_through_the_batch_thread(redis_client: Any) -> None:
+    class Custom(redis.connection.Connection):
+        """Any connection class but the plain one (TLS, unix sockets, wrappers) keeps redis-py."""
+
+    kwargs = redis_client.connection_pool.connection_kwargs
+    client = redis.Redis(
+        connection_pool=redis.ConnectionPool(
+            connection_class=Custom, host=kwargs["host"], port=kwargs["port"]
+        )
+    )
+    batch = RedisBatcher(client)
+    incr = client.register_script(INCR)
+    assert arun(batch.script(incr, ["fallback"], [2])) == 2
+    assert arun(batch.command("GET", "fallback")) == b"2"
+    assert batch._thread is not None and batch._thread.is_alive()

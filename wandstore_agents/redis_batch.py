@@ -1,12 +1,18 @@
-"""Redis commands for coroutines and threads: many callers to one round trip (group commit).
+"""Redis commands for coroutines and threads, without stalling the event loop or paying redis-py.
 
 A worker runs hundreds of jobs on one event loop and as many Dramatiq threads. A synchronous
 Redis call on the loop stops every job for a round trip, and each call anywhere costs ~100 us
-of the process's one GIL in redis-py. `RedisBatcher` queues the call and one thread sends
-whatever is queued as one pipeline, then hands each caller its own reply or exception:
-`await batch.script(...)` / `await batch.command(...)` from coroutines. Threads, which block
-anyway, call `batch.script_sync(...)` on their own pooled connection (a hop to the batch
-thread would add two thread switches to their latency). One per client and process
+of the process's one GIL in redis-py. So, where the client talks plain TCP:
+
+- coroutines (`await batch.script(...)`, `await batch.command(...)`) call on their event
+  loop's own connection (`resp.AsyncResp`): the calls of one loop iteration go out in one
+  send (group commit) and each reply comes back to its caller with no thread in between;
+- threads, which block anyway, call `batch.script_sync(...)` on pooled connections of their
+  own (`resp.RespPool`).
+
+Both parse with hiredis (~10 us a command). For TLS and unix-socket clients, coroutines'
+calls go to one batch thread that sends whatever is queued as one redis-py pipeline and
+hands each caller its own reply or exception. One batcher per client and process
 (`batcher_for`).
 """
 
@@ -15,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +68,12 @@ class RedisBatcher:
         lean = resp.supports(client)
         self._pipe = resp.RespPipe(client) if lean else None
         self._pool = resp.RespPool(client) if lean else None
+        # And for coroutines, one connection per event loop (resp.AsyncResp): a coroutine's
+        # call costs no thread switch, and the calls of one loop iteration share a send.
+        self._settings = resp.RespPipe(client) if lean else None
+        self._loop_conns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, resp.AsyncResp] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # --- coroutines ------------------------------------------------------------------
 
@@ -74,6 +87,8 @@ class RedisBatcher:
 
     async def _await(self, script: Script | None, keys: tuple[Any, ...], args: tuple[Any, ...]) -> Any:
         loop = asyncio.get_running_loop()
+        if self._settings is not None:
+            return await self._on_loop(loop, _Op(script, keys, args, _ignore))
         future: asyncio.Future[Any] = loop.create_future()
 
         def done(reply: Any, failed: bool) -> None:
@@ -81,6 +96,24 @@ class RedisBatcher:
 
         self._submit(_Op(script, keys, args, done))
         return await future
+
+    async def _on_loop(self, loop: asyncio.AbstractEventLoop, op: _Op) -> Any:
+        """The call on this event loop's own connection: no thread hop either way."""
+        assert self._settings is not None
+        conn = self._loop_conns.get(loop)
+        if conn is None:
+            conn = self._loop_conns[loop] = resp.AsyncResp(self._settings)
+        reply = await conn.execute(_command(op))
+        if isinstance(reply, NoScriptError) and op.script is not None:
+            # Redis restarted or was flushed: load the script and send the call again.
+            sha = await conn.execute(("SCRIPT", "LOAD", op.script.script))
+            if isinstance(sha, Exception):
+                raise sha
+            op.script.sha = sha.decode() if isinstance(sha, bytes) else str(sha)
+            reply = await conn.execute(_command(op))
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     # --- threads ---------------------------------------------------------------------
 

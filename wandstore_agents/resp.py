@@ -10,8 +10,10 @@ Errors come out as redis-py's exception types, so callers' `except redis.RedisEr
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -167,3 +169,143 @@ class RespPool:
                 return replies
         pipe.close()
         return replies
+
+
+class AsyncResp(asyncio.Protocol):
+    """One connection for one event loop, shared by its coroutines with no thread in between.
+
+    Each `execute` is written at once (queued writes of one loop iteration go out in one
+    send) and its reply read in order, parsed by hiredis. A lost connection fails every
+    call waiting on it with `redis.ConnectionError`; the next call connects again. A server
+    that answers nothing for `timeout` seconds is treated as lost.
+    """
+
+    def __init__(self, pipe_settings: RespPipe) -> None:
+        self.settings = pipe_settings
+        self._transport: asyncio.Transport | None = None
+        self._reader = hiredis.Reader()
+        self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self._out: list[bytes] = []
+        self._connecting: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    # --- asyncio.Protocol ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while True:
+            reply = self._reader.gets()
+            if reply is False:
+                return
+            if not self._waiting:  # nobody asked: the stream is out of step, start over
+                self._lost(redis.ConnectionError("unexpected reply from Redis"))
+                return
+            future, _ = self._waiting.popleft()
+            if not future.done():
+                future.set_result(_convert(reply))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost(redis.ConnectionError(f"connection to Redis lost: {exc or 'closed by the server'}"))
+
+    # --- calls -----------------------------------------------------------------------
+
+    async def execute(self, command: Sequence[Any]) -> Any:
+        """One command's reply (an exception instance when Redis refused it); one fresh try
+        when the connection had gone stale."""
+        try:
+            return await self._call(command)
+        except redis.ConnectionError:
+            return await self._call(command)
+
+    async def _call(self, command: Sequence[Any]) -> Any:
+        if self._transport is None or self._transport.is_closing():
+            await self._connect()
+        return await self._send(pack([command]))
+
+    def _send(self, data: bytes) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._out:
+            loop.call_soon(self._flush)
+        self._out.append(data)
+        self._waiting.append((future, loop.time()))
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(self.settings.timeout, self._check)
+        return future
+
+    def _flush(self) -> None:
+        data, self._out = b"".join(self._out), []
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def _check(self) -> None:
+        self._watchdog = None
+        if not self._waiting:
+            return
+        loop = asyncio.get_running_loop()
+        oldest = self._waiting[0][1]
+        if loop.time() - oldest >= self.settings.timeout:
+            if self._transport is not None:
+                self._transport.abort()
+            self._lost(redis.TimeoutError(f"Redis did not answer for {self.settings.timeout:g}s"))
+            return
+        self._watchdog = loop.call_later(self.settings.timeout - (loop.time() - oldest), self._check)
+
+    async def _connect(self) -> None:
+        # Its own task, shared by every caller waiting for it: a caller that is cancelled
+        # does not cancel the others' connection.
+        if self._connecting is None:
+            self._connecting = asyncio.create_task(self._open())
+            self._connecting.add_done_callback(self._opened)
+        await asyncio.shield(self._connecting)
+
+    def _opened(self, task: asyncio.Future[None]) -> None:
+        self._connecting = None
+        if not task.cancelled():
+            task.exception()  # retrieved: the callers got it
+
+    async def _open(self) -> None:
+        self._reset()
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(loop.create_connection(lambda: self, s.host, s.port), s.timeout)
+        except (OSError, TimeoutError) as exc:
+            raise redis.ConnectionError(f"Redis at {s.host}:{s.port}: {exc}") from None
+        setup: list[list[Any]] = []
+        if s.password:
+            setup.append(["AUTH", *([s.username] if s.username else []), s.password])
+        if s.db:
+            setup.append(["SELECT", s.db])
+        for command in setup:
+            reply = await self._send(pack([command]))
+            if isinstance(reply, Exception):
+                if self._transport is not None:
+                    self._transport.close()
+                raise redis.AuthenticationError(str(reply))
+
+    def _reset(self) -> None:
+        self._transport = None
+        self._reader = hiredis.Reader()
+        self._out = []
+
+    def _lost(self, error: redis.RedisError) -> None:
+        waiting, self._waiting = self._waiting, deque()
+        self._reset()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        for future, _ in waiting:
+            if not future.done():
+                future.set_exception(error)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
