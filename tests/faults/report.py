@@ -46,6 +46,17 @@ class Tally:
         self.lost += lost
         self.duplicated += duplicated
 
+    def add_outcome(self, outcome: Any, *, sent: int, duplicated: int, runs: int = 1) -> None:
+        """`add` from an `Outcome` (tests/faults/env.py): its completed, failed and lost jobs."""
+        self.add(
+            sent=sent,
+            completed=len(outcome.completed),
+            failed=len(outcome.failed),
+            lost=len(outcome.lost),
+            duplicated=duplicated,
+            runs=runs,
+        )
+
     def note(self, key: str, value: Any) -> None:
         """Add a number to a note (or set a text note)."""
         if isinstance(value, int | float) and isinstance(self.notes.get(key, 0), int | float):

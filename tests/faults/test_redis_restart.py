@@ -33,14 +33,7 @@ def test_redis_killed_mid_run_loses_no_accepted_job(env: FaultEnv) -> None:
         env.redis_server.start()
     outcome = env.wait_terminal(list(jobs), timeout_s=90)
     duplicates = copy_duplicates(env, jobs, outcome)
-    tally.add(
-        sent=len(jobs),
-        completed=len(outcome.completed),
-        failed=len(outcome.failed),
-        lost=len(outcome.lost),
-        duplicated=len(duplicates),
-        runs=RESTARTS,
-    )
+    tally.add_outcome(outcome, sent=len(jobs), duplicated=len(duplicates), runs=RESTARTS)
     tally.note("Redis restarts", RESTARTS)
     tally.note("jobs retried", sum(1 for i in outcome.infos.values() if int(i.get("attempts", 0)) > 1))
     # Then every accepted job ended, published once or failed with its reason

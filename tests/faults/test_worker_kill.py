@@ -30,14 +30,7 @@ def test_sigkilled_worker_loses_nothing_and_doubles_nothing(env: FaultEnv) -> No
     outcome = env.wait_terminal(list(jobs), timeout_s=90)
     duplicates = copy_duplicates(env, jobs, outcome)
     stats, ledger = env.gateway.stats(), env.ledger()
-    tally.add(
-        sent=len(jobs),
-        completed=len(outcome.completed),
-        failed=len(outcome.failed),
-        lost=len(outcome.lost),
-        duplicated=len(duplicates),
-        runs=KILLS,
-    )
+    tally.add_outcome(outcome, sent=len(jobs), duplicated=len(duplicates), runs=KILLS)
     tally.note("kills", KILLS)
     tally.note("jobs redelivered", sum(1 for i in outcome.infos.values() if int(i.get("attempts", 0)) > 1))
     tally.note(
@@ -78,14 +71,7 @@ def test_sigterm_to_the_process_group_stops_the_worker_gracefully(env: FaultEnv)
     env.worker.start()
     outcome = env.wait_terminal(list(jobs), timeout_s=90)
     duplicates = copy_duplicates(env, jobs, outcome)
-    tally.add(
-        sent=len(jobs),
-        completed=len(outcome.completed),
-        failed=len(outcome.failed),
-        lost=len(outcome.lost),
-        duplicated=len(duplicates),
-        runs=1,
-    )
+    tally.add_outcome(outcome, sent=len(jobs), duplicated=len(duplicates), runs=1)
     tally.note("seconds from SIGTERM to exit", round(stop_s, 1) if exited else "never (SIGKILLed)")
 
     # Then it finished what it was doing and exited by itself, failing nothing on the way out
@@ -159,14 +145,7 @@ def test_sigkilled_worker_mid_theme_build_and_personalization(env: FaultEnv) -> 
     ledger, stats = env.ledger(), env.gateway.stats()
     if ledger["calls"] - ledger["gateway_cache_hits"] > stats["model_calls"]:
         problems.append("the ledger counts more fresh calls than the gateway answered")
-    tally.add(
-        sent=len(themes) + len(shoppers),
-        completed=len(outcome.completed),
-        failed=len(outcome.failed),
-        lost=len(outcome.lost),
-        duplicated=len(problems),
-        runs=2,
-    )
+    tally.add_outcome(outcome, sent=len(themes) + len(shoppers), duplicated=len(problems), runs=2)
     tally.note("kills", 2)
     tally.note("fallbacks served", sum(1 for j in shoppers if outcome.infos[j].get("fallback")))
     assert not outcome.lost, {j: outcome.infos[j] for j in outcome.lost}
