@@ -205,6 +205,8 @@ class AsyncResp(asyncio.Protocol):
             if reply is False:
                 return
             if not self._waiting:  # nobody asked: the stream is out of step, start over
+                if self._transport is not None:
+                    self._transport.abort()
                 self._lost(redis.ConnectionError("unexpected reply from Redis"))
                 return
             future, _ = self._waiting.popleft()
@@ -212,6 +214,8 @@ class AsyncResp(asyncio.Protocol):
                 future.set_result(_convert(reply))
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            return  # an earlier, already replaced connection: the live one is fine
         self._lost(redis.ConnectionError(f"connection to Redis lost: {exc or 'closed by the server'}"))
 
     # --- calls -----------------------------------------------------------------------
