@@ -1,10 +1,10 @@
 """The queue and worker floors: a bare Dramatiq worker module (`dramatiq bench.noop_worker`).
 
 Plain `RedisBroker` with Dramatiq's default middleware plus `AsyncIO` and the batch lane's
-CPU placement, run with the same
-worker flags as the pipeline. `bench_noop` does nothing: what Dramatiq itself costs per
-message. `bench_call` makes one model call on the pipeline's own transport and nothing else:
-what one worker process can carry at a given latency before any pipeline work.
+CPU placement, run with the same worker flags as the pipeline. `bench_noop` does nothing:
+what Dramatiq itself costs per message. `bench_call` makes one model call on the pipeline's
+own transport and nothing else: what one worker process can carry at a given latency before
+any pipeline work.
 """
 
 from __future__ import annotations

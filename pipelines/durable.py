@@ -46,6 +46,7 @@ class DurableStatus:
     """`JobStatus` whose writes wait for Redis (for middleware hooks, not for API requests)."""
 
     def __init__(self, client: redis.Redis) -> None:
+        self.client = client
         self._status = JobStatus(client)
 
     def update(self, job_id: str, **fields: Any) -> None:
@@ -53,6 +54,10 @@ class DurableStatus:
 
     def started(self, job_id: str, **fields: Any) -> None:
         until_redis_answers(lambda: self._status.started(job_id, **fields), "job start")
+
+    def finished(self, job_id: str, outcome: str, **kwargs: Any) -> tuple[str | None, str | None]:
+        """`JobStatus.finished`, waiting Redis out: a lost end would leave the job running for ever."""
+        return until_redis_answers(lambda: self._status.finished(job_id, outcome, **kwargs), "job end")
 
     def incr_attempts(self, job_id: str) -> int:
         return until_redis_answers(lambda: self._status.incr_attempts(job_id), "job attempts")

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipelines import batches
-from pipelines.durable import until_redis_answers
-from pipelines.status import JobStatus
+from pipelines.durable import DurableStatus, until_redis_answers
 from pipelines.webhooks import enqueue_delivery
 from wandstore_agents.logs import get_logger
 
@@ -17,15 +16,11 @@ log = get_logger("pipelines.followups")
 WEBHOOK_GIVE_UP_S = 3.0
 
 
-def after_job(broker: Any, job_id: str, outcome: str, **fields: Any) -> None:
+def after_job(broker: Any, tracker: DurableStatus, job_id: str, outcome: str, **fields: Any) -> None:
     """Record `job_id`'s end (`fields`) and count it in its batch (one round trip); queue its webhook."""
-    status = JobStatus(broker.client)
     try:
-        store, callback = until_redis_answers(
-            lambda: status.finished(
-                job_id, outcome, batch_prefix=batches.PREFIX, batch_ttl_s=batches.TTL_S, **fields
-            ),
-            "job end",
+        store, callback = tracker.finished(
+            job_id, outcome, batch_prefix=batches.PREFIX, batch_ttl_s=batches.TTL_S, **fields
         )
         if callback and store:
             until_redis_answers(lambda: enqueue_delivery(broker, store, job_id), "webhook", WEBHOOK_GIVE_UP_S)

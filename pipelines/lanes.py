@@ -72,8 +72,8 @@ def _threads() -> list[int]:
         return [0]
 
 
-def apply(placement: Placement) -> Placement:
-    """Apply `placement` to every thread of this process; returns what was applied."""
+def apply(placement: Placement) -> None:
+    """Apply `placement` to every thread of this process."""
     cpus, policy = placement.cpus, placement.policy
     for tid in _threads():
         if cpus is not None:
@@ -81,7 +81,6 @@ def apply(placement: Placement) -> Placement:
         if policy is not None:
             number = os.SCHED_IDLE if policy == "idle" else os.SCHED_BATCH
             os.sched_setscheduler(tid, number, os.sched_param(0))
-    return placement
 
 
 class LanePlacement(Middleware):

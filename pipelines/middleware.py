@@ -91,9 +91,15 @@ class JobTracking(Middleware):
     when it starts, one when it ends (final status, outputs, batch count, webhook lookup).
     """
 
+    _durable: DurableStatus | None = None
+
     def _status(self, broker: Any) -> DurableStatus:
         # Waits for Redis: a status write lost in a blip would leave the job "running" for ever.
-        return DurableStatus(broker.client)
+        # One per broker client, not per hook: it registers its scripts when built.
+        found = self._durable
+        if found is None or found.client is not broker.client:
+            found = self._durable = DurableStatus(broker.client)
+        return found
 
     def before_process_message(self, broker: Any, message: Any) -> None:
         message.options["_started"] = time.perf_counter()
@@ -116,7 +122,15 @@ class JobTracking(Middleware):
             (time.perf_counter() - message.options.pop("_started", time.perf_counter())) * 1000
         )
         if exception is None:
-            _after_job(broker, message.message_id, "done", status="done", finished_at=time.time(), **fields)
+            _after_job(
+                broker,
+                self._status(broker),
+                message.message_id,
+                "done",
+                status="done",
+                finished_at=time.time(),
+                **fields,
+            )
             log.info("job_done", job_id=message.message_id, actor=message.actor_name, duration_ms=elapsed_ms)
             return
         # A rate limit is re-raised as dramatiq.Retry (to honour retry-after): name what happened.
@@ -126,6 +140,7 @@ class JobTracking(Middleware):
         if message.failed:
             _after_job(
                 broker,
+                self._status(broker),
                 message.message_id,
                 "failed",
                 status="failed",
@@ -154,8 +169,8 @@ class JobTracking(Middleware):
         _results.pop(message.message_id, None)
 
 
-def _after_job(broker: Any, job_id: str, outcome: str, **fields: Any) -> None:
+def _after_job(broker: Any, tracker: DurableStatus, job_id: str, outcome: str, **fields: Any) -> None:
     # Imported here: followups enqueue through modules that import the broker, which imports us.
     from pipelines.followups import after_job
 
-    after_job(broker, job_id, outcome, **fields)
+    after_job(broker, tracker, job_id, outcome, **fields)

@@ -131,6 +131,7 @@ def test_a_finished_job_is_counted_despite_a_redis_blip(api: ApiHarness) -> None
     import redis as redis_lib
 
     from pipelines.batches import Batches
+    from pipelines.durable import DurableStatus
     from pipelines.followups import after_job
 
     class Blipping:
@@ -165,7 +166,13 @@ def test_a_finished_job_is_counted_despite_a_redis_blip(api: ApiHarness) -> None
         batch=summary.id,
     )
     # When its follow-up runs while Redis blips twice
-    after_job(Broker(), "11111111-2222-4333-8444-555555555555", "failed", status="failed")
+    after_job(
+        Broker(),
+        DurableStatus(Broker.client),
+        "11111111-2222-4333-8444-555555555555",
+        "failed",
+        status="failed",
+    )
     # Then the job's end and the batch's count were recorded once Redis answered
     assert Broker.client.failures == 0
     assert api.ctx.status.get("11111111-2222-4333-8444-555555555555")["status"] == "failed"

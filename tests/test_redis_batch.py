@@ -176,3 +176,6 @@ def test_clients_the_lean_path_cannot_speak_go_through_the_batch_thread(redis_cl
     assert arun(batch.script(incr, ["fallback"], [2])) == 2
     assert arun(batch.command("GET", "fallback")) == b"2"
     assert batch._thread is not None and batch._thread.is_alive()
+    # And a script Redis forgot is loaded again there too
+    client.script_flush()
+    assert arun(batch.script(incr, ["fallback"], [3])) == 5

@@ -22,8 +22,8 @@ import asyncio
 import queue
 import threading
 import weakref
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -37,80 +37,69 @@ MAX_BATCH = 512
 
 @dataclass
 class _Op:
-    script: Script | None  # a Lua script (EVALSHA keys args), or None for a plain command
-    keys: tuple[Any, ...]
-    args: tuple[Any, ...]  # the command itself when `script` is None
-    done: Callable[[Any, bool], None]  # called from the batch thread with (reply, failed)
+    """A coroutine's call waiting for the batch thread (TLS and unix-socket clients only)."""
+
+    command: tuple[Any, ...]
+    script: Script | None  # reloaded if Redis answers NOSCRIPT
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any] = field(repr=False)
 
 
-def _deliver(results: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:
-    for future, value, failed in results:
+def _deliver(results: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, value in results:
         if future.done():  # the caller was cancelled
             continue
-        if failed:
+        if isinstance(value, Exception):
             future.set_exception(value)
         else:
             future.set_result(value)
 
 
 class RedisBatcher:
-    """Scripts and commands from any thread or event loop, pipelined from one thread."""
+    """Redis calls for coroutines and threads on lean connections; a batch thread where they can't go."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self._queue: queue.SimpleQueue[_Op] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        # Replies for one event loop are handed over in one call_soon_threadsafe per batch.
-        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, bool]]] = {}
-        # Lean connections (hiredis' parser) where the client is plain TCP: the batch thread's
-        # own, and a pool for threads that call directly.
-        lean = resp.supports(client)
-        self._pipe = resp.RespPipe(client) if lean else None
-        self._pool = resp.RespPool(client) if lean else None
-        # And for coroutines, one connection per event loop (resp.AsyncResp): a coroutine's
-        # call costs no thread switch, and the calls of one loop iteration share a send.
-        self._settings = resp.RespPipe(client) if lean else None
+        # Plain TCP: hiredis-parsed connections, a pool for threads and one per event loop.
+        self._endpoint = resp.Endpoint.of(client) if resp.supports(client) else None
+        self._pool = resp.RespPool(self._endpoint) if self._endpoint else None
         self._loop_conns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, resp.AsyncResp] = (
             weakref.WeakKeyDictionary()
         )
+        # Otherwise coroutines' calls go to one thread that sends them as redis-py pipelines.
+        self._queue: queue.SimpleQueue[_Op] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     # --- coroutines ------------------------------------------------------------------
 
     async def script(self, script: Script, keys: list[Any], args: list[Any]) -> Any:
         """`script(keys, args)`'s reply, sent with whatever other calls are waiting."""
-        return await self._await(script, tuple(keys), tuple(args))
+        return await self._await(_evalsha(script, keys, args), script)
 
     async def command(self, *command: Any) -> Any:
         """A plain command's reply (e.g. `await batch.command("GET", key)`)."""
-        return await self._await(None, (), command)
+        return await self._await(command, None)
 
-    async def _await(self, script: Script | None, keys: tuple[Any, ...], args: tuple[Any, ...]) -> Any:
+    async def _await(self, command: tuple[Any, ...], script: Script | None) -> Any:
         loop = asyncio.get_running_loop()
-        if self._settings is not None:
-            return await self._on_loop(loop, _Op(script, keys, args, _ignore))
-        future: asyncio.Future[Any] = loop.create_future()
-
-        def done(reply: Any, failed: bool) -> None:
-            self._pending.setdefault(loop, []).append((future, reply, failed))
-
-        self._submit(_Op(script, keys, args, done))
-        return await future
-
-    async def _on_loop(self, loop: asyncio.AbstractEventLoop, op: _Op) -> Any:
-        """The call on this event loop's own connection: no thread hop either way."""
-        assert self._settings is not None
+        if self._endpoint is None:
+            op = _Op(command, script, loop, loop.create_future())
+            self._ensure_thread()
+            self._queue.put(op)
+            return await op.future
+        # On this event loop's own connection: no thread hop either way.
         conn = self._loop_conns.get(loop)
         if conn is None:
-            conn = self._loop_conns[loop] = resp.AsyncResp(self._settings)
-        reply = await conn.execute(_command(op))
-        if isinstance(reply, NoScriptError) and op.script is not None:
+            conn = self._loop_conns[loop] = resp.AsyncResp(self._endpoint)
+        reply = await conn.execute(command)
+        if isinstance(reply, NoScriptError) and script is not None:
             # Redis restarted or was flushed: load the script and send the call again.
-            sha = await conn.execute(("SCRIPT", "LOAD", op.script.script))
+            sha = await conn.execute(("SCRIPT", "LOAD", script.script))
             if isinstance(sha, Exception):
                 raise sha
-            op.script.sha = sha.decode() if isinstance(sha, bytes) else str(sha)
-            reply = await conn.execute(_command(op))
+            script.sha = sha.decode() if isinstance(sha, bytes) else str(sha)
+            reply = await conn.execute(_with_sha(script, command))
         if isinstance(reply, Exception):
             raise reply
         return reply
@@ -125,20 +114,15 @@ class RedisBatcher:
         """
         if self._pool is None:
             return script(keys=keys, args=args, client=self.client)
-        op = _Op(script, tuple(keys), tuple(args), _ignore)
-        reply = self._pool.execute([_command(op)])[0]
+        reply = self._pool.execute([_evalsha(script, keys, args)])[0]
         if isinstance(reply, NoScriptError):
             self._reload(script)
-            reply = self._pool.execute([_command(op)])[0]
+            reply = self._pool.execute([_evalsha(script, keys, args)])[0]
         if isinstance(reply, Exception):
             raise reply
         return reply
 
-    # --- the batch thread ------------------------------------------------------------
-
-    def _submit(self, op: _Op) -> None:
-        self._ensure_thread()
-        self._queue.put(op)
+    # --- the batch thread (TLS and unix-socket clients) ------------------------------
 
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -163,10 +147,10 @@ class RedisBatcher:
             replies = self._send(ops)
         except Exception as exc:  # the whole round trip failed: every caller gets the error
             replies = [exc] * len(ops)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for op, reply in zip(ops, replies, strict=True):
-            op.done(reply, isinstance(reply, Exception))
-        pending, self._pending = self._pending, {}
-        for loop, results in pending.items():
+            by_loop.setdefault(op.loop, []).append((op.future, reply))
+        for loop, results in by_loop.items():
             try:
                 loop.call_soon_threadsafe(_deliver, results)
             except RuntimeError:  # that event loop is closed: nobody is waiting any more
@@ -174,17 +158,18 @@ class RedisBatcher:
 
     def _send(self, ops: list[_Op]) -> list[Any]:
         replies = self._pipeline(ops)
-        missing = {
-            op.script for op, reply in zip(ops, replies, strict=True) if isinstance(reply, NoScriptError)
-        }
-        if not missing:
+        again = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if not again:
             return replies
         # Redis restarted or was flushed: load the scripts and send those calls again.
-        for script in missing:
+        for script in {ops[i].script for i in again}:
             if script is not None:
                 self._reload(script)
-        again = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-        for i, reply in zip(again, self._pipeline([ops[i] for i in again]), strict=True):
+        retried = [
+            _Op(_with_sha(op.script, op.command), op.script, op.loop, op.future)
+            for op in (ops[i] for i in again)
+        ]
+        for i, reply in zip(again, self._pipeline(retried), strict=True):
             replies[i] = reply
         return replies
 
@@ -192,26 +177,22 @@ class RedisBatcher:
         script.sha = self.client.script_load(script.script)
 
     def _pipeline(self, ops: list[_Op]) -> list[Any]:
-        if self._pipe is not None:
-            return self._pipe.execute([_command(op) for op in ops])
+        # EVALSHA as a plain command: redis-py's script-in-pipeline checks SCRIPT EXISTS on every send.
         pipe = self.client.pipeline(transaction=False)
         for op in ops:
-            if op.script is None:
-                pipe.execute_command(*op.args)
-            else:
-                # EVALSHA directly: redis-py's script-in-pipeline checks SCRIPT EXISTS on every send.
-                pipe.evalsha(op.script.sha, len(op.keys), *op.keys, *op.args)
+            pipe.execute_command(*op.command)
         return list(pipe.execute(raise_on_error=False))
 
 
-def _ignore(reply: Any, failed: bool) -> None:
-    """`done` for an op the caller runs itself."""
+def _evalsha(script: Script, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
+    return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
-def _command(op: _Op) -> tuple[Any, ...]:
-    if op.script is None:
-        return op.args
-    return ("EVALSHA", op.script.sha, len(op.keys), *op.keys, *op.args)
+def _with_sha(script: Script | None, command: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An EVALSHA `command` again, with its script's current sha (after a reload)."""
+    if script is None:
+        return command
+    return ("EVALSHA", script.sha, *command[2:])
 
 
 _batchers: dict[int, RedisBatcher] = {}

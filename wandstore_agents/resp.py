@@ -1,10 +1,11 @@
-"""A lean Redis pipeline for the batcher: commands written as RESP, replies parsed by hiredis.
+"""Lean Redis connections: commands written as RESP2, replies parsed by hiredis.
 
 redis-py spends ~100-200 us of Python per command (connection checkout, packing, its RESP
 parser); in a worker running 256 jobs that was the largest single cost after the jobs' own
-work. The batcher's thread only ever sends a list of commands and reads as many replies, so
-it talks RESP2 over one plain socket and lets hiredis' C parser read the answers (~10 us a
-command). Used for plain TCP connections; TLS and unix sockets keep redis-py's pipeline.
+work. Our hot path only ever sends commands and reads as many replies, so it talks RESP2 over
+plain sockets and lets hiredis' C parser read the answers (~10 us a command): `RespPipe` (one
+socket, for one thread), `RespPool` (pipes shared by threads) and `AsyncResp` (one connection
+per event loop). Used for plain TCP clients (`supports`); TLS and unix sockets keep redis-py.
 Errors come out as redis-py's exception types, so callers' `except redis.RedisError` holds.
 """
 
@@ -15,6 +16,7 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import hiredis
@@ -70,17 +72,44 @@ def supports(client: redis.Redis) -> bool:
     return pool.connection_class is redis.connection.Connection and "host" in pool.connection_kwargs
 
 
-class RespPipe:
-    """One socket to `client`'s server, for one thread; reconnects after an error."""
+@dataclass(frozen=True)
+class Endpoint:
+    """Where `client` connects and how it logs in: what every lean connection to it needs."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    host: str
+    port: int
+    db: int
+    username: str | None
+    password: str | None
+    timeout: float
+
+    @classmethod
+    def of(cls, client: redis.Redis) -> Endpoint:
         kwargs = client.connection_pool.connection_kwargs
-        self.host = str(kwargs.get("host", "localhost"))
-        self.port = int(kwargs.get("port", 6379))
-        self.db = int(kwargs.get("db", 0) or 0)
-        self.username = kwargs.get("username")
-        self.password = kwargs.get("password")
-        self.timeout = float(kwargs.get("socket_timeout") or kwargs.get("orig_socket_timeout") or 10.0)
+        return cls(
+            host=str(kwargs.get("host", "localhost")),
+            port=int(kwargs.get("port", 6379)),
+            db=int(kwargs.get("db", 0) or 0),
+            username=kwargs.get("username"),
+            password=kwargs.get("password"),
+            timeout=float(kwargs.get("socket_timeout") or kwargs.get("orig_socket_timeout") or 10.0),
+        )
+
+    def setup(self) -> list[list[Any]]:
+        """The commands a new connection sends first (AUTH, SELECT), if any."""
+        commands: list[list[Any]] = []
+        if self.password:
+            commands.append(["AUTH", *([self.username] if self.username else []), self.password])
+        if self.db:
+            commands.append(["SELECT", self.db])
+        return commands
+
+
+class RespPipe:
+    """One socket to the server, for one thread; reconnects after an error."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
         self._sock: socket.socket | None = None
         self._reader: hiredis.Reader | None = None
 
@@ -95,7 +124,8 @@ class RespPipe:
                 return self._round_trip(commands)
             except (OSError, redis.ConnectionError) as exc:
                 self.close()
-                raise redis.ConnectionError(f"Redis at {self.host}:{self.port}: {exc}") from None
+                e = self.endpoint
+                raise redis.ConnectionError(f"Redis at {e.host}:{e.port}: {exc}") from None
 
     def close(self) -> None:
         if self._sock is not None:
@@ -112,14 +142,11 @@ class RespPipe:
 
     def _connected(self) -> tuple[socket.socket, hiredis.Reader]:
         if self._sock is None or self._reader is None:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            e = self.endpoint
+            sock = socket.create_connection((e.host, e.port), timeout=e.timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             reader = hiredis.Reader()
-            setup: list[list[Any]] = []
-            if self.password:
-                setup.append(["AUTH", *([self.username] if self.username else []), self.password])
-            if self.db:
-                setup.append(["SELECT", self.db])
+            setup = e.setup()
             if setup:
                 sock.sendall(pack(setup))
                 for reply in self._read(sock, reader, len(setup)):
@@ -147,8 +174,8 @@ class RespPipe:
 class RespPool:
     """`RespPipe`s shared by threads: each call takes an idle one (or opens one) and gives it back."""
 
-    def __init__(self, client: redis.Redis, max_idle: int = 32) -> None:
-        self.client = client
+    def __init__(self, endpoint: Endpoint, max_idle: int = 32) -> None:
+        self.endpoint = endpoint
         self.max_idle = max_idle
         self._idle: list[RespPipe] = []
         self._lock = threading.Lock()
@@ -157,7 +184,7 @@ class RespPool:
         with self._lock:
             pipe = self._idle.pop() if self._idle else None
         if pipe is None:
-            pipe = RespPipe(self.client)
+            pipe = RespPipe(self.endpoint)
         try:
             replies = pipe.execute(commands)
         except BaseException:
@@ -180,8 +207,8 @@ class AsyncResp(asyncio.Protocol):
     that answers nothing for `timeout` seconds is treated as lost.
     """
 
-    def __init__(self, pipe_settings: RespPipe) -> None:
-        self.settings = pipe_settings
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
         self._transport: asyncio.Transport | None = None
         self._reader = hiredis.Reader()
         self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
@@ -241,7 +268,7 @@ class AsyncResp(asyncio.Protocol):
         self._out.append(data)
         self._waiting.append((future, loop.time()))
         if self._watchdog is None:
-            self._watchdog = loop.call_later(self.settings.timeout, self._check)
+            self._watchdog = loop.call_later(self.endpoint.timeout, self._check)
         return future
 
     def _flush(self) -> None:
@@ -255,12 +282,12 @@ class AsyncResp(asyncio.Protocol):
             return
         loop = asyncio.get_running_loop()
         oldest = self._waiting[0][1]
-        if loop.time() - oldest >= self.settings.timeout:
+        if loop.time() - oldest >= self.endpoint.timeout:
             if self._transport is not None:
                 self._transport.abort()
-            self._lost(redis.TimeoutError(f"Redis did not answer for {self.settings.timeout:g}s"))
+            self._lost(redis.TimeoutError(f"Redis did not answer for {self.endpoint.timeout:g}s"))
             return
-        self._watchdog = loop.call_later(self.settings.timeout - (loop.time() - oldest), self._check)
+        self._watchdog = loop.call_later(self.endpoint.timeout - (loop.time() - oldest), self._check)
 
     async def _connect(self) -> None:
         # Its own task, shared by every caller waiting for it: a caller that is cancelled
@@ -277,18 +304,13 @@ class AsyncResp(asyncio.Protocol):
 
     async def _open(self) -> None:
         self._reset()
-        s = self.settings
+        e = self.endpoint
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(loop.create_connection(lambda: self, s.host, s.port), s.timeout)
+            await asyncio.wait_for(loop.create_connection(lambda: self, e.host, e.port), e.timeout)
         except (OSError, TimeoutError) as exc:
-            raise redis.ConnectionError(f"Redis at {s.host}:{s.port}: {exc}") from None
-        setup: list[list[Any]] = []
-        if s.password:
-            setup.append(["AUTH", *([s.username] if s.username else []), s.password])
-        if s.db:
-            setup.append(["SELECT", s.db])
-        for command in setup:
+            raise redis.ConnectionError(f"Redis at {e.host}:{e.port}: {exc}") from None
+        for command in e.setup():
             reply = await self._send(pack([command]))
             if isinstance(reply, Exception):
                 if self._transport is not None:
