@@ -179,3 +179,65 @@ def test_clients_the_lean_path_cannot_speak_go_through_the_batch_thread(redis_cl
     # And a script Redis forgot is loaded again there too
     client.script_flush()
     assert arun(batch.script(incr, ["fallback"], [3])) == 5
+
+
+class _HangUpAfterOneCommand:
+    """A TCP peer that reads each connection's first command, then closes it unanswered (a
+    server lost mid-call), counting the commands it was sent."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.commands = 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while data.count(b"\r\n") < 5:  # *2 $4 INCR $1 k
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.commands += data.count(b"*2\r\n")
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def test_a_command_lost_on_the_wire_is_not_sent_again() -> None:
+    from wandstore_agents import resp
+
+    peer = _HangUpAfterOneCommand()
+    endpoint = resp.Endpoint("127.0.0.1", peer.port, db=0, username=None, password=None, timeout=2.0)
+    try:
+        # When the connection drops after a command was written, before its reply
+        with pytest.raises(redis.ConnectionError):
+            resp.RespPool(endpoint).execute([("INCR", "k")])
+        with pytest.raises(redis.ConnectionError):
+            arun(resp.AsyncResp(endpoint).execute(("INCR", "k")))
+        # Then each caller got the error, and neither sent the command a second time
+        # (Redis may have run it: an enqueue or a budget hold must not run twice)
+        assert peer.commands == 2
+    finally:
+        peer.close()
+
+
+def test_a_stale_pooled_connection_is_replaced_before_anything_is_sent(redis_client: Any) -> None:
+    from wandstore_agents import resp
+
+    pool = resp.RespPool(resp.Endpoint.of(redis_client))
+    assert pool.execute([("INCR", "stale")]) == [1]
+    # Given the server dropped the pooled connection while it was idle
+    redis_client.client_kill_filter(_type="normal", skipme=True)
+    # Then the next call goes out once, on a new connection
+    assert pool.execute([("INCR", "stale")]) == [2]
+    assert int(redis_client.get("stale")) == 2

@@ -7,11 +7,18 @@ plain sockets and lets hiredis' C parser read the answers (~10 us a command): `R
 socket, for one thread), `RespPool` (pipes shared by threads) and `AsyncResp` (one connection
 per event loop). Used for plain TCP clients (`supports`); TLS and unix sockets keep redis-py.
 Errors come out as redis-py's exception types, so callers' `except redis.RedisError` holds.
+
+A command is sent at most once. A connection that went stale while idle (Redis restarted)
+is found before anything is written on it, and replaced; a connection lost once a command
+is on the wire fails that call with `redis.ConnectionError`, since Redis may or may not
+have run it, and running a script twice (an enqueue, a budget hold) is worse than an error
+the caller sees.
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import threading
 from collections import deque
@@ -117,15 +124,10 @@ class RespPipe:
         """Each command's reply (an exception instance for a command that failed)."""
         try:
             return self._round_trip(commands)
-        except (OSError, redis.ConnectionError):
-            # A connection that went stale while idle (Redis restarted): one fresh try.
+        except (OSError, redis.ConnectionError) as exc:
             self.close()
-            try:
-                return self._round_trip(commands)
-            except (OSError, redis.ConnectionError) as exc:
-                self.close()
-                e = self.endpoint
-                raise redis.ConnectionError(f"Redis at {e.host}:{e.port}: {exc}") from None
+            e = self.endpoint
+            raise redis.ConnectionError(f"Redis at {e.host}:{e.port}: {exc}") from None
 
     def close(self) -> None:
         if self._sock is not None:
@@ -141,6 +143,8 @@ class RespPipe:
         return [_convert(reply) for reply in self._read(sock, reader, len(commands))]
 
     def _connected(self) -> tuple[socket.socket, hiredis.Reader]:
+        if self._sock is not None and not _idle_and_open(self._sock):
+            self.close()  # stale: nothing was sent on it, so a new connection is safe
         if self._sock is None or self._reader is None:
             e = self.endpoint
             sock = socket.create_connection((e.host, e.port), timeout=e.timeout)
@@ -171,6 +175,15 @@ class RespPipe:
         return replies
 
 
+def _idle_and_open(sock: socket.socket) -> bool:
+    """Whether an idle connection is still usable: nothing to read on it, so no end of stream,
+    no error and no stray bytes (one poll with no wait, a few us; a socket `recv` would wait
+    out the socket's timeout first)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return not poller.poll(0)
+
+
 class RespPool:
     """`RespPipe`s shared by threads: each call takes an idle one (or opens one) and gives it back."""
 
@@ -196,6 +209,10 @@ class RespPool:
                 return replies
         pipe.close()
         return replies
+
+
+class _NotSent(redis.ConnectionError):
+    """The connection was lost before this call was written: sending it again is safe."""
 
 
 class AsyncResp(asyncio.Protocol):
@@ -249,10 +266,10 @@ class AsyncResp(asyncio.Protocol):
 
     async def execute(self, command: Sequence[Any]) -> Any:
         """One command's reply (an exception instance when Redis refused it); one fresh try
-        when the connection had gone stale."""
+        when the connection was lost before the command was written."""
         try:
             return await self._call(command)
-        except redis.ConnectionError:
+        except _NotSent:
             return await self._call(command)
 
     async def _call(self, command: Sequence[Any]) -> Any:
@@ -324,13 +341,16 @@ class AsyncResp(asyncio.Protocol):
 
     def _lost(self, error: redis.RedisError) -> None:
         waiting, self._waiting = self._waiting, deque()
+        # The calls still in `_out` (the newest ones) never reached the socket.
+        sent = len(waiting) - len(self._out)
         self._reset()
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        for future, _ in waiting:
+        unsent = _NotSent(str(error))
+        for i, (future, _) in enumerate(waiting):
             if not future.done():
-                future.set_exception(error)
+                future.set_exception(error if i < sent else unsent)
 
     def close(self) -> None:
         if self._transport is not None:
