@@ -77,13 +77,13 @@ def build_broker(url: str) -> RedisBroker:
         ArgumentCheck(),
         DeadLetterReasons(),
     ]
-    # The interactive lane's consumers poll every few ms when idle (see pipelines/fastlane.py).
-    poll_ms = {INTERACTIVE: get_settings().interactive_poll_ms}
     settings = get_settings()
     return WandstoreBroker(
         url=url,
         middleware=middleware,
-        poll_ms=poll_ms,
+        # The interactive lane's idle consumers are woken at enqueue (see pipelines/fastlane.py).
+        poll_ms={INTERACTIVE: settings.interactive_poll_ms},
+        wake_ms=settings.interactive_wake_ms,
         # How soon a dead worker's claimed messages go back on their queues.
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
         maintenance_chance=settings.broker_maintenance_chance,

@@ -13,6 +13,9 @@
    retries. Here `requeue` raises Dramatiq's `ConnectionClosed`, which the thread survives,
    and a new consumer of a delay queue puts back whatever this worker claims there and its
    thread no longer holds in memory.
+
+And an idle consumer of a fast queue sleeps until Redis announces a push on its queue,
+instead of polling (`pipelines/fastlane.py`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,17 @@ class WandstoreConsumer(_RedisConsumer):
         super().__init__(broker, queue_name, prefetch, timeout)
         if queue_name.endswith(".DQ"):
             self._recover_delayed()
+        # A fast queue's idle consumer waits for a push instead of polling (pipelines/fastlane.py).
+        waiter = getattr(broker, "waiter", None)
+        try:
+            self._waiter = waiter(queue_name) if waiter is not None else None
+        except redis.ConnectionError as e:
+            raise ConnectionClosed(e) from None
+
+    def close(self) -> None:
+        if self._waiter is not None:
+            self._waiter.close()
+        super().close()
 
     @property
     def _acks(self) -> str:
@@ -96,6 +110,11 @@ class WandstoreConsumer(_RedisConsumer):
                         self.queue_name, self.prefetch - self.outstanding_message_count
                     )
                 if not messages:
+                    if self._waiter is not None:
+                        if self.outstanding_message_count < self.prefetch:
+                            self._waiter.wait()
+                            return None
+                        self._waiter.drain()  # full: poll, but keep the subscription read
                     self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
                     time.sleep(backoff_ms / 1000)
                     return None

@@ -61,7 +61,10 @@ class Settings(BaseSettings):
     caches_enabled: bool = True
 
     # Shopper personalization (the interactive lane).
-    interactive_poll_ms: int = Field(default=5, ge=1, le=1000)  # idle poll of the `interactive` queue
+    # An idle `interactive` consumer waits for a push on its queue at most this long
+    # (pipelines/fastlane.py); it polls every `interactive_poll_ms` when it cannot wait.
+    interactive_wake_ms: int = Field(default=100, ge=1, le=10_000)
+    interactive_poll_ms: int = Field(default=5, ge=1, le=1000)
     personalization_ttl_s: int = Field(default=3600, ge=60)  # cohort cache entry; `expires_at`
     personalization_fallback_ttl_s: int = Field(default=120, ge=10)  # `expires_at` of a fallback
     personalization_deadline_ms: int = Field(default=2500, ge=50, le=60_000)  # when `deadline_ms` is unset
