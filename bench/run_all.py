@@ -19,6 +19,7 @@ from bench.env import ROOT
 from bench.report import RESULTS, Section, console, quiet_driver_logs, write_results
 
 PERSONALIZATION_TITLE = "3. Interactive under load: personalization"
+PICKUP_TITLE = "3c. The interactive lane idle: pick-up time and CPU, polling against woken by a push"
 
 
 @dataclass
@@ -54,6 +55,17 @@ def personalization(quick: bool) -> Markdown | None:
     return Markdown(PERSONALIZATION_TITLE, " ".join(["python", *argv[1:]]), body)
 
 
+def pickup(quick: bool) -> Markdown:
+    """The interactive lane's pick-up time and idle cost (`bench/pickup.py`), in its own process."""
+    argv = [sys.executable, "-m", "bench.pickup", *(["--requests", "30", "--idle-s", "2"] if quick else [])]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        body = f"did not run (exit {done.returncode}):\n\n```\n{done.stderr[-2000:]}\n```"
+    else:
+        body = done.stdout
+    return Markdown(PICKUP_TITLE, " ".join(["python", *argv[1:]]), body)
+
+
 def profile_section(quick: bool) -> Section | None:
     """Where the concurrency benchmark's worker spends its CPU (py-spy, when installed)."""
     import tempfile
@@ -87,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke versions; RESULTS.md untouched")
     parser.add_argument(
-        "--only", help="comma-separated: overhead,concurrency,profile,personalization,cost,scale"
+        "--only", help="comma-separated: overhead,concurrency,profile,personalization,pickup,cost,scale"
     )
     args = parser.parse_args(argv)
     quiet_driver_logs()
@@ -98,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         ("concurrency", lambda: concurrency.run(*((300, 500) if q else (2000, 2000)), quick=q)),
         ("profile", lambda: profile_section(q)),
         ("personalization", lambda: personalization(q)),
+        ("pickup", lambda: pickup(q)),
         ("cost", lambda: cost.run(cost.QUICK if q else cost.Day(), quick=q)),
         ("scale", lambda: scale.run(300 if q else 10_000, 1000, quick=q)),
     ]
