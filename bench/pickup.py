@@ -24,9 +24,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import psutil
-
 from bench.env import BenchEnv, procfile_command
+from bench.personalization import pct
+from bench.runs import cpu_s
 
 HEARTBEATS = "dramatiq:__heartbeats__"
 CANDIDATES = [{"id": f"p{n}", "title": f"Product {n}", "product_type": "Mugs"} for n in range(8)]
@@ -44,22 +44,6 @@ MODES = [
     Mode("poll every 5 ms (before)", {"INTERACTIVE_POLL_MS": "5"}, config_allowed=False),
     Mode("woken by a push (default)", {}, config_allowed=True),
 ]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            t = psutil.Process(pid).cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += t.user + t.system
-    return total
 
 
 def _wait_done(status: Any, job: str, timeout_s: float = 30.0) -> dict[str, Any]:
@@ -106,9 +90,9 @@ def measure(env: BenchEnv, mode: Mode, *, requests: int, idle_s: float, seed: in
                 raise RuntimeError(f"warm-up job failed: {info}")
         time.sleep(1.0)
         pids = child.worker_pids()
-        cpu0, t0 = _cpu_seconds(pids), time.monotonic()
+        cpu0, t0 = cpu_s(pids), time.monotonic()
         time.sleep(idle_s)
-        idle_cores = (_cpu_seconds(pids) - cpu0) / (time.monotonic() - t0)
+        idle_cores = (cpu_s(pids) - cpu0) / (time.monotonic() - t0)
 
         rng = random.Random(seed)
         pickups, published = [], []

@@ -39,31 +39,29 @@ class Markdown:
         return f"## {self.title}\n\n`{self.command}`\n\n{self.body.rstrip()}\n"
 
 
-def personalization(quick: bool) -> Markdown | None:
-    """The personalization benchmark (issue 5's `bench/personalization.py`), when it exists.
-
-    In its own process: it points `pipelines.broker` (a module-level broker) at its own Redis.
-    """
-    if importlib.util.find_spec("bench.personalization") is None:
-        return None
-    argv = [sys.executable, "-m", "bench.personalization", *(["--quick"] if quick else [])]
+def _in_own_process(title: str, module: str, args: list[str]) -> Markdown:
+    """A benchmark that prints its own Markdown, run as `python -m module args` (these point
+    `pipelines.broker`, a module-level broker, at their own Redis)."""
+    argv = [sys.executable, "-m", module, *args]
     done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         body = f"did not run (exit {done.returncode}):\n\n```\n{done.stderr[-2000:]}\n```"
     else:
         body = done.stdout
-    return Markdown(PERSONALIZATION_TITLE, " ".join(["python", *argv[1:]]), body)
+    return Markdown(title, " ".join(["python", *argv[1:]]), body)
+
+
+def personalization(quick: bool) -> Markdown | None:
+    """The personalization benchmark (issue 5's `bench/personalization.py`), when it exists."""
+    if importlib.util.find_spec("bench.personalization") is None:
+        return None
+    return _in_own_process(PERSONALIZATION_TITLE, "bench.personalization", ["--quick"] if quick else [])
 
 
 def pickup(quick: bool) -> Markdown:
-    """The interactive lane's pick-up time and idle cost (`bench/pickup.py`), in its own process."""
-    argv = [sys.executable, "-m", "bench.pickup", *(["--requests", "30", "--idle-s", "2"] if quick else [])]
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        body = f"did not run (exit {done.returncode}):\n\n```\n{done.stderr[-2000:]}\n```"
-    else:
-        body = done.stdout
-    return Markdown(PICKUP_TITLE, " ".join(["python", *argv[1:]]), body)
+    """The interactive lane's pick-up time and idle cost (`bench/pickup.py`)."""
+    args = ["--requests", "30", "--idle-s", "2"] if quick else []
+    return _in_own_process(PICKUP_TITLE, "bench.pickup", args)
 
 
 def profile_section(quick: bool) -> Section | None:

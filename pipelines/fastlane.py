@@ -23,13 +23,10 @@ consumer polls every `poll_ms` instead, as does one that cannot take more messag
 
 from __future__ import annotations
 
-import select
-import socket
 import threading
 import time
 from typing import Any
 
-import hiredis
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
@@ -95,68 +92,21 @@ class PushWaiter:
     """One consumer's subscription to its queue list's keyspace events, on its own socket."""
 
     def __init__(self, endpoint: resp.Endpoint, queue_key: str, wake_ms: int) -> None:
-        self.channel = f"__keyspace@{endpoint.db}__:{queue_key}".encode()
         self.wait_s = wake_ms / 1000
-        self._reader = hiredis.Reader()
-        self._poller = select.poll()
-        try:
-            self._sock = socket.create_connection((endpoint.host, endpoint.port), timeout=endpoint.timeout)
-        except OSError as exc:
-            raise redis.ConnectionError(f"Redis at {endpoint.host}:{endpoint.port}: {exc}") from None
-        self._poller.register(self._sock, select.POLLIN)
-        try:
-            setup = endpoint.setup()
-            self._sock.sendall(resp.pack([*setup, ("SUBSCRIBE", self.channel)]))
-            for _ in setup:
-                if isinstance(self._next_reply(), hiredis.ReplyError):
-                    raise redis.AuthenticationError("Redis refused the login")
-            self._next_reply()  # the subscription's confirmation
-        except BaseException:
-            self.close()
-            raise
+        channel = f"__keyspace@{endpoint.db}__:{queue_key}".encode()
+        self._subscription = resp.RespSubscription(endpoint, channel)
 
     def wait(self) -> bool:
         """Whether a push was announced within `wake_ms` (pushes since the last call count)."""
-        remaining_ms = self.wait_s * 1000
-        while remaining_ms > 0:
-            if self.drain():
+        deadline = time.monotonic() + self.wait_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            if PUSH_EVENTS.intersection(self._subscription.messages(remaining)):
                 return True
-            began = _now_ms()
-            if not self._poller.poll(remaining_ms):
-                return False
-            remaining_ms -= _now_ms() - began
-        return self.drain()
+        return False
 
     def drain(self) -> bool:
         """Read what has arrived without waiting; whether it announced a push."""
-        pushed = False
-        while self._poller.poll(0):
-            self._feed()
-            while (reply := self._reader.gets()) is not False:
-                pushed |= _is_push(reply)
-        return pushed
+        return bool(PUSH_EVENTS.intersection(self._subscription.messages(0)))
 
     def close(self) -> None:
-        self._sock.close()
-
-    def _next_reply(self) -> Any:
-        while (reply := self._reader.gets()) is False:
-            self._feed()
-        return reply
-
-    def _feed(self) -> None:
-        try:
-            data = self._sock.recv(65536)
-        except OSError as exc:
-            raise redis.ConnectionError(f"lost the keyspace subscription: {exc}") from None
-        if not data:
-            raise redis.ConnectionError("lost the keyspace subscription: closed by the server")
-        self._reader.feed(data)
-
-
-def _is_push(reply: Any) -> bool:
-    return isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message" and reply[2] in PUSH_EVENTS
-
-
-def _now_ms() -> float:
-    return time.monotonic() * 1000
+        self._subscription.close()

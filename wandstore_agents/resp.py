@@ -4,8 +4,9 @@ redis-py spends ~100-200 us of Python per command (connection checkout, packing,
 parser); in a worker running 256 jobs that was the largest single cost after the jobs' own
 work. Our hot path only ever sends commands and reads as many replies, so it talks RESP2 over
 plain sockets and lets hiredis' C parser read the answers (~10 us a command): `RespPipe` (one
-socket, for one thread), `RespPool` (pipes shared by threads) and `AsyncResp` (one connection
-per event loop). Used for plain TCP clients (`supports`); TLS and unix sockets keep redis-py.
+socket, for one thread), `RespPool` (pipes shared by threads), `AsyncResp` (one connection
+per event loop) and `RespSubscription` (a channel's messages, on a pipe of its own). Used for
+plain TCP clients (`supports`); TLS and unix sockets keep redis-py.
 Errors come out as redis-py's exception types, so callers' `except redis.RedisError` holds.
 
 A command is sent at most once. A connection that went stale while idle (Redis restarted)
@@ -182,6 +183,37 @@ def _idle_and_open(sock: socket.socket) -> bool:
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     return not poller.poll(0)
+
+
+class RespSubscription(RespPipe):
+    """A `RespPipe` subscribed to one channel, read for its messages as they arrive."""
+
+    def __init__(self, endpoint: Endpoint, channel: bytes) -> None:
+        super().__init__(endpoint)
+        self.execute([("SUBSCRIBE", channel)])
+        assert self._sock is not None
+        self._poller = select.poll()
+        self._poller.register(self._sock, select.POLLIN)
+
+    def messages(self, timeout_s: float) -> list[Any]:
+        """The payloads of the messages there within `timeout_s`: all that have arrived, as
+        soon as any has ([] when none came). Raises `redis.ConnectionError` when it is lost."""
+        assert self._sock is not None and self._reader is not None
+        payloads: list[Any] = []
+        wait_ms = timeout_s * 1000
+        while self._poller.poll(wait_ms):
+            try:
+                data = self._sock.recv(65536)
+            except OSError as exc:
+                raise redis.ConnectionError(f"subscription lost: {exc}") from None
+            if not data:
+                raise redis.ConnectionError("subscription lost: closed by the server")
+            self._reader.feed(data)
+            while (reply := self._reader.gets()) is not False:
+                if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
+                    payloads.append(reply[2])
+            wait_ms = 0  # then only what is already there
+        return payloads
 
 
 class RespPool:
