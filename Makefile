@@ -8,10 +8,10 @@ STAMP  := $(VENV)/.installed
 
 all: lint test
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml devgateway/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ./devgateway -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

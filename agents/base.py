@@ -10,14 +10,14 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from adapters.errors import InvalidOutput
+from adapters.logs import get_logger
 from agents.gateway import CallResult
 from agents.pricing import price_for
 from agents.prompts import Prompt
 from agents.runtime import AgentRuntime
 from agents.tokens import count_messages_async
 from agents.usage import CallContext, Served, Usage, UsageRecord, usd_to_nano
-from wandstore_agents.errors import InvalidOutput
-from wandstore_agents.logs import get_logger
 
 Out = TypeVar("Out", bound=BaseModel)
 log = get_logger("agents")

@@ -15,16 +15,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agents._litellm import litellm
-from agents.openai_http import HttpFailure, HttpUnreachable, OpenAIHttp, Reply
-from agents.pricing import price_for
-from agents.usage import CallContext, Served, Usage
-from wandstore_agents.errors import (
+from adapters.errors import (
     PermanentGatewayError,
     RateLimited,
     TransientGatewayError,
 )
-from wandstore_agents.logs import scrub
+from adapters.logs import scrub
+from agents._litellm import litellm
+from agents.openai_http import HttpFailure, HttpUnreachable, OpenAIHttp, Reply
+from agents.pricing import price_for
+from agents.usage import CallContext, Served, Usage
 
 PROVIDERS = ("openai", "anthropic")
 

@@ -13,9 +13,9 @@ import pkgutil
 from collections.abc import Callable
 from typing import Any, cast
 
+from adapters.errors import InvalidInput
 from agents.base import Agent
 from agents.prompts import Prompt
-from wandstore_agents.errors import InvalidInput
 
 InputBuilder = Callable[[Agent[Any], Any, Prompt, dict[str, Any]], dict[str, Any]]
 _BUILDERS: dict[str, InputBuilder] = {}

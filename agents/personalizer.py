@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from adapters.logs import get_logger
 from agents.base import Agent, OutputProblems
-from agents.sanitize import plain_text
 from agents.schemas.personalization import MAX_RANKED, MIN_RANKED, Personalization
-from wandstore_agents.logs import get_logger
+from domain.sanitize import plain_text
 
 log = get_logger("agents.personalizer")
 _CODE_JUNK = re.compile(r"[^a-z0-9]+")

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from adapters.errors import PermanentGatewayError
 from agents._litellm import litellm
 from agents.usage import Usage, usd_to_nano
-from wandstore_agents.errors import PermanentGatewayError
 
 
 @dataclass(frozen=True)

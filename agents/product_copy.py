@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from adapters.errors import InvalidInput
 from agents.base import Agent, OutputProblems
-from agents.sanitize import clean_html, plain_text
 from agents.schemas.product_copy import ImageAlt, ProductCopy
 from agents.shopify import ShopifyProduct
 from agents.tokens import count_text, truncate
-from wandstore_agents.errors import InvalidInput
+from domain.sanitize import clean_html, plain_text
 
 MAX_IMAGES = 20
 MIN_DESCRIPTION_TOKENS = 200  # what trimming the other facts leaves the description at least

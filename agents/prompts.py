@@ -17,8 +17,8 @@ import jinja2.meta
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from adapters.errors import ConfigError, InvalidInput
 from agents.jsontext import dumps_indent1
-from wandstore_agents.errors import ConfigError, InvalidInput
 
 _SECTION = re.compile(r"^\[(system|user)\]\s*$", re.MULTILINE)
 _VERSION = re.compile(r"^v\d+[a-z0-9-]*$")

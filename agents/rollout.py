@@ -19,11 +19,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+from adapters.errors import BrokerUnavailable
+from adapters.logs import get_logger
+from adapters.prompt_labels import PRODUCTION, LabelState
 from agents.prompts import PromptRegistry
 from agents.usage import CallContext
-from wandstore_agents.errors import BrokerUnavailable
-from wandstore_agents.logs import get_logger
-from wandstore_agents.prompt_labels import PRODUCTION, LabelState
 
 SPLIT_BUCKETS = 10_000
 log = get_logger("agents.rollout")

@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from adapters.logs import get_logger
 from agents.gateway import GatewayClient
 from agents.prompts import PromptRegistry
 from agents.usage import CallContext, UsageRecord
-from wandstore_agents.logs import get_logger
 
 log = get_logger("agents.usage")
 

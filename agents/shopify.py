@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agents.sanitize import html_to_text, plain_text
-from wandstore_agents.errors import InvalidInput
-from wandstore_agents.keys import check_id
+from adapters.errors import InvalidInput
+from domain.keys import check_id
+from domain.sanitize import html_to_text, plain_text
 
 
 class _Loose(BaseModel):

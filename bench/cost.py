@@ -48,7 +48,7 @@ QUICK = Day(copy_per_store=10, personalizations=150, cohorts=10, theme_builds=1)
 
 def ledger_totals(client: Client) -> Counter[str]:
     """Every ledger counter summed, by `pipeline|metric` and by `metric`."""
-    from wandstore_agents.ledger import Ledger
+    from adapters.ledger import Ledger
 
     out: Counter[str] = Counter()
     for cell in Ledger(client.redis).scan():
@@ -98,9 +98,9 @@ def _personalization_requests(day: Day, rng: random.Random) -> tuple[list[Reques
 
 def replay(day: Day, caches: bool, *, progress: bool) -> dict[str, Any]:
     """Run the day on fresh servers; what the ledger and the gateway counted."""
+    from adapters.store import LocalStore
     from pipelines import submit
     from pipelines.catalog_snapshot import write_snapshot
-    from wandstore_agents.store import LocalStore
 
     notes: list[str] = []
     flag = {"CACHES_ENABLED": "true" if caches else "false"}

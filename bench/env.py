@@ -159,7 +159,7 @@ class BenchEnv:
         _wait(client.ping, "valkey-server", child.proc, 10, child.log_path)
 
     def _start_gateway(self, latency_ms: int) -> None:
-        argv = [sys.executable, "-m", "wandstore_agents.devgateway", "--port", str(self.gateway_port)]
+        argv = [sys.executable, "-m", "devgateway", "--port", str(self.gateway_port)]
         argv += ["--latency-ms", str(latency_ms)]
         child = self._spawn("gateway", argv)
 

@@ -22,13 +22,13 @@ from bench.env import peak_rss_mb
 
 def requests(count: int) -> list[dict[str, Any]]:
     """The chat requests product copy would send for the first `count` catalog products."""
+    from adapters.settings import DEFAULT_PROMPTS_DIR
     from agents.gateway import response_format_for
     from agents.product_copy import ProductCopyAgent
     from agents.prompts import PromptRegistry
     from agents.runtime import AgentRuntime
     from agents.schemas import OUTPUT_MODELS
     from agents.shopify import parse_product
-    from wandstore_agents.settings import DEFAULT_PROMPTS_DIR
 
     prompts = PromptRegistry(DEFAULT_PROMPTS_DIR, OUTPUT_MODELS)
     prompt = prompts.get("product_copy")

@@ -16,8 +16,8 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import AsyncIO
 
+from adapters.settings import get_settings
 from pipelines.lanes import LanePlacement
-from wandstore_agents.settings import get_settings
 
 QUEUE = "bench_noop"
 

@@ -357,7 +357,7 @@ def _run(cfg: Config, procs: Processes, root: Path) -> dict[str, Any]:
         ],
         dict(os.environ),
     )
-    gateway_args = [sys.executable, "-m", "wandstore_agents.devgateway", "--port", str(gateway_port)]
+    gateway_args = [sys.executable, "-m", "devgateway", "--port", str(gateway_port)]
     procs.start("devgateway", [*gateway_args, "--latency-ms", str(cfg.latency_ms)], dict(os.environ))
     gateway_root = f"http://127.0.0.1:{gateway_port}"
     env = {
@@ -385,9 +385,12 @@ def _run(cfg: Config, procs: Processes, root: Path) -> dict[str, Any]:
         lambda: _answers(lambda: httpx.get(gateway_root + "/_dev/health").raise_for_status()), "gateway"
     )
 
-    from wandstore_agents.logs import configure_logging
+    from adapters.logs import configure_logging
 
     configure_logging("WARNING", "json")  # stdout is the report's
+    from adapters.costs import cost_report
+    from adapters.ledger import Ledger
+    from adapters.store import LocalStore
     from agents.gateway import response_format_for
     from agents.personalizer import PersonalizerAgent
     from agents.schemas.personalization import Personalization
@@ -397,9 +400,6 @@ def _run(cfg: Config, procs: Processes, root: Path) -> dict[str, Any]:
     from pipelines.services import get_services
     from pipelines.status import JobStatus
     from pipelines.submit import submit_personalize, submit_product_copy
-    from wandstore_agents.costs import cost_report
-    from wandstore_agents.ledger import Ledger
-    from wandstore_agents.store import LocalStore
 
     objects = LocalStore(root / "objects")
     status = JobStatus(client)

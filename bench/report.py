@@ -80,7 +80,7 @@ def load_note() -> str:
 
 def quiet_driver_logs() -> None:
     """The driver's own log lines (a snapshot written...) would tear the progress bars."""
-    from wandstore_agents.logs import configure_logging
+    from adapters.logs import configure_logging
 
     configure_logging("WARNING", "console")
 

@@ -12,16 +12,16 @@ from typing import Any
 import redis
 from dramatiq.middleware import CurrentMessage
 
+from adapters.errors import BrokerUnavailable
+from adapters.ledger import Entry, Ledger, Refusal, Reservation, day_of, usd_to_nano
+from adapters.logs import get_logger
+from adapters.redis_batch import batcher_for
+from adapters.settings import Settings
 from agents.gateway import provider_of
 from agents.pricing import price_for
 from agents.runtime import UsageSink
 from agents.usage import CallContext, Served, Usage, UsageRecord
 from pipelines import metrics
-from wandstore_agents.errors import BrokerUnavailable
-from wandstore_agents.ledger import Entry, Ledger, Refusal, Reservation, day_of, usd_to_nano
-from wandstore_agents.logs import get_logger
-from wandstore_agents.redis_batch import batcher_for
-from wandstore_agents.settings import Settings
 
 log = get_logger("pipelines.accounting")
 

@@ -9,11 +9,11 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from pipelines.broker import BATCH, INTERACTIVE
+from adapters.errors import InvalidInput, PermanentError, RetryableError
 from pipelines.middleware import record_result, should_retry
 from pipelines.product_copy import generate_product_copy
+from pipelines.queues import BATCH, INTERACTIVE
 from pipelines.services import get_services
-from wandstore_agents.errors import InvalidInput, PermanentError, RetryableError
 
 NEVER_RETRY = (PermanentError, InvalidInput)
 

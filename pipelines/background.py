@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
-from wandstore_agents.logs import get_logger
+from adapters.logs import get_logger
 
 log = get_logger("pipelines.background")
 _tasks: set[asyncio.Future[Any]] = set()

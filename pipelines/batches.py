@@ -20,14 +20,14 @@ from typing import Any
 import redis
 from dramatiq import Broker
 
+from adapters.errors import BrokerUnavailable, InvalidInput
+from adapters.store import ObjectStore
 from agents.shopify import load_products
+from domain.keys import check_store
 from pipelines.product_copy import parse_options
 from pipelines.status import PREFIX as JOB_PREFIX
 from pipelines.status import JobStatus
 from pipelines.submit import submit_product_copy
-from wandstore_agents.errors import BrokerUnavailable, InvalidInput
-from wandstore_agents.keys import check_store
-from wandstore_agents.store import ObjectStore
 
 PREFIX = "wandstore:batch:"
 TTL_S = 7 * 24 * 3600

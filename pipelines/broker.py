@@ -19,6 +19,9 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from adapters.redis_batch import batcher_for
+from adapters.redis_conn import resolve_url
+from adapters.settings import get_settings
 from pipelines.consumer import WandstoreConsumer
 from pipelines.dead_letters import DeadLetterReasons
 from pipelines.durable import DurableRetries
@@ -27,9 +30,6 @@ from pipelines.metrics import WorkerMetrics
 from pipelines.middleware import AsyncEventLoop, JobTracking, LogContext, should_retry
 from pipelines.poison import ArgumentCheck
 from pipelines.queues import BATCH, INTERACTIVE
-from wandstore_agents.redis_batch import batcher_for
-from wandstore_agents.redis_conn import resolve_url
-from wandstore_agents.settings import get_settings
 
 MAX_RETRIES = 6
 
@@ -43,7 +43,7 @@ class WandstoreBroker(FastLaneBroker):
         """`do_<command>`, sent with whatever other Redis calls this process has waiting.
 
         Worker threads ack through this: the same script on a lean pooled connection, ~10 us
-        of parsing instead of redis-py's ~100 (see wandstore_agents/resp.py).
+        of parsing instead of redis-py's ~100 (see adapters/resp.py).
         """
         argv = [
             command,

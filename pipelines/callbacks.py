@@ -1,7 +1,7 @@
 """Signed callbacks from the interactive worker: POST a result, retried with backoff, bounded.
 
 Same envelope, headers and signature as the API's webhooks (`pipelines/webhooks.py`,
-`wandstore_agents.signing`): `X-Wandstore-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret,
+`adapters.signing`): `X-Wandstore-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret,
 f"{t}.{body}")>` with the store's webhook secret, re-signed on every attempt so a
 receiver's freshness check passes. Those webhooks are a `batch` actor; a storefront waiting
 for a personalization can't wait behind batch work, so this lane delivers in-process, in
@@ -19,11 +19,11 @@ from typing import Any
 
 import httpx
 
-from wandstore_agents import __version__
-from wandstore_agents.egress import check_callback_url
-from wandstore_agents.errors import InvalidInput
-from wandstore_agents.logs import get_logger
-from wandstore_agents.signing import HEADER, sign
+from adapters import __version__
+from adapters.egress import check_callback_url
+from adapters.errors import InvalidInput
+from adapters.logs import get_logger
+from adapters.signing import HEADER, sign
 
 log = get_logger("pipelines.callbacks")
 RETRY_STATUSES = frozenset({408, 425, 429})

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from agents.sanitize import html_to_text, plain_text
+from adapters.errors import InvalidInput, NotFound
+from adapters.logs import get_logger
+from adapters.store import ObjectStore, put_json
 from agents.shopify import ShopifyProduct, load_products, parse_product
+from domain.keys import catalog_snapshot_key, check_store
+from domain.sanitize import html_to_text, plain_text
 from pipelines.background import keep
 from pipelines.cohorts import Candidate, Catalog
 from pipelines.publish import now_iso
-from wandstore_agents.errors import InvalidInput, NotFound
-from wandstore_agents.keys import catalog_snapshot_key, check_store
-from wandstore_agents.logs import get_logger
-from wandstore_agents.store import ObjectStore, put_json
 
 log = get_logger("pipelines.catalog_snapshot")
 SUMMARY_CHARS = 300

@@ -19,12 +19,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agents.sanitize import plain_text
+from adapters.errors import InvalidInput
 from agents.schemas.personalization import MAX_RANKED
 from agents.shopify import describe_errors
+from domain.keys import check_id
+from domain.sanitize import plain_text
 from pipelines.publish import input_hash
-from wandstore_agents.errors import InvalidInput
-from wandstore_agents.keys import check_id
 
 SEGMENT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 LOCALE_RE = re.compile(r"^[a-z]{2,3}([-_][a-z0-9]{2,8})?$")

@@ -30,9 +30,9 @@ from dramatiq.brokers.redis import _RedisConsumer
 from dramatiq.common import compute_backoff
 from dramatiq.errors import ConnectionClosed
 
+from adapters.errors import InvalidInput
+from adapters.logs import get_logger
 from pipelines.dead_letters import decode, record_undecodable
-from wandstore_agents.errors import InvalidInput
-from wandstore_agents.logs import get_logger
 
 log = get_logger("pipelines.consumer")
 

@@ -25,10 +25,10 @@ from dramatiq.common import q_name
 from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import Middleware, SkipMessage
 
+from adapters.errors import BrokerUnavailable, InvalidInput
+from adapters.logs import get_logger, scrub
 from pipelines.status import PREFIX as JOB_PREFIX
 from pipelines.status import JobStatus
-from wandstore_agents.errors import BrokerUnavailable, InvalidInput
-from wandstore_agents.logs import get_logger, scrub
 
 UNDECODABLE = "wandstore:dlq:undecodable:"
 # Options that belong to one delivery, not to the job: dropped when a dead letter is replayed.

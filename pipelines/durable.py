@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import redis
 from dramatiq.middleware import Retries
 
+from adapters.errors import BrokerUnavailable
+from adapters.logs import get_logger
 from pipelines.status import JobStatus
-from wandstore_agents.errors import BrokerUnavailable
-from wandstore_agents.logs import get_logger
 
 T = TypeVar("T")
 GIVE_UP_S = 600.0  # then the write fails as before (logged); Redis down for 10 minutes is an outage

@@ -30,8 +30,8 @@ from typing import Any
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from wandstore_agents import resp
-from wandstore_agents.logs import get_logger
+from adapters import resp
+from adapters.logs import get_logger
 
 log = get_logger("pipelines.fastlane")
 # The keyspace events of a message landing on a queue list.

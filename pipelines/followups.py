@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.logs import get_logger
 from pipelines import batches
 from pipelines.durable import DurableStatus, until_redis_answers
 from pipelines.webhooks import enqueue_delivery
-from wandstore_agents.logs import get_logger
 
 log = get_logger("pipelines.followups")
 

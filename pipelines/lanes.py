@@ -25,9 +25,9 @@ from typing import Any
 
 from dramatiq.middleware import Middleware
 
+from adapters.logs import get_logger
+from adapters.settings import get_settings
 from pipelines.queues import INTERACTIVE
-from wandstore_agents.logs import get_logger
-from wandstore_agents.settings import get_settings
 
 log = get_logger("pipelines.lanes")
 

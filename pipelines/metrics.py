@@ -20,9 +20,9 @@ from typing import Any
 
 from dramatiq.middleware import Middleware
 
+from adapters.logs import get_logger
+from adapters.settings import get_settings
 from agents.usage import Served, UsageRecord, nano_to_usd
-from wandstore_agents.logs import get_logger
-from wandstore_agents.settings import get_settings
 
 log = get_logger("pipelines.metrics")
 _MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

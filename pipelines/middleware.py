@@ -10,9 +10,9 @@ import structlog
 from dramatiq.asyncio import EventLoopThread, set_event_loop_thread
 from dramatiq.middleware import AsyncIO, Middleware
 
+from adapters.errors import InvalidInput, PermanentError, RetryableError
+from adapters.logs import get_logger, scrub
 from pipelines.durable import DurableStatus
-from wandstore_agents.errors import InvalidInput, PermanentError, RetryableError
-from wandstore_agents.logs import get_logger, scrub
 
 log = get_logger("pipelines")
 RETRY_LIMIT = 6
@@ -87,7 +87,7 @@ def record_result(job_id: str, **fields: Any) -> None:
 class JobTracking(Middleware):
     """Keep `wandstore:job:<message id>` current: running, retrying, done or failed with a reason.
 
-    Two scripts per job on a lean pooled connection (wandstore_agents/redis_batch.py): one
+    Two scripts per job on a lean pooled connection (adapters/redis_batch.py): one
     when it starts, one when it ends (final status, outputs, batch count, webhook lookup).
     """
 

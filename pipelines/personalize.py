@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters.errors import BrokerUnavailable, InvalidInput, WandstoreError
+from adapters.logs import get_logger
+from adapters.settings import Settings
 from agents._litellm import litellm
 from agents.gateway import response_format_for
 from agents.personalizer import PersonalizerAgent
@@ -31,6 +34,7 @@ from agents.prompts import Prompt
 from agents.schemas.personalization import MIN_RANKED
 from agents.tokens import count_messages
 from agents.usage import CallContext, Served
+from domain.keys import catalog_snapshot_key, check_id, check_store, personalization_key
 from pipelines.accounting import list_cost_nano, record_result_cache_hit, served_from_cache
 from pipelines.background import keep, spawn
 from pipelines.callbacks import CallbackSender
@@ -47,10 +51,6 @@ from pipelines.cohorts import (
 from pipelines.publish import build_meta, now_iso, publish
 from pipelines.result_cache import Cached, cache_key
 from pipelines.services import Services
-from wandstore_agents.errors import BrokerUnavailable, InvalidInput, WandstoreError
-from wandstore_agents.keys import catalog_snapshot_key, check_id, check_store, personalization_key
-from wandstore_agents.logs import get_logger
-from wandstore_agents.settings import Settings
 
 PIPELINE = "personalize"
 LAST_GOOD = "personalize_last_good"
@@ -328,7 +328,7 @@ async def personalize_shopper(
 
 async def _callback(svc: Services, published: Published, url: str, job_id: str) -> None:
     """POST the published document to the storefront, signed with the store's webhook secret."""
-    from wandstore_agents.signing import WebhookSecrets
+    from adapters.signing import WebhookSecrets
 
     store = published.meta["store"]
     # The API's webhook envelope (pipelines/webhooks.py), so one receiver handles both.

@@ -17,7 +17,7 @@ from typing import Any
 
 from dramatiq.middleware import Middleware, SkipMessage
 
-from wandstore_agents.errors import InvalidInput
+from adapters.errors import InvalidInput
 
 
 class ArgumentCheck(Middleware):

@@ -8,15 +8,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from adapters.errors import InvalidInput
+from adapters.logs import get_logger
 from agents.product_copy import ProductCopyAgent
 from agents.shopify import describe_errors, parse_product
 from agents.usage import CallContext
+from domain.keys import check_store, product_copy_key
 from pipelines.accounting import list_cost_nano, record_result_cache_hit, served_from_cache
 from pipelines.publish import build_meta, input_hash, publish
 from pipelines.services import Services
-from wandstore_agents.errors import InvalidInput
-from wandstore_agents.keys import check_store, product_copy_key
-from wandstore_agents.logs import get_logger
 
 PIPELINE = "product_copy"
 log = get_logger("pipelines.product_copy")

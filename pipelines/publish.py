@@ -7,9 +7,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters.store import ObjectStore, put_json
 from agents.base import AgentRun
 from agents.usage import Served, nano_to_usd
-from wandstore_agents.store import ObjectStore, put_json
 
 
 def input_hash(*parts: Any) -> str:

@@ -33,10 +33,10 @@ from typing import Any
 
 import redis
 
+from adapters.errors import BrokerUnavailable
+from adapters.logs import get_logger
+from adapters.redis_batch import batcher_for
 from pipelines.publish import input_hash
-from wandstore_agents.errors import BrokerUnavailable
-from wandstore_agents.logs import get_logger
-from wandstore_agents.redis_batch import batcher_for
 
 log = get_logger("pipelines.result_cache")
 PREFIX = "wandstore:rc:"

@@ -8,6 +8,12 @@ from typing import Any
 
 import redis
 
+from adapters.ledger import Ledger
+from adapters.logs import configure_logging, register_secrets
+from adapters.prompt_labels import PromptLabels
+from adapters.redis_conn import get_redis, resolve_url
+from adapters.settings import Settings, get_settings
+from adapters.store import ObjectStore, open_store
 from agents.gateway import GatewayClient, GatewayConfig
 from agents.prompts import PromptRegistry
 from agents.rollout import LabelResolver
@@ -17,12 +23,6 @@ from pipelines.accounting import LedgerSink
 from pipelines.no_cache import NoResultCache
 from pipelines.result_cache import ResultCache
 from pipelines.status import JobStatus
-from wandstore_agents.ledger import Ledger
-from wandstore_agents.logs import configure_logging, register_secrets
-from wandstore_agents.prompt_labels import PromptLabels
-from wandstore_agents.redis_conn import get_redis, resolve_url
-from wandstore_agents.settings import Settings, get_settings
-from wandstore_agents.store import ObjectStore, open_store
 
 
 @dataclass
@@ -41,7 +41,7 @@ def gateway_config(settings: Settings) -> tuple[GatewayConfig, Any]:
     dev = None
     base = settings.gateway_base_url
     if base is None:
-        from wandstore_agents.devgateway import start_in_thread
+        from devgateway import start_in_thread
 
         dev = start_in_thread()
         base = dev.base_url

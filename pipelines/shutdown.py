@@ -24,7 +24,7 @@ from typing import Any
 
 from dramatiq.middleware import Middleware
 
-from wandstore_agents.logs import get_logger
+from adapters.logs import get_logger
 
 log = get_logger("pipelines.shutdown")
 

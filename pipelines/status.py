@@ -8,8 +8,8 @@ from typing import Any
 
 import redis
 
-from wandstore_agents.errors import BrokerUnavailable
-from wandstore_agents.redis_batch import batcher_for
+from adapters.errors import BrokerUnavailable
+from adapters.redis_batch import batcher_for
 
 PREFIX = "wandstore:job:"
 TTL_S = 7 * 24 * 3600

@@ -7,11 +7,11 @@ from typing import Any
 from dramatiq import Broker, Message
 
 from agents.shopify import parse_product
-from pipelines.broker import BATCH, INTERACTIVE
+from domain.keys import check_id, check_store
 from pipelines.cohorts import parse_context
 from pipelines.product_copy import parse_options
+from pipelines.queues import BATCH, INTERACTIVE
 from pipelines.status import JobStatus
-from wandstore_agents.keys import check_id, check_store
 
 
 def send(

@@ -18,6 +18,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from adapters.errors import InvalidInput, InvalidOutput, NotFound, PermanentError
+from adapters.logs import get_logger
+from adapters.store import ObjectStore
 from agents.base import Agent, AgentRun
 from agents.theme import (
     BrandStrategistAgent,
@@ -28,25 +31,22 @@ from agents.theme import (
 )
 from agents.theme.inputs import StoreProduct, ThemeBrief, parse_brief, store_name, store_products
 from agents.usage import CallContext
-from pipelines.publish import now_iso
-from pipelines.services import Services
-from pipelines.theme_document import PIPELINE, BuildParts, design_summary, page_summary, theme_document
-from pipelines.theme_publish import MANIFEST, activate, publish_files
-from pipelines.theme_steps import StepStore
-from wandstore_agents.errors import InvalidInput, InvalidOutput, NotFound, PermanentError
-from wandstore_agents.keys import (
+from domain.keys import (
     catalog_snapshot_key,
     check_build_id,
     check_store,
     theme_build_prefix,
     theme_pointer_key,
 )
-from wandstore_agents.logs import get_logger
-from wandstore_agents.store import ObjectStore
-from wandstore_agents.themes import checks
-from wandstore_agents.themes.catalogue import SECTIONS
-from wandstore_agents.themes.render import render_files, render_theme_json
-from wandstore_agents.themes.safety import file_problems
+from domain.themes import checks
+from domain.themes.catalogue import SECTIONS
+from domain.themes.render import render_files, render_theme_json
+from domain.themes.safety import file_problems
+from pipelines.publish import now_iso
+from pipelines.services import Services
+from pipelines.theme_document import PIPELINE, BuildParts, design_summary, page_summary, theme_document
+from pipelines.theme_publish import MANIFEST, activate, publish_files
+from pipelines.theme_steps import StepStore
 
 CHECK_ROUNDS = 2  # the agent's answer, then one more round with the failing numbers
 REVIEW_ROUNDS = 2

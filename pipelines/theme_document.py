@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agents.sanitize import defang_tree
 from agents.theme.inputs import StoreProduct
 from agents.usage import Served, nano_to_usd
+from domain.sanitize import defang_tree
+from domain.themes import checks
+from domain.themes.catalogue import FONT_STACKS, SECTIONS
+from domain.themes.render import css_variables
 from pipelines.publish import input_hash
-from wandstore_agents.themes import checks
-from wandstore_agents.themes.catalogue import FONT_STACKS, SECTIONS
-from wandstore_agents.themes.render import css_variables
 
 PIPELINE = "theme_build"
 SCHEMA_VERSION = 1

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from adapters.errors import AlreadyExists, InvalidInput, NotFound, PermanentError, TransientStoreError
+from adapters.logs import get_logger
+from adapters.store import ObjectStore
+from domain.keys import check_build_id, theme_build_prefix, theme_pointer_key
+from domain.themes.render import RenderedFile
 from pipelines.publish import now_iso
-from wandstore_agents.errors import AlreadyExists, InvalidInput, NotFound, PermanentError, TransientStoreError
-from wandstore_agents.keys import check_build_id, theme_build_prefix, theme_pointer_key
-from wandstore_agents.logs import get_logger
-from wandstore_agents.store import ObjectStore
-from wandstore_agents.themes.render import RenderedFile
 
 MANIFEST = "theme.json"
 POINTER_ATTEMPTS = 8

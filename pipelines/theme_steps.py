@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 
-from wandstore_agents.errors import BrokerUnavailable
+from adapters.errors import BrokerUnavailable
 
 PREFIX = "wandstore:theme-build:"
 TTL_S = 7 * 24 * 3600  # as long as job status is kept

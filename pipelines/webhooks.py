@@ -19,15 +19,15 @@ import httpx
 import redis
 from dramatiq import Broker, Message
 
-from pipelines.broker import BATCH
+from adapters import __version__
+from adapters.egress import check_callback_url
+from adapters.errors import InvalidInput, NotFound, StoreError
+from adapters.logs import get_logger
+from adapters.settings import Settings
+from adapters.signing import HEADER, WebhookSecrets, sign
+from adapters.store import ObjectStore
+from pipelines.queues import BATCH
 from pipelines.status import JobStatus
-from wandstore_agents import __version__
-from wandstore_agents.egress import check_callback_url
-from wandstore_agents.errors import InvalidInput, NotFound, StoreError
-from wandstore_agents.logs import get_logger
-from wandstore_agents.settings import Settings
-from wandstore_agents.signing import HEADER, WebhookSecrets, sign
-from wandstore_agents.store import ObjectStore
 
 ACTOR = "deliver_webhook"
 EVENT = "generation.finished"

@@ -82,8 +82,8 @@ def redis_client(redis_server: RedisProcess) -> Iterator[Any]:
 @pytest.fixture
 def services(redis_client: Any, gateway: Any, tmp_path: Path) -> Any:
     """The per-process services, with a fresh local store for this test."""
+    from adapters.store import LocalStore
     from pipelines.services import get_services
-    from wandstore_agents.store import LocalStore
 
     svc = get_services()
     svc.store = LocalStore(tmp_path / "objects")

@@ -169,7 +169,7 @@ def test_a_store_token_can_do_nothing_to_another_store(api: ApiHarness, store_cl
 def test_tokens_cli_creates_a_working_token_and_revokes_it(api: ApiHarness) -> None:
     from typer.testing import CliRunner
 
-    from wandstore_agents.cli.main import app
+    from entrypoints.cli.main import app
 
     runner = CliRunner()
     # Given a token made with `tokens create --json`
@@ -303,7 +303,7 @@ def test_malformed_ids_and_slugs_are_refused(api: ApiHarness) -> None:
 def test_a_pipeline_not_deployed_is_refused_with_501(
     api: ApiHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wandstore_agents.api import submitters
+    from entrypoints.api import submitters
 
     # Given a build without the personalization pipeline
     monkeypatch.delitem(submitters.SUBMITTERS, "personalization")
@@ -319,9 +319,9 @@ def test_a_pipeline_not_deployed_is_refused_with_501(
 
 
 def test_rate_limit_is_per_store_and_says_when_to_retry(api: ApiHarness) -> None:
-    from wandstore_agents.api import create_app
-    from wandstore_agents.api.context import build_context
-    from wandstore_agents.settings import load_settings
+    from adapters.settings import load_settings
+    from entrypoints.api import create_app
+    from entrypoints.api.context import build_context
 
     # Given an API allowing 3 requests per store per minute
     settings = load_settings(ops_api_token=OPS_TOKEN, api_rate_limit=3, api_rate_window_s=60)
@@ -347,8 +347,8 @@ def test_rate_limit_is_per_store_and_says_when_to_retry(api: ApiHarness) -> None
 
 
 def test_costs_report_is_the_cli_report(api: ApiHarness, store_client: httpx.Client) -> None:
-    from wandstore_agents.costs import cost_report
-    from wandstore_agents.ledger import Ledger
+    from adapters.costs import cost_report
+    from adapters.ledger import Ledger
 
     # Given a generation that ran fresh (it is in the ledger)
     product = {**sample_products(STORE)[15], "title": "Costed tumbler"}
@@ -389,10 +389,10 @@ def test_healthz_checks_redis_store_and_gateway(api: ApiHarness) -> None:
 
 def test_healthz_is_503_naming_what_is_down(api: ApiHarness) -> None:
     # Given an API whose gateway address answers nothing
+    from adapters.settings import load_settings
+    from entrypoints.api import create_app
+    from entrypoints.api.context import build_context
     from tests.fixtures.redis import free_port
-    from wandstore_agents.api import create_app
-    from wandstore_agents.api.context import build_context
-    from wandstore_agents.settings import load_settings
 
     settings = load_settings(ai_gateway_url=f"http://127.0.0.1:{free_port()}/v1/x/y")
     with serve_app(create_app(build_context(settings, store=api.ctx.store))) as running:
@@ -438,7 +438,7 @@ def test_the_web_process_never_imports_litellm(api: ApiHarness) -> None:
     # When a fresh process builds the app and imports everything its routes use
     code = (
         "import sys\n"
-        "from wandstore_agents.api.app import create_app\n"
+        "from entrypoints.api.app import create_app\n"
         "app = create_app(); app.openapi()\n"
         "import pipelines.batches, pipelines.submit, pipelines.theme_build, pipelines.theme_publish\n"
         "print('litellm' in sys.modules)\n"

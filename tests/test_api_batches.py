@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from adapters.store import put_json
 from tests.conftest import sample_products
 from tests.fixtures.api import ApiHarness
 from tests.test_api import jobs_of_store, poll
-from wandstore_agents.store import put_json
 
 STORE = "electricshop"
 

@@ -23,10 +23,10 @@ STORE = "stanley1913"
 @pytest.fixture(scope="module")
 def lane_api(lane: Any) -> Iterator[tuple[RunningApi, Any]]:
     """The API over the lane's Redis, object store and broker; the store's catalog snapshot written."""
+    from adapters.settings import load_settings
+    from entrypoints.api import create_app
+    from entrypoints.api.context import build_context
     from pipelines.catalog_snapshot import write_snapshot
-    from wandstore_agents.api import create_app
-    from wandstore_agents.api.context import build_context
-    from wandstore_agents.settings import load_settings
 
     settings = load_settings(
         redis_url=lane.redis.url,

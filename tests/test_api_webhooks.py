@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from adapters.signing import SignatureError, sign, verify_signature
 from tests.conftest import sample_products
 from tests.fixtures.api import ApiHarness, WebhookReceiver
 from tests.test_api import poll
-from wandstore_agents.signing import SignatureError, sign, verify_signature
 
 STORE = "kiids-kingdom"
 
@@ -136,10 +136,10 @@ def test_a_refusal_is_not_retried(api: ApiHarness, receiver: WebhookReceiver) ->
 
 
 def test_callbacks_to_private_addresses_are_refused_unless_allowed(api: ApiHarness) -> None:
+    from adapters.settings import load_settings
+    from entrypoints.api import create_app
+    from entrypoints.api.context import build_context
     from tests.fixtures.api import OPS_TOKEN, serve_app
-    from wandstore_agents.api import create_app
-    from wandstore_agents.api.context import build_context
-    from wandstore_agents.settings import load_settings
 
     # Given an API with the production default (callbacks to public addresses only)
     ctx = build_context(load_settings(ops_api_token=OPS_TOKEN), store=api.ctx.store)
@@ -205,7 +205,7 @@ def test_poll_and_webhook_agree(api: ApiHarness, receiver: WebhookReceiver) -> N
 
 
 def _secret(api: ApiHarness, store: str) -> str:
-    from wandstore_agents.signing import WebhookSecrets
+    from adapters.signing import WebhookSecrets
 
     return WebhookSecrets(api.ctx.redis).get_or_create(store)
 

@@ -18,10 +18,10 @@ def _one_loop(session_worker: Any) -> None:
 
 def test_with_caches_off_repeats_are_generated_again(redis_client: Any, gateway: Any, tmp_path: Path) -> None:
     # Given services built with the caches off
+    from adapters.settings import load_settings
+    from adapters.store import LocalStore
     from pipelines.product_copy import generate_product_copy
     from pipelines.services import build_services
-    from wandstore_agents.settings import load_settings
-    from wandstore_agents.store import LocalStore
 
     svc = build_services(load_settings(caches_enabled=False))
     svc.store = LocalStore(tmp_path / "objects")

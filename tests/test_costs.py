@@ -13,9 +13,9 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
+from adapters.errors import InvalidInput
 from tests.conftest import sample_products
 from tests.helpers import arun
-from wandstore_agents.errors import InvalidInput
 
 runner = CliRunner()
 
@@ -40,7 +40,7 @@ def usage_lines() -> Iterator[list[dict[str, Any]]]:
 
 
 def cli(*args: str) -> Any:
-    from wandstore_agents.cli.main import app
+    from entrypoints.cli.main import app
 
     result = runner.invoke(app, list(args))
     if result.exception and not isinstance(result.exception, SystemExit):
@@ -113,7 +113,7 @@ def test_costs_json_matches_the_usage_records(services: Any, gateway: Any) -> No
 
 
 def test_costs_filters_and_groups(services: Any, gateway: Any) -> None:
-    from wandstore_agents.ledger import Entry, Ledger, today
+    from adapters.ledger import Entry, Ledger, today
 
     # Given today's copy and an older day's usage in the ledger
     write_some_copy(services)

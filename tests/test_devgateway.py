@@ -15,14 +15,14 @@ from typing import Any, Literal
 
 import httpx
 import pytest
+from devgateway.prompt import Material
+from devgateway.schema_instance import make_instance
+from devgateway.text import HOSTILE_PAYLOADS
+from devgateway.tokens import litellm_tokenizers_dir
 from pydantic import BaseModel, Field, ValidationError
 
+from devgateway import RunningGateway, start_in_thread
 from tests.fixtures.gateway import DevGateway
-from wandstore_agents.devgateway import RunningGateway, start_in_thread
-from wandstore_agents.devgateway.prompt import Material
-from wandstore_agents.devgateway.schema_instance import make_instance
-from wandstore_agents.devgateway.text import HOSTILE_PAYLOADS
-from wandstore_agents.devgateway.tokens import litellm_tokenizers_dir
 
 pytest_plugins = ["tests.fixtures.gateway"]
 

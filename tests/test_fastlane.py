@@ -109,7 +109,7 @@ def test_a_server_that_refuses_config_gets_a_polling_consumer(redis_client: Any)
 def test_a_waiter_counts_pushes_only_and_reports_a_lost_connection(redis_client: Any) -> None:
     import redis
 
-    from wandstore_agents import resp
+    from adapters import resp
 
     redis_client.config_set("notify-keyspace-events", "Kl")
     waiter = PushWaiter(resp.Endpoint.of(redis_client), "probe:list", wake_ms=200)

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
+from adapters.errors import PermanentGatewayError, RateLimited, TransientGatewayError
 from agents.gateway import CallResult, GatewayClient, GatewayConfig
 from agents.schemas.product_copy import ProductCopy
 from agents.usage import CallContext
 from tests.helpers import arun
-from wandstore_agents.errors import PermanentGatewayError, RateLimited, TransientGatewayError
 
 MODEL = "openai/gpt-4o-mini"
 CTX = CallContext(store="stanley1913", pipeline="product_copy", job_id="job-1")

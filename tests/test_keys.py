@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wandstore_agents.errors import InvalidInput
-from wandstore_agents.keys import check_id, check_store, personalization_key, product_copy_key
+from adapters.errors import InvalidInput
+from domain.keys import check_id, check_store, personalization_key, product_copy_key
 
 
 @pytest.mark.parametrize("slug", ["stanley1913", "a", "kiids-kingdom", "x" * 63])

@@ -15,10 +15,10 @@ from typing import Any
 import psutil
 import pytest
 
+from adapters.errors import ConfigError
+from adapters.settings import load_settings
 from pipelines.lanes import batch_cpus, batch_placement, is_batch_worker
 from pipelines.shutdown import StopOnce, ignoring_repeats
-from wandstore_agents.errors import ConfigError
-from wandstore_agents.settings import load_settings
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux scheduling calls")
 

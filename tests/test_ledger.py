@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from adapters.errors import BudgetExceeded
 from tests.conftest import sample_products
 from tests.helpers import arun, wait_job
-from wandstore_agents.errors import BudgetExceeded
 
 
 @pytest.fixture(autouse=True)
@@ -19,8 +19,8 @@ def _one_loop(session_worker: Any) -> None:
 
 
 def totals(services: Any, **filters: Any) -> dict[str, Any]:
-    from wandstore_agents.costs import cost_report
-    from wandstore_agents.ledger import Ledger
+    from adapters.costs import cost_report
+    from adapters.ledger import Ledger
 
     return dict(cost_report(Ledger(services.redis), **filters)["totals"])
 
@@ -140,9 +140,9 @@ def test_a_redelivered_message_is_counted_once(services: Any, worker: Any, gatew
 def test_a_budget_stops_the_job_that_would_cross_it_and_charges_it_nothing(
     services: Any, worker: Any, gateway: Any
 ) -> None:
+    from adapters.ledger import Ledger, usd_to_nano
     from pipelines.broker import broker
     from pipelines.submit import submit_product_copy
-    from wandstore_agents.ledger import Ledger, usd_to_nano
 
     # Given a store whose daily budget is $0.01, and more work than that buys, sent at once
     ledger = Ledger(services.redis)
@@ -174,7 +174,7 @@ def test_a_budget_stops_the_job_that_would_cross_it_and_charges_it_nothing(
 
 
 def test_a_job_cap_refuses_the_call_that_would_cross_it(redis_client: Any) -> None:
-    from wandstore_agents.ledger import Entry, Ledger
+    from adapters.ledger import Entry, Ledger
 
     # Given a job that has spent 900 nano-dollars of a 1000 cap
     ledger = Ledger(redis_client)
@@ -192,7 +192,7 @@ def test_a_job_cap_refuses_the_call_that_would_cross_it(redis_client: Any) -> No
 
 
 def test_a_lapsed_hold_is_given_back(redis_client: Any) -> None:
-    from wandstore_agents import ledger as ledger_mod
+    from adapters import ledger as ledger_mod
 
     # Given a hold whose worker died (its lease already over)
     ledger = ledger_mod.Ledger(redis_client)

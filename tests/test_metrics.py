@@ -43,9 +43,9 @@ def value(samples: dict[Any, float], name: str, **labels: str) -> float:
 def test_worker_metrics_count_tokens_cost_hits_and_jobs(
     metrics_server: str, services: Any, worker: Any, gateway: Any
 ) -> None:
+    from adapters.costs import cost_report
+    from adapters.ledger import Ledger
     from pipelines.broker import broker
-    from wandstore_agents.costs import cost_report
-    from wandstore_agents.ledger import Ledger
 
     # Given the metrics endpoint before any work for this store
     before = scrape(metrics_server)
@@ -75,8 +75,8 @@ def test_worker_metrics_count_tokens_cost_hits_and_jobs(
 
 
 def test_worker_boot_serves_metrics_on_localhost_when_a_port_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.settings import load_settings
     from pipelines import metrics
-    from wandstore_agents.settings import load_settings
 
     # Given METRICS_PORT set and METRICS_HOST left at its default
     port = free_port()
@@ -94,8 +94,8 @@ def test_worker_boot_serves_metrics_on_localhost_when_a_port_is_set(monkeypatch:
 
 
 def test_no_metrics_server_without_a_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.settings import load_settings
     from pipelines import metrics
-    from wandstore_agents.settings import load_settings
 
     monkeypatch.setattr(metrics, "get_settings", lambda: load_settings(metrics_port=None))
     middleware = metrics.WorkerMetrics()

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from agents.sanitize import is_safe
+from adapters.errors import InvalidInput
+from domain.sanitize import is_safe
 from tests.conftest import sample_products
 from tests.helpers import arun, send_plain, wait_job
-from wandstore_agents.errors import InvalidInput
 
 STORE = "stanley1913"
 # Enqueue to a worker starting the job: ~5 ms on a quiet machine, up to ~50 ms on this shared
@@ -108,8 +108,8 @@ def test_unknown_ids_among_known_ones_are_dropped_and_text_made_plain(services: 
 def test_second_shopper_of_a_cohort_is_served_from_the_cache(
     services: Any, gateway: Any, catalog: Any
 ) -> None:
-    from wandstore_agents.costs import cost_report
-    from wandstore_agents.ledger import Ledger
+    from adapters.costs import cost_report
+    from adapters.ledger import Ledger
 
     mugs, flasks = of_type(catalog, "Mugs"), of_type(catalog, "Thermoses")
     base = {
@@ -227,8 +227,8 @@ def receiver() -> Iterator[tuple[str, type[_Receiver]]]:
 def test_callback_is_signed_verifiable_and_retried(
     services: Any, gateway: Any, catalog: Any, receiver: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from adapters.signing import HEADER, SignatureError, WebhookSecrets, verify_signature
     from pipelines.background import drain
-    from wandstore_agents.signing import HEADER, SignatureError, WebhookSecrets, verify_signature
 
     url, handler = receiver
     monkeypatch.setattr(services.settings, "webhook_allow_private_hosts", True)  # it listens on 127.0.0.1
@@ -270,9 +270,9 @@ def test_callback_to_a_private_address_is_not_sent(
 def test_snapshot_is_read_once_and_refreshed_behind_the_requests(
     services: Any, catalog: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from adapters.store import put_json
     from pipelines.background import drain
     from pipelines.catalog_snapshot import SnapshotCache
-    from wandstore_agents.store import put_json
 
     cache = SnapshotCache()
     reads: list[str] = []

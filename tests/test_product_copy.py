@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from agents.sanitize import is_safe
+from adapters.errors import InvalidInput
+from domain.sanitize import is_safe
 from tests.conftest import sample_products
 from tests.helpers import arun, send_plain, wait_job
-from wandstore_agents.errors import InvalidInput
 
 
 @pytest.fixture(autouse=True)
@@ -140,8 +140,8 @@ def test_hostile_product_never_reaches_published_html(services: Any, gateway: An
 
 
 def test_hostile_model_output_is_sanitized_or_refused(services: Any, gateway: Any) -> None:
+    from adapters.errors import InvalidOutput
     from pipelines.product_copy import generate_product_copy
-    from wandstore_agents.errors import InvalidOutput
 
     # Given a gateway that answers XSS and injection payloads in every text field
     gateway.config(hostile=True)

@@ -14,18 +14,18 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from adapters.errors import InvalidInput
+from adapters.prompt_labels import LabelState, PromptLabels
+from adapters.settings import DEFAULT_PROMPTS_DIR
 from agents.evals import load_cases
 from agents.evals.assertions import ASSERTIONS, check_all
 from agents.prompts import PromptRegistry
 from agents.rollout import LabelResolver, choose
 from agents.schemas import OUTPUT_MODELS
 from agents.usage import CallContext
+from entrypoints.cli.main import app
 from tests.conftest import sample_products
 from tests.helpers import arun, send_plain, wait_job
-from wandstore_agents.cli.main import app
-from wandstore_agents.errors import InvalidInput
-from wandstore_agents.prompt_labels import LabelState, PromptLabels
-from wandstore_agents.settings import DEFAULT_PROMPTS_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 AGENT = "product_copy"
@@ -280,7 +280,7 @@ def test_eval_exit_code_gates_a_version_that_breaks_an_assertion(
 ) -> None:
     prompts, cases = eval_dir
     env = {**os.environ, "PROMPTS_DIR": str(prompts), "LOG_LEVEL": "WARNING"}
-    command = [sys.executable, "-m", "wandstore_agents.cli.main", "prompts", "eval", AGENT, "--json"]
+    command = [sys.executable, "-m", "entrypoints.cli.main", "prompts", "eval", AGENT, "--json"]
     # When both versions are evaluated, and v1 alone (two processes at once: each imports litellm)
     both = subprocess.Popen(
         [*command, "--versions", "v1,v2", "--cases", str(cases)], env=env, stdout=subprocess.PIPE

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from adapters.settings import DEFAULT_PROMPTS_DIR
 from agents.prompts import PromptError, PromptRegistry
 from agents.schemas import OUTPUT_MODELS
-from wandstore_agents.settings import DEFAULT_PROMPTS_DIR
 
 GOOD_HEAD = """---
 description: test

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import redis
 
+from adapters.redis_batch import RedisBatcher
 from tests.helpers import arun
-from wandstore_agents.redis_batch import RedisBatcher
 
 INCR = "return redis.call('incrby', KEYS[1], ARGV[1])"
 FAIL_ON_NEGATIVE = "if tonumber(ARGV[1]) < 0 then return redis.error_reply('negative') end return ARGV[1]"
@@ -93,7 +93,7 @@ def test_lean_connections_come_back_after_the_server_drops_them(redis_client: An
 
 
 def test_commands_are_packed_as_resp_and_bad_arguments_are_named() -> None:
-    from wandstore_agents.resp import pack
+    from adapters.resp import pack
 
     assert pack([("SET", "k", 1.5), ("GET", b"k")]) == (
         b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n1.5\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
@@ -214,7 +214,7 @@ class _HangUpAfterOneCommand:
 
 
 def test_a_command_lost_on_the_wire_is_not_sent_again() -> None:
-    from wandstore_agents import resp
+    from adapters import resp
 
     peer = _HangUpAfterOneCommand()
     endpoint = resp.Endpoint("127.0.0.1", peer.port, db=0, username=None, password=None, timeout=2.0)
@@ -232,7 +232,7 @@ def test_a_command_lost_on_the_wire_is_not_sent_again() -> None:
 
 
 def test_a_stale_pooled_connection_is_replaced_before_anything_is_sent(redis_client: Any) -> None:
-    from wandstore_agents import resp
+    from adapters import resp
 
     pool = resp.RespPool(resp.Endpoint.of(redis_client))
     assert pool.execute([("INCR", "stale")]) == [1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.sanitize import clean_html, is_safe, plain_text
+from domain.sanitize import clean_html, is_safe, plain_text
 
 VECTORS = [
     "<script>alert(1)</script>",

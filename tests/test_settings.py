@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wandstore_agents.errors import ConfigError
-from wandstore_agents.settings import load_settings
+from adapters.errors import ConfigError
+from adapters.settings import load_settings
 
 
 def test_malformed_redis_url_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

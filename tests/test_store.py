@@ -15,7 +15,7 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from wandstore_agents.errors import (
+from adapters.errors import (
     AlreadyExists,
     InvalidInput,
     NotFound,
@@ -23,8 +23,8 @@ from wandstore_agents.errors import (
     StoreError,
     TransientStoreError,
 )
-from wandstore_agents.settings import load_settings
-from wandstore_agents.store import LocalStore, ObjectStore, R2Store, open_store, put_json
+from adapters.settings import load_settings
+from adapters.store import LocalStore, ObjectStore, R2Store, open_store, put_json
 
 pytest_plugins = ["tests.fixtures.s3"]
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from adapters.errors import InvalidInput, TransientStoreError
 from tests.conftest import sample_products
 from tests.helpers import arun, send_plain, wait_job
-from wandstore_agents.errors import InvalidInput, TransientStoreError
 
 STORE = "stanley1913"
 BRIEF = {
@@ -159,8 +159,8 @@ def test_progress_walks_through_every_step(catalog: Any, gateway: Any) -> None:
 def test_status_cli_shows_the_build(store_kind: Any, worker: Any, gateway: Any) -> None:
     from typer.testing import CliRunner
 
+    from entrypoints.cli.main import app
     from pipelines.broker import broker
-    from wandstore_agents.cli.main import app
 
     job = send_plain(broker, "build_theme", "batch", STORE, BRIEF)
     wait_job(store_kind.status, job, timeout_s=60)
@@ -257,7 +257,7 @@ class _Attrs(HTMLParser):
 
 
 def test_hostile_model_output_never_reaches_a_published_file(catalog: Any, gateway: Any) -> None:
-    from wandstore_agents.errors import InvalidOutput
+    from adapters.errors import InvalidOutput
 
     # Given a gateway that answers XSS and injection payloads in every text field (and the CSS ones)
     gateway.config(hostile=True)
@@ -289,9 +289,9 @@ def test_hostile_model_output_never_reaches_a_published_file(catalog: Any, gatew
 def test_rollback_restores_the_previous_pointer(services: Any, gateway: Any) -> None:
     from typer.testing import CliRunner
 
-    from wandstore_agents.cli.main import app
-    from wandstore_agents.settings import get_settings
-    from wandstore_agents.store import open_store
+    from adapters.settings import get_settings
+    from adapters.store import open_store
+    from entrypoints.cli.main import app
 
     # Given two builds of a store in the store the CLI uses
     store = "rollback-demo"

@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from wandstore_agents.themes import checks
-from wandstore_agents.themes.catalogue import CONTRAST_RULES, SECTIONS
-from wandstore_agents.themes.contrast import adjust_to_ratio, ratio
-from wandstore_agents.themes.css import sanitize_declarations, stylesheet_problems
-from wandstore_agents.themes.safety import file_problems
+from domain.themes import checks
+from domain.themes.catalogue import CONTRAST_RULES, SECTIONS
+from domain.themes.contrast import adjust_to_ratio, ratio
+from domain.themes.css import sanitize_declarations, stylesheet_problems
+from domain.themes.safety import file_problems
 
 GOOD_PALETTE = {
     "background": "#ffffff",
@@ -216,10 +216,10 @@ def test_a_page_without_products_gets_a_product_grid() -> None:
     ],
 )
 def test_failed_checks_reach_the_agent_with_their_numbers(agent: str, feedback: str) -> None:
+    from adapters.settings import DEFAULT_PROMPTS_DIR
     from agents.prompts import PromptRegistry
     from agents.schemas import OUTPUT_MODELS
     from agents.theme.inputs import ThemeBrief
-    from wandstore_agents.settings import DEFAULT_PROMPTS_DIR
 
     prompt = PromptRegistry(DEFAULT_PROMPTS_DIR, OUTPUT_MODELS).get(agent)
     previous = {"answer": "the previous one"}

@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from adapters.errors import InvalidInput
 from agents.evals.assertions import Assertion
 from agents.shopify import describe_errors
-from wandstore_agents.errors import InvalidInput
-from wandstore_agents.keys import ID_RE, STORE_RE
+from domain.keys import ID_RE, STORE_RE
 
 
 class Case(BaseModel):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.errors import InvalidInput, InvalidOutput, RetryableError, WandstoreError
 from agents.evals.assertions import check_all
 from agents.evals.cases import Case
 from agents.gateway import GatewayClient
@@ -21,7 +22,6 @@ from agents.inputs import agent_class, variables_for
 from agents.prompts import PromptRegistry
 from agents.runtime import AgentRuntime
 from agents.usage import CallContext, Served, Usage, UsageRecord
-from wandstore_agents.errors import InvalidInput, InvalidOutput, RetryableError, WandstoreError
 
 PIPELINE = "prompt_eval"
 MAX_ATTEMPTS = 4

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from wandstore_agents.themes.catalogue import FontStack, SectionType
+from domain.themes.catalogue import FontStack, SectionType
 
 Short = Annotated[str, Field(min_length=1, max_length=40)]
 HexColour = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$", description="a hex colour, #rrggbb")]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from agents.base import Agent
-from agents.sanitize import plain_text
 from agents.schemas.theme import CopyItem, SectionCopy
 from agents.theme.inputs import StoreProduct
-from wandstore_agents.themes.catalogue import SectionSpec
+from domain.sanitize import plain_text
+from domain.themes.catalogue import SectionSpec
 
 
 class SectionCopywriterAgent(Agent[SectionCopy]):

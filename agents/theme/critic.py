@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from agents.base import Agent
-from agents.sanitize import plain_text
 from agents.schemas.theme import Critique, Revision
+from domain.sanitize import plain_text
 
 
 class ThemeCriticAgent(Agent[Critique]):

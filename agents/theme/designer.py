@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from agents.base import Agent
-from agents.sanitize import plain_text
 from agents.schemas.theme import DesignTokens
 from agents.theme.inputs import ThemeBrief
-from wandstore_agents.themes.catalogue import CONTRAST_RULES, FONT_STACKS, HEADING_ONLY_FONTS
-from wandstore_agents.themes.css import ALLOWED_PROPERTIES
+from domain.sanitize import plain_text
+from domain.themes.catalogue import CONTRAST_RULES, FONT_STACKS, HEADING_ONLY_FONTS
+from domain.themes.css import ALLOWED_PROPERTIES
 
 
 class ThemeDesignerAgent(Agent[DesignTokens]):

@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.sanitize import html_to_text, plain_text
+from adapters.errors import InvalidInput
 from agents.shopify import ShopifyProduct, describe_errors, load_products
-from wandstore_agents.errors import InvalidInput
+from domain.sanitize import html_to_text, plain_text
 
 MAX_PRODUCTS = 60
 _SUMMARY_CHARS = 220

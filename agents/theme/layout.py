@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from agents.base import Agent
-from agents.sanitize import plain_text
 from agents.schemas.theme import LayoutPlan
 from agents.theme.inputs import StoreProduct
-from wandstore_agents.themes.catalogue import FIRST, LAST, MAX_SECTIONS, MIN_SECTIONS, SECTIONS
-from wandstore_agents.themes.checks import PRODUCT_SECTIONS
+from domain.sanitize import plain_text
+from domain.themes.catalogue import FIRST, LAST, MAX_SECTIONS, MIN_SECTIONS, SECTIONS
+from domain.themes.checks import PRODUCT_SECTIONS
 
 PROMPT_PRODUCTS = 24
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from agents.base import Agent
-from agents.sanitize import plain_text
 from agents.schemas.theme import BrandStrategy
 from agents.theme.inputs import StoreProduct, ThemeBrief
+from domain.sanitize import plain_text
 
 PROMPT_PRODUCTS = 24
 

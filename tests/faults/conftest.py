@@ -51,7 +51,7 @@ class R2World:
 
 @pytest.fixture(scope="package")
 def r2_world(fault_gateway: DevGateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R2World]:
-    from wandstore_agents.store import R2Store
+    from adapters.store import R2Store
 
     root = Path(tmp_path_factory.mktemp("fault-r2"))
     moto = MotoServer(log_path=root / "moto.log")

@@ -15,11 +15,11 @@ import redis
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
+from adapters.store import LocalStore, ObjectStore
 from pipelines.status import JobStatus
 from tests.faults.worker import WorkerProcess, wait_until
 from tests.fixtures.gateway import DevGateway
 from tests.fixtures.redis import RedisProcess, free_port
-from wandstore_agents.store import LocalStore, ObjectStore
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMINAL = ("done", "failed")

@@ -17,8 +17,8 @@ from dramatiq import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.errors import InvalidInput
 from tests.faults.report import HostileTally, hostile
-from wandstore_agents.errors import InvalidInput
 
 EXAMPLES = 150
 SETTINGS = settings(
@@ -153,7 +153,7 @@ def counting(tally: HostileTally) -> Iterator[Callable[[Callable[[], Any]], str]
 
 
 def _in_prefix(key: str, store: str, tally: HostileTally) -> None:
-    from wandstore_agents.store.base import check_key
+    from adapters.store.base import check_key
 
     check_key(key)
     if not key.startswith((f"stores/{store}/", f"themes/{store}/")) or ".." in key.split("/"):
@@ -163,8 +163,8 @@ def _in_prefix(key: str, store: str, tally: HostileTally) -> None:
 
 def test_product_copy_payloads() -> None:
     from agents.shopify import parse_product
+    from domain.keys import product_copy_key
     from pipelines.submit import submit_product_copy
-    from wandstore_agents.keys import product_copy_key
 
     tally = hostile("product_copy payloads", "`submit_product_copy` and the actor's own checks")
     capture = Capture()
@@ -185,8 +185,8 @@ def test_product_copy_payloads() -> None:
 
 
 def test_personalization_payloads() -> None:
+    from domain.keys import personalization_key
     from pipelines.submit import submit_personalize
-    from wandstore_agents.keys import personalization_key
 
     tally = hostile("personalize payloads", "`submit_personalize` (shopper id and context)")
     capture = Capture()
@@ -249,11 +249,9 @@ def test_theme_brief_payloads() -> None:
 
 
 def test_object_keys_never_leave_a_store() -> None:
-    from wandstore_agents import keys
+    from domain import keys
 
-    tally = hostile(
-        "ids in object keys", "`wandstore_agents.keys` (store slug, product, shopper and build ids)"
-    )
+    tally = hostile("ids in object keys", "`domain.keys` (store slug, product, shopper and build ids)")
 
     @SETTINGS
     @given(store=stores, item=ids, build=ids)
@@ -275,11 +273,11 @@ def api_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The API app in-process over the session Redis; enqueued messages are captured, not run."""
     from starlette.testclient import TestClient
 
+    from adapters.settings import load_settings
+    from adapters.store import LocalStore, put_json
+    from entrypoints.api import create_app
+    from entrypoints.api.context import ApiContext, build_context
     from pipelines.status import JobStatus
-    from wandstore_agents.api import create_app
-    from wandstore_agents.api.context import ApiContext, build_context
-    from wandstore_agents.settings import load_settings
-    from wandstore_agents.store import LocalStore, put_json
 
     settings = load_settings(api_rate_limit=1_000_000, api_max_body_bytes=1024 * 1024)
     objects = LocalStore(tmp_path_factory.mktemp("hostile-api"))

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from adapters.errors import InvalidInput
 from tests.faults.env import sample_products
 from tests.faults.report import hostile
 from tests.helpers import arun
-from wandstore_agents.errors import InvalidInput
 
 BIG = 150_000  # characters: ~35k tokens in one field
 

@@ -48,7 +48,7 @@ class PointerReader(threading.Thread):
         self.half: list[str] = []
 
     def run(self) -> None:
-        from wandstore_agents.errors import NotFound
+        from adapters.errors import NotFound
 
         reader = self.env.reader
         while not self.stop.wait(0.03):

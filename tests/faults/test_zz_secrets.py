@@ -82,7 +82,7 @@ def api_process(r2: R2World, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     proc = subprocess.Popen(
         [
             uvicorn,
-            "wandstore_agents.api.app:create_app",
+            "entrypoints.api.app:create_app",
             "--factory",
             "--port",
             str(port),

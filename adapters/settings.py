@@ -1,0 +1,179 @@
+"""One typed settings object, built once at the edge from the environment.
+
+Nothing else in the project reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapters.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PROMPTS_DIR = ROOT / "prompts"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Field names map to the upper-case variables in DESIGN.md."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # Broker, results, ledger. Unset: an embedded Valkey server is started.
+    redis_url: str | None = None
+
+    # Model gateway. With none of these set the embedded dev gateway serves.
+    ai_gateway_url: str | None = None
+    cf_account_id: str | None = None
+    ai_gateway_id: str = "wandstore-ai"
+    ai_gateway_token: SecretStr | None = None
+    openai_api_key: SecretStr | None = None
+    anthropic_api_key: SecretStr | None = None
+    gateway_timeout_s: float = Field(default=60.0, gt=0)
+    # OpenAI-format calls straight to the gateway (one pooled HTTP session), not through litellm.
+    gateway_openai_direct: bool = True
+
+    # Object store. R2 when credentials are set, the local folder otherwise.
+    r2_access_key_id: SecretStr | None = None
+    r2_secret_access_key: SecretStr | None = None
+    r2_endpoint_url: str | None = None
+    r2_themes_bucket: str = "wandstore-themes"
+    local_store_dir: Path = Path("./var/objects")
+    r2_timeout_s: float = Field(default=30.0, gt=0)  # per request; no retries inside: the job retries
+
+    prompts_dir: Path = DEFAULT_PROMPTS_DIR
+    # How long a worker trusts the prompt labels it read from Redis (a label move's delay).
+    prompt_labels_ttl_s: float = Field(default=2.0, ge=0, le=300)
+    log_level: str = "INFO"
+    log_format: str = Field(default="json", pattern="^(json|console)$")
+
+    # Accounting (issue 3 fills these in).
+    daily_budget_usd: float = Field(default=50.0, ge=0)
+    job_cap_usd: float = Field(default=1.0, ge=0)
+    price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+    result_cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # False: no answer from the result cache or AI Gateway's cache (benchmarks, debugging).
+    caches_enabled: bool = True
+
+    # Shopper personalization (the interactive lane).
+    # An idle `interactive` consumer waits for a push on its queue at most this long
+    # (pipelines/fastlane.py); it polls every `interactive_poll_ms` when it cannot wait.
+    interactive_wake_ms: int = Field(default=100, ge=1, le=10_000)
+    interactive_poll_ms: int = Field(default=5, ge=1, le=1000)
+    personalization_ttl_s: int = Field(default=3600, ge=60)  # cohort cache entry; `expires_at`
+    personalization_fallback_ttl_s: int = Field(default=120, ge=10)  # `expires_at` of a fallback
+    personalization_deadline_ms: int = Field(default=2500, ge=50, le=60_000)  # when `deadline_ms` is unset
+    # A batch-only worker's place on the CPU (pipelines/lanes.py): its scheduling policy, and
+    # how many CPUs it leaves to the interactive lane (0 on machines that run only batch work).
+    batch_cpu_policy: Literal["idle", "batch", "normal"] = "idle"
+    interactive_reserved_cpus: int = Field(default=1, ge=0, le=4096)
+    catalog_snapshot_ttl_s: float = Field(default=30.0, ge=0)  # how long a worker trusts a snapshot
+    callback_timeout_s: float = Field(default=2.0, gt=0)
+    callback_max_attempts: int = Field(default=3, ge=1, le=10)
+    callback_backoff_ms: int = Field(default=200, ge=1)
+
+    # Broker: a worker silent for this long is dead and its claimed messages are requeued, by a
+    # maintenance pass that runs on this many of every million broker commands (Dramatiq's defaults).
+    broker_heartbeat_timeout_ms: int = Field(default=60_000, ge=1000)
+    broker_maintenance_chance: int = Field(default=1000, ge=0, le=1_000_000)
+
+    # Worker metrics.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+
+    # HTTP API (the `web` process) and webhooks.
+    ops_api_token: SecretStr | None = None
+    api_rate_limit: int = Field(default=600, ge=1)  # requests per store per window
+    api_rate_window_s: int = Field(default=60, ge=1)
+    api_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    catalog_export_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    catalog_batch_max_products: int = Field(default=20_000, ge=1)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=6, ge=1, le=7)
+    webhook_backoff_ms: int = Field(default=1000, ge=1)
+    webhook_allow_private_hosts: bool = False  # callbacks to loopback/private addresses (dev, tests)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, v: str | None) -> str | None:
+        if v and not re.match(r"^(redis|rediss|unix)://", v):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v or None
+
+    @field_validator("ai_gateway_url", "r2_endpoint_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v and not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("must be an http(s):// URL")
+        return v.rstrip("/") if v else None
+
+    @field_validator("cf_account_id")
+    @classmethod
+    def _account_id(cls, v: str | None) -> str | None:
+        if v and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", v):
+            raise ValueError("must be letters, digits, '-' or '_' (a Cloudflare account id)")
+        return v or None
+
+    # --- derived -------------------------------------------------------------
+
+    @property
+    def gateway_configured(self) -> bool:
+        """True when a real AI Gateway is configured (else the dev gateway serves)."""
+        return bool(self.ai_gateway_url or self.cf_account_id)
+
+    @property
+    def gateway_base_url(self) -> str | None:
+        """The AI Gateway base URL, or None when the dev gateway should be used."""
+        if self.ai_gateway_url:
+            return self.ai_gateway_url
+        if self.cf_account_id:
+            return f"https://gateway.ai.cloudflare.com/v1/{self.cf_account_id}/{self.ai_gateway_id}"
+        return None
+
+    @property
+    def r2_configured(self) -> bool:
+        return bool(self.r2_access_key_id and self.r2_secret_access_key)
+
+    @property
+    def r2_endpoint(self) -> str:
+        if self.r2_endpoint_url:
+            return self.r2_endpoint_url
+        if self.cf_account_id:
+            return f"https://{self.cf_account_id}.r2.cloudflarestorage.com"
+        raise ConfigError("R2 credentials are set but no endpoint: set R2_ENDPOINT_URL or CF_ACCOUNT_ID")
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log scrubber."""
+        out = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                out.append(value.get_secret_value())
+        return out
+
+
+def _explain(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        var = str(err["loc"][0]).upper() if err["loc"] else "?"
+        parts.append(f"{var}: {err['msg']}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment; a bad value raises `ConfigError` naming it."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, built on first use."""
+    return load_settings()

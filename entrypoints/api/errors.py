@@ -1,0 +1,142 @@
+"""One error shape for every refusal: `{"error": {"code", "message", "details"}}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from adapters.errors import (
+    AlreadyExists,
+    BrokerUnavailable,
+    InvalidInput,
+    NotFound,
+    StoreError,
+    TransientStoreError,
+)
+from adapters.logs import get_logger
+
+log = get_logger("api")
+
+
+class ApiError(Exception):
+    """A refusal with its HTTP status, a stable code and a message a person can act on."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers
+
+
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    return {"error": error}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
+
+
+def invalid_field(field: str, message: str, rule: str = "invalid") -> ApiError:
+    """A 422 naming the field and the rule it broke."""
+    return ApiError(
+        422,
+        "invalid_request",
+        f"{field}: {message}",
+        details=[{"field": field, "rule": rule, "message": message}],
+    )
+
+
+def _field_name(loc: tuple[Any, ...]) -> tuple[str, str]:
+    where = str(loc[0]) if loc else "body"
+    parts = (
+        [str(p) for p in loc[1:]] if where in ("body", "path", "query", "header") else [str(p) for p in loc]
+    )
+    return where, ".".join(parts) or where
+
+
+def _describe_validation(exc: RequestValidationError) -> JSONResponse:
+    details = []
+    for err in exc.errors():
+        where, field = _field_name(tuple(err.get("loc", ())))
+        rule = str(err.get("type", "invalid"))
+        message = str(err.get("msg", "is invalid"))
+        ctx = err.get("ctx") or {}
+        detail: dict[str, Any] = {"field": field, "in": where, "rule": rule, "message": message}
+        if rule == "json_invalid":
+            detail["field"], detail["message"] = "body", f"not valid JSON ({ctx.get('error', message)})"
+        details.append(detail)
+    summary = "; ".join(f"{d['field']}: {d['message']} ({d['rule']})" for d in details[:5])
+    if len(details) > 5:
+        summary += f" (+{len(details) - 5} more)"
+    return error_response(422, "invalid_request", summary, details)
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Translate project and framework errors into the one error shape."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _describe_validation(exc)
+
+    @app.exception_handler(InvalidInput)
+    async def _invalid(request: Request, exc: InvalidInput) -> JSONResponse:
+        return error_response(422, "invalid_input", str(exc))
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return error_response(404, "not_found", "not found")
+
+    @app.exception_handler(AlreadyExists)
+    async def _conflict(request: Request, exc: AlreadyExists) -> JSONResponse:
+        return error_response(409, "conflict", str(exc))
+
+    @app.exception_handler(BrokerUnavailable)
+    async def _redis_down(request: Request, exc: BrokerUnavailable) -> JSONResponse:
+        log.error("api_redis_unavailable", error=str(exc))
+        return error_response(
+            503,
+            "unavailable",
+            "Redis is unavailable; retry shortly (ops: see /healthz)",
+            None,
+            {"Retry-After": "5"},
+        )
+
+    @app.exception_handler(StoreError)
+    async def _store_down(request: Request, exc: StoreError) -> JSONResponse:
+        log.error("api_store_error", error=str(exc))
+        status = 503 if isinstance(exc, TransientStoreError) else 502
+        return error_response(
+            status, "store_error", "the object store failed; retry shortly (ops: see /healthz)"
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), None, dict(exc.headers or {}))

@@ -1,0 +1,48 @@
+"""Published outputs, for clients without object-store access."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from adapters.errors import NotFound
+from adapters.store.base import check_key
+from domain.keys import store_prefixes
+from entrypoints.api.common import StorePath, bearer, ctx_of
+from entrypoints.api.errors import ApiError
+
+router = APIRouter(prefix="/v1", tags=["outputs"], dependencies=[Depends(bearer)])
+
+
+@router.get(
+    "/stores/{store}/outputs/{key:path}",
+    name="get_output",
+    responses={200: {"content": {"application/json": {}}}, 304: {"description": "Not modified"}},
+)
+def get_output(store: StorePath, key: str, request: Request) -> Response:
+    """A published output at `key`, a full key from `output_keys` (JSON, or a theme's files)."""
+    check_key(key)
+    if not key.startswith(store_prefixes(store)):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"key {key[:100]!r} is not an output of store {store!r}: it must start with "
+            f"'stores/{store}/' or 'themes/{store}/'",
+        )
+    try:
+        obj = ctx_of(request).store.get(key)
+    except NotFound:
+        raise ApiError(
+            404, "not_found", f"no output at {key!r} (yet): see the generation's output_keys"
+        ) from None
+    etag = obj.etag or ""
+    if etag and request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    headers = {"Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff"}
+    if etag:
+        headers["ETag"] = etag
+    if not obj.content_type.startswith("application/json"):
+        # A theme's preview.html or CSS, served from the API's origin: never let it run anything here.
+        headers["Content-Security-Policy"] = (
+            "sandbox; default-src 'none'; img-src https: data:; style-src 'unsafe-inline'"
+        )
+    return Response(obj.body, media_type=obj.content_type, headers=headers)

@@ -1,0 +1,133 @@
+"""`wandstore-agents demo`: the main job, end to end, on embedded defaults."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from entrypoints.cli.costs import print_costs
+from entrypoints.cli.output import console, print_json, print_table
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "shopify"
+SAMPLE_STORES = ("stanley1913", "electricshop", "kiids-kingdom")
+COSTS_BY = ("store", "model", "prompt")
+THEME_STORE = "stanley1913"
+
+
+def sample_products(per_store: int) -> list[tuple[str, dict[str, Any]]]:
+    """The first `per_store` products of each sample store's real Shopify export."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for store in SAMPLE_STORES:
+        data = json.loads((DATA_DIR / f"{store}.products.json").read_text(encoding="utf-8"))
+        out.extend((store, p) for p in data["products"][:per_store])
+    return out
+
+
+def wait_for(status: Any, job_ids: list[str], label: str, timeout_s: float = 300) -> list[dict[str, Any]]:
+    """Poll job status until every job is done or failed, with a progress bar."""
+    from rich.progress import Progress
+
+    deadline = time.monotonic() + timeout_s
+    finished: dict[str, dict[str, Any]] = {}
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(label, total=len(job_ids))
+        while len(finished) < len(job_ids) and time.monotonic() < deadline:
+            for job_id in job_ids:
+                if job_id in finished:
+                    continue
+                info = status.get(job_id) or {}
+                if info.get("status") in ("done", "failed"):
+                    finished[job_id] = info
+                    progress.advance(task)
+            time.sleep(0.05)
+    return [finished.get(j) or {"id": j, "status": "timed out"} for j in job_ids]
+
+
+def demo(
+    per_store: int = typer.Option(4, min=1, max=60, help="Products per sample store (3 stores)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Embedded Valkey, dev gateway and local store; a real worker consumes real messages."""
+    from dramatiq import Worker
+
+    from adapters.costs import since_snapshot, summarize
+    from adapters.ledger import Ledger
+    from entrypoints.cli.themes import demo_report, demo_submit
+    from pipelines import actors  # noqa: F401  (registers the actors with the broker)
+    from pipelines.broker import broker
+    from pipelines.services import get_services
+    from pipelines.submit import submit_product_copy
+
+    svc = get_services()
+    console.print(
+        f"[bold]wandstore-agents demo[/]  redis={broker.client.connection_pool.connection_kwargs.get('port')}"
+        f"  gateway={svc.runtime.gateway.config.base_url}  store={svc.store.name}",
+        highlight=False,
+    )
+    ledger = Ledger(svc.redis)
+    before = list(ledger.scan())
+    worker = Worker(broker, worker_threads=32, worker_timeout=50)
+    worker.start()
+    try:
+        products = sample_products(per_store)
+        # A theme build for one sample store runs alongside the product copy.
+        theme_job = demo_submit(broker, svc, THEME_STORE, DATA_DIR)
+        runs = []
+        # Twice: the second run is the same requests again, served from the result cache.
+        for label in ("product copy", "product copy, again"):
+            ids = [submit_product_copy(broker, svc.status, store, p) for store, p in products]
+            # Rows now: the second run re-publishes the same keys with its own meta.
+            runs.append(_rows(svc, products, wait_for(svc.status, ids, label)))
+        theme = wait_for(svc.status, [theme_job], "theme build")[0]
+    finally:
+        worker.stop()
+    costs = summarize(since_snapshot(before, ledger.scan()), COSTS_BY)
+    rows, again = runs
+    if as_json:
+        theme_row = demo_report(svc, theme, as_json=True)
+        print_json({"product_copy": rows, "second_run": again, "costs": costs, "theme_build": theme_row})
+        return
+    print_table(
+        rows,
+        ["store", "product", "status", "key", "tokens", "cost_usd", "served"],
+        title="product copy: what was written where",
+        right=["tokens", "cost_usd"],
+    )
+    print_table(
+        again,
+        ["store", "product", "status", "tokens", "cost_usd", "served"],
+        title="the same products again: served from the result cache, no model call",
+        right=["tokens", "cost_usd"],
+    )
+    print_costs(costs, COSTS_BY, "costs of this demo (wandstore-agents costs --by store,model,prompt)")
+    demo_report(svc, theme, as_json=False)
+    root = getattr(svc.store, "root", None)
+    if root is not None:
+        console.print(f"outputs under {Path(root).resolve()}")
+
+
+def _rows(svc: Any, products: list[tuple[str, dict[str, Any]]], results: list[dict[str, Any]]) -> list[Any]:
+    """One table row per product: where its copy went, what it cost and how it was served."""
+    rows = []
+    for (store, product), info in zip(products, results, strict=True):
+        keys = info.get("output_keys") or []
+        meta: dict[str, Any] = {}
+        if keys:
+            meta = svc.store.get(keys[0]).json()["meta"]
+        tokens = meta.get("tokens", {})
+        rows.append(
+            {
+                "store": store,
+                "product": str(product["title"])[:38],
+                "status": info.get("status"),
+                "key": keys[0] if keys else info.get("error", ""),
+                "tokens": (tokens.get("prompt", 0) + tokens.get("completion", 0)) if tokens else "",
+                "cost_usd": meta.get("cost_usd", ""),
+                "served": meta.get("served", ""),
+            }
+        )
+    return rows

@@ -1,0 +1,49 @@
+"""`wandstore-agents`: the command line for ops, merchants and developers."""
+
+from __future__ import annotations
+
+import typer
+
+from adapters.errors import WandstoreError
+from entrypoints.cli import costs, demo, gateway, jobs
+from entrypoints.cli.dlq import dlq_app
+from entrypoints.cli.prompts import prompts_app
+from entrypoints.cli.themes import themes_app
+from entrypoints.cli.tokens import tokens_app
+
+app = typer.Typer(
+    name="wandstore-agents",
+    help="Agent pipelines for WandStore storefronts: product copy, personalization, themes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("demo", help="Run the main job end to end on embedded defaults (no services, no keys).")(
+    demo.demo
+)
+app.add_typer(jobs.run_app, name="run")
+app.add_typer(jobs.enqueue_app, name="enqueue")
+app.add_typer(themes_app, name="themes")
+app.add_typer(prompts_app, name="prompts")
+app.command("status", help="Show a job's status, progress, outputs and cost.")(jobs.status)
+app.command("gateway", help="Serve the offline dev gateway (AI Gateway's OpenAI and Anthropic endpoints).")(
+    gateway.gateway
+)
+app.command("costs", help="Tokens, cost and cache hits from the usage ledger.")(costs.costs)
+app.add_typer(costs.budget_app, name="budget")
+
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(dlq_app, name="dlq")
+
+
+def main() -> None:
+    try:
+        app()
+    except WandstoreError as exc:
+        from entrypoints.cli.output import fail
+
+        fail(str(exc))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""`wandstore-agents tokens`: per-store API tokens and webhook signing secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from domain.keys import check_store
+from entrypoints.cli.output import console, print_json, print_table
+
+tokens_app = typer.Typer(
+    help="Per-store API tokens (stored hashed) and webhook signing secrets.", no_args_is_help=True
+)
+AS_JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
+
+
+def _slug(value: str) -> str:
+    check_store(value)  # the token store keys by slug; the rule is checked here, at the edge
+    return value
+
+
+def _redis() -> Any:
+    from adapters.redis_conn import get_redis, resolve_url
+    from adapters.settings import get_settings
+
+    return get_redis(resolve_url(get_settings()))
+
+
+@tokens_app.command("create")
+def create(
+    store: str = typer.Argument(..., help="Store slug, e.g. stanley1913.", callback=_slug),
+    label: str = typer.Option("", help="A note to tell tokens apart, e.g. 'storefront worker'."),
+    as_json: bool = AS_JSON,
+) -> None:
+    """Create a token for STORE; it is printed once and only its hash is kept."""
+    from adapters.signing import WebhookSecrets
+    from adapters.tokens import TokenStore
+
+    client = _redis()
+    created = TokenStore(client).create(store, label)
+    secret = WebhookSecrets(client).get_or_create(store)
+    if as_json:
+        print_json(
+            {"store": store, "token_id": created.token_id, "token": created.token, "webhook_secret": secret}
+        )
+        return
+    console.print(f"token for {store} (shown once; only its hash is kept):", highlight=False)
+    console.print(created.token, highlight=False, soft_wrap=True)
+    console.print(
+        f"token id: {created.token_id}   (revoke with `wandstore-agents tokens revoke {created.token_id}`)"
+    )
+    console.print(f"webhook signing secret for {store}: {secret}", highlight=False, soft_wrap=True)
+
+
+@tokens_app.command("revoke")
+def revoke(
+    token: str = typer.Argument(..., help="A token id (from `tokens list`) or the token itself."),
+) -> None:
+    """Revoke a token at once: the next request that presents it gets 401."""
+    from adapters.tokens import TokenStore
+
+    store = TokenStore(_redis()).revoke(token)
+    console.print(f"revoked token of {store}", highlight=False)
+
+
+@tokens_app.command("list")
+def list_tokens(
+    store: str = typer.Argument(..., help="Store slug.", callback=_slug), as_json: bool = AS_JSON
+) -> None:
+    """A store's tokens: ids, labels, creation times (never the tokens)."""
+    from datetime import UTC, datetime
+
+    from adapters.tokens import TokenStore
+
+    rows = TokenStore(_redis()).list(store)
+    for row in rows:
+        row["created_at"] = datetime.fromtimestamp(row["created_at"], UTC).isoformat(timespec="seconds")
+    if as_json:
+        print_json({"store": store, "tokens": rows})
+    else:
+        print_table(rows, ["token_id", "label", "created_at"], title=f"API tokens of {store}")
+
+
+@tokens_app.command("webhook-secret")
+def webhook_secret(
+    store: str = typer.Argument(..., help="Store slug.", callback=_slug),
+    rotate: bool = typer.Option(
+        False, "--rotate", help="Replace the secret; deliveries sign with the new one."
+    ),
+) -> None:
+    """Print (or rotate) the secret STORE's webhooks are signed with."""
+    from adapters.signing import WebhookSecrets
+
+    secrets = WebhookSecrets(_redis())
+    console.print(
+        secrets.rotate(store) if rotate else secrets.get_or_create(store), highlight=False, soft_wrap=True
+    )

@@ -1,5 +1,0 @@
-"""The HTTP API (the Procfile's `web` process): FastAPI in front of the same actors."""
-
-from wandstore_agents.api.app import create_app
-
-__all__ = ["create_app"]
