@@ -60,8 +60,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the fault suite last: it kills and restarts servers and workers on purpose."""
-    items.sort(key=lambda item: "/faults/" in str(item.path).replace("\\", "/"))
+    """Unit tests first, then integration; the fault suite last: it kills and restarts servers."""
+    order = {"unit": 0, "integration": 1, "faults": 2}
+    items.sort(key=lambda item: order.get(item.path.relative_to(Path(__file__).parent).parts[0], 1))
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from entrypoints.cli.main import app
 from tests.conftest import sample_products
 from tests.helpers import arun, send_plain, wait_job
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AGENT = "product_copy"
 cli = CliRunner()
 
