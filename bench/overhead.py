@@ -36,7 +36,7 @@ TARGET = 0.70
 def noop_argv() -> list[str]:
     """The Procfile's worker line, pointed at the bare no-op module and its queue."""
     argv = procfile_command("worker")
-    argv = ["bench.noop_worker" if a == "entrypoints.worker" else a for a in argv]
+    argv = ["bench.noop_worker" if a == "entrypoints.worker:setup" else a for a in argv]
     return [NOOP_QUEUE if a == "batch" else a for a in argv]
 
 

@@ -394,10 +394,12 @@ def _run(cfg: Config, procs: Processes, root: Path) -> dict[str, Any]:
     from agents.gateway import response_format_for
     from agents.personalizer import PersonalizerAgent
     from agents.schemas.personalization import Personalization
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
+    from entrypoints import compose
     from pipelines.catalog_snapshot import parse_snapshot, write_snapshot
     from pipelines.cohorts import cohort_of, parse_context, shortlist
-    from pipelines.services import get_services
     from pipelines.status import JobStatus
     from pipelines.submit import submit_personalize, submit_product_copy
 
@@ -450,7 +452,7 @@ def _run(cfg: Config, procs: Processes, root: Path) -> dict[str, Any]:
         return out
 
     # The floor's requests: for a cohort's first shopper, the prompt the pipeline would send.
-    svc = get_services()
+    svc = compose.services()
     agent = PersonalizerAgent(svc.runtime)
     prompt = svc.runtime.prompts.get("personalizer")
     floor_url = f"{gateway_root}/v1/dev/wandstore-ai/openai/chat/completions"

@@ -1,13 +1,18 @@
-"""What the Procfile's worker lines hand to the `dramatiq` command: the broker and every actor."""
+"""What the Procfile's worker lines hand to the `dramatiq` command: `dramatiq entrypoints.worker:setup`.
+
+Dramatiq calls `setup()` in each worker process; it builds the broker (every actor declared)
+through the composition root and makes it the process's broker.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import dramatiq
 from dramatiq.middleware import Middleware
 
-from pipelines import actors  # noqa: F401  (registers the actors)
-from pipelines.broker import broker
+from adapters.settings import get_settings
+from entrypoints import compose
 from pipelines.lanes import LanePlacement
 from pipelines.shutdown import StopOnce
 
@@ -17,13 +22,15 @@ class Warmup(Middleware):
 
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
         from pipelines.personalize import warm_up
-        from pipelines.services import get_services
 
-        warm_up(get_services())
+        warm_up(compose.services())
 
 
-broker.add_middleware(LanePlacement())  # before the warm-up: it runs where the worker will
-broker.add_middleware(Warmup())
-broker.add_middleware(StopOnce())
-
-__all__ = ["broker"]
+def setup() -> None:
+    """Build this worker process's broker and wire its services (they are built at boot)."""
+    settings = get_settings()
+    compose.configure(settings)
+    compose.wire(settings)
+    # Lane placement before the warm-up: the warm-up runs where the worker will.
+    broker = compose.new_broker(settings, extra_middleware=(LanePlacement(), Warmup(), StopOnce()))
+    dramatiq.set_broker(broker)

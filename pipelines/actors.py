@@ -1,15 +1,20 @@
-"""The Dramatiq actors other programs enqueue by name (see DESIGN.md "Contracts")."""
+"""The Dramatiq actors other programs enqueue by name (see DESIGN.md "Contracts").
+
+The functions are plain coroutines; `declare_actors` declares them on a broker the
+composition root built (nothing is declared, and no broker is made, at import).
+"""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import dramatiq
+from dramatiq import Actor, Broker
 from dramatiq.middleware import CurrentMessage
 
 from adapters.errors import InvalidInput, PermanentError, RetryableError
+from adapters.retry import honour
 from pipelines.middleware import record_result, should_retry
 from pipelines.product_copy import generate_product_copy
 from pipelines.queues import BATCH, INTERACTIVE
@@ -30,12 +35,10 @@ async def run_job(work: Callable[[str], Awaitable[Any]]) -> Any:
         return await work(job_id)
     except RetryableError as exc:
         if exc.retry_after is not None:
-            jitter = random.uniform(0, 250)
-            raise dramatiq.Retry(str(exc), delay=int(exc.retry_after * 1000 + jitter)) from exc
+            raise dramatiq.Retry(str(exc), delay=int(honour(exc.retry_after) * 1000)) from exc
         raise
 
 
-@dramatiq.actor(queue_name=BATCH, throws=NEVER_RETRY, actor_name="product_copy")
 async def product_copy(store: str, product: dict[str, Any], options: dict[str, Any] | None = None) -> None:
     """Write and publish storefront copy for one Shopify product."""
     svc = get_services()
@@ -53,16 +56,14 @@ async def product_copy(store: str, product: dict[str, Any], options: dict[str, A
     await run_job(work)
 
 
-@dramatiq.actor(queue_name=BATCH, throws=NEVER_RETRY, actor_name="deliver_webhook")
 async def deliver_webhook(store: str, job_id: str) -> None:
     """POST a finished job's result to its callback_url, signed; retried with backoff."""
-    from pipelines.webhooks import deliver
+    from pipelines.delivery import deliver_job
 
     svc = get_services()
-    await deliver(svc.redis, svc.store, svc.settings, store, job_id)
+    await deliver_job(svc.redis, svc.store, svc.settings, store, job_id)
 
 
-@dramatiq.actor(queue_name=BATCH, throws=NEVER_RETRY, actor_name="build_theme")
 async def build_theme(store: str, brief: dict[str, Any]) -> None:
     """Design, check, render and publish a storefront theme; the build id is the message id."""
     from pipelines.theme_build import build_id_for, status_progress
@@ -92,15 +93,6 @@ def _interactive_retry(retries: int, exc: BaseException) -> bool:
     return retries < 2 and should_retry(retries, exc)
 
 
-@dramatiq.actor(
-    queue_name=INTERACTIVE,
-    throws=NEVER_RETRY,
-    actor_name="personalize",
-    retry_when=_interactive_retry,
-    min_backoff=100,
-    max_backoff=1000,
-    time_limit=60_000,
-)
 async def personalize(store: str, shopper_id: str, context: dict[str, Any] | None = None) -> None:
     """Personalize one shopper's storefront and publish it within the caller's `deadline_ms`."""
     from pipelines.personalize import personalize_shopper
@@ -127,3 +119,24 @@ async def personalize(store: str, shopper_id: str, context: dict[str, Any] | Non
         )
 
     await run_job(work)
+
+
+def declare_actors(broker: Broker) -> dict[str, Actor[Any, Any]]:
+    """Declare every actor on `broker` under its contract name and queue."""
+    batch: dict[str, Any] = {"broker": broker, "queue_name": BATCH, "throws": NEVER_RETRY}
+    declared = [
+        dramatiq.actor(actor_name="product_copy", **batch)(product_copy),
+        dramatiq.actor(actor_name="deliver_webhook", **batch)(deliver_webhook),
+        dramatiq.actor(actor_name="build_theme", **batch)(build_theme),
+        dramatiq.actor(
+            broker=broker,
+            actor_name="personalize",
+            queue_name=INTERACTIVE,
+            throws=NEVER_RETRY,
+            retry_when=_interactive_retry,
+            min_backoff=100,
+            max_backoff=1000,
+            time_limit=60_000,
+        )(personalize),
+    ]
+    return {a.actor_name: a for a in declared}

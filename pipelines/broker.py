@@ -1,13 +1,12 @@
 """The Dramatiq broker: Redis (or the embedded Valkey), with this project's middleware.
 
-Importing this module sets the global broker, so actor modules import it first.
+Nothing is built at import: the composition root (entrypoints/compose.py) calls `build_broker`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis
 from dramatiq.middleware import (
@@ -20,8 +19,7 @@ from dramatiq.middleware import (
 )
 
 from adapters.redis_batch import batcher_for
-from adapters.redis_conn import resolve_url
-from adapters.settings import get_settings
+from adapters.settings import Settings
 from pipelines.consumer import WandstoreConsumer
 from pipelines.dead_letters import DeadLetterReasons
 from pipelines.durable import DurableRetries
@@ -59,7 +57,7 @@ class WandstoreBroker(FastLaneBroker):
         return batcher_for(self.client).script_sync(self.scripts["dispatch"], [self.namespace], argv)
 
 
-def build_broker(url: str) -> RedisBroker:
+def build_broker(settings: Settings, url: str) -> RedisBroker:
     """A RedisBroker with retries for transient errors only, async actors and job tracking."""
     middleware = [
         # First in the list, so its after_* hooks run last: once Retries has decided.
@@ -77,7 +75,6 @@ def build_broker(url: str) -> RedisBroker:
         ArgumentCheck(),
         DeadLetterReasons(),
     ]
-    settings = get_settings()
     return WandstoreBroker(
         url=url,
         middleware=middleware,
@@ -90,7 +87,4 @@ def build_broker(url: str) -> RedisBroker:
     )
 
 
-broker = build_broker(resolve_url(get_settings()))
-dramatiq.set_broker(broker)
-
-__all__ = ["BATCH", "INTERACTIVE", "broker", "build_broker"]
+__all__ = ["BATCH", "INTERACTIVE", "build_broker"]

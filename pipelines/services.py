@@ -1,26 +1,21 @@
-"""Per-process services: one settings object, one Redis client, one store, one gateway client."""
+"""What every job runs with: settings, Redis, the object store, the agent runtime, job status, results.
+
+The composition root (`entrypoints/compose.py`) builds it and hands its builder to `provide`;
+actors read it with `get_services()`, built once per process on first use (the CLI stays fast).
+"""
 
 from __future__ import annotations
 
-import functools
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 
-from adapters.ledger import Ledger
-from adapters.logs import configure_logging, register_secrets
-from adapters.prompt_labels import PromptLabels
-from adapters.redis_conn import get_redis, resolve_url
-from adapters.settings import Settings, get_settings
-from adapters.store import ObjectStore, open_store
-from agents.gateway import GatewayClient, GatewayConfig
-from agents.prompts import PromptRegistry
-from agents.rollout import LabelResolver
+from adapters.errors import ConfigError
+from adapters.settings import Settings
+from adapters.store import ObjectStore
 from agents.runtime import AgentRuntime
-from agents.schemas import OUTPUT_MODELS
-from pipelines.accounting import LedgerSink
-from pipelines.no_cache import NoResultCache
 from pipelines.result_cache import ResultCache
 from pipelines.status import JobStatus
 
@@ -33,52 +28,35 @@ class Services:
     runtime: AgentRuntime
     status: JobStatus
     results: ResultCache
-    dev_gateway: Any = None
 
 
-def gateway_config(settings: Settings) -> tuple[GatewayConfig, Any]:
-    """The configured AI Gateway, or an embedded dev gateway started in this process."""
-    dev = None
-    base = settings.gateway_base_url
-    if base is None:
-        from devgateway import start_in_thread
-
-        dev = start_in_thread()
-        base = dev.base_url
-    secret = lambda s: s.get_secret_value() if s else None  # noqa: E731
-    return (
-        GatewayConfig(
-            base_url=base,
-            token=secret(settings.ai_gateway_token),
-            openai_key=secret(settings.openai_api_key),
-            anthropic_key=secret(settings.anthropic_api_key),
-            timeout_s=settings.gateway_timeout_s,
-            openai_direct=settings.gateway_openai_direct,
-            skip_cache=not settings.caches_enabled,
-            price_overrides=settings.price_overrides,
-        ),
-        dev,
-    )
+_lock = threading.Lock()
+_builder: Callable[[], Services] | None = None
+_built: Services | None = None
 
 
-def build_services(settings: Settings) -> Services:
-    configure_logging(settings.log_level, settings.log_format)
-    register_secrets(settings.secret_values())
-    client = get_redis(resolve_url(settings))
-    config, dev = gateway_config(settings)
-    prompts = PromptRegistry(settings.prompts_dir, OUTPUT_MODELS)
-    runtime = AgentRuntime(
-        gateway=GatewayClient(config),
-        prompts=prompts,
-        sink=LedgerSink(Ledger(client), settings),
-        resolve_version=LabelResolver(PromptLabels(client), prompts, ttl_s=settings.prompt_labels_ttl_s),
-    )
-    cache = ResultCache if settings.caches_enabled else NoResultCache
-    results = cache(client, ttl_s=settings.result_cache_ttl_s)
-    return Services(settings, client, open_store(settings), runtime, JobStatus(client), results, dev)
+def provide(builder: Callable[[], Services] | None) -> Callable[[], Services] | None:
+    """Use `builder` for this process's services from now on; returns the previous one (to restore)."""
+    global _builder, _built
+    with _lock:
+        previous, _builder, _built = _builder, builder, None
+    return previous
 
 
-@functools.cache
+def is_wired() -> bool:
+    return _builder is not None
+
+
 def get_services() -> Services:
-    """Built once per process, on first use (not at import: the CLI stays fast)."""
-    return build_services(get_settings())
+    """This process's services, built by the composition root's builder on first use."""
+    global _built
+    with _lock:
+        if _built is None:
+            if _builder is None:
+                raise ConfigError(
+                    "no services wired in this process: start it through an entrypoint "
+                    "(`dramatiq entrypoints.worker:setup`, the API or the CLI), which calls "
+                    "entrypoints.compose.wire()"
+                )
+            _built = _builder()
+        return _built

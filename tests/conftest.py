@@ -84,9 +84,9 @@ def redis_client(redis_server: RedisProcess) -> Iterator[Any]:
 def services(redis_client: Any, gateway: Any, tmp_path: Path) -> Any:
     """The per-process services, with a fresh local store for this test."""
     from adapters.store import LocalStore
-    from pipelines.services import get_services
+    from entrypoints import compose
 
-    svc = get_services()
+    svc = compose.services()
     svc.store = LocalStore(tmp_path / "objects")
     return svc
 
@@ -99,9 +99,9 @@ def session_worker() -> Iterator[Any]:
     """
     from dramatiq import Worker
 
-    from pipelines import actors  # noqa: F401
-    from pipelines.broker import broker
+    from entrypoints import compose
 
+    broker = compose.process_broker()
     w = Worker(broker, worker_threads=16, worker_timeout=20)
     w.start()
     yield w
@@ -111,9 +111,9 @@ def session_worker() -> Iterator[Any]:
 @pytest.fixture
 def worker(services: Any, session_worker: Any) -> Any:
     """The session worker, with empty queues for this test."""
-    from pipelines.broker import broker
+    from entrypoints import compose
 
-    broker.flush_all()
+    compose.process_broker().flush_all()
     return session_worker
 
 

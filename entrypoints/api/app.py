@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from adapters import __version__
-from adapters.logs import configure_logging, register_secrets
 from adapters.settings import Settings, get_settings
+from entrypoints import compose
 from entrypoints.api.auth import Gate
-from entrypoints.api.context import ApiContext, build_context
+from entrypoints.api.context import ApiContext
 from entrypoints.api.errors import install_handlers
 from entrypoints.api.limits import BodyLimit
 from entrypoints.api.metrics import ApiMetrics, RequestLog
@@ -27,9 +27,8 @@ Errors are `{"error": {"code", "message", "details"}}`.
 def create_app(context: ApiContext | None = None, settings: Settings | None = None) -> FastAPI:
     """Build the API over `context` (tests), or over one built from the environment."""
     settings = settings or (context.settings if context else get_settings())
-    configure_logging(settings.log_level, settings.log_format)
-    register_secrets(settings.secret_values())
-    ctx = context or build_context(settings)
+    compose.configure(settings)
+    ctx = context or compose.api_context(settings)
     app = FastAPI(
         title="wandstore-agents",
         version=__version__,

@@ -15,10 +15,10 @@ AS_JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 def _ledger() -> Any:
     from adapters.ledger import Ledger
-    from adapters.redis_conn import get_redis, resolve_url
     from adapters.settings import get_settings
+    from entrypoints.compose import redis_client
 
-    return Ledger(get_redis(resolve_url(get_settings())))
+    return Ledger(redis_client(get_settings()))
 
 
 # Table headers short enough for a 160-column table; JSON keeps the full field names.

@@ -56,13 +56,12 @@ def demo(
 
     from adapters.costs import since_snapshot, summarize
     from adapters.ledger import Ledger
+    from entrypoints import compose
     from entrypoints.cli.themes import demo_report, demo_submit
-    from pipelines import actors  # noqa: F401  (registers the actors with the broker)
-    from pipelines.broker import broker
-    from pipelines.services import get_services
     from pipelines.submit import submit_product_copy
 
-    svc = get_services()
+    broker = compose.process_broker()
+    svc = compose.services()
     console.print(
         f"[bold]wandstore-agents demo[/]  redis={broker.client.connection_pool.connection_kwargs.get('port')}"
         f"  gateway={svc.runtime.gateway.config.base_url}  store={svc.store.name}",

@@ -19,15 +19,15 @@ AS_JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 def _dead_letters() -> Any:
     from adapters.logs import configure_logging, register_secrets
-    from adapters.redis_conn import get_redis, resolve_url
     from adapters.settings import get_settings
+    from entrypoints.compose import redis_client
     from pipelines.dead_letters import DeadLetters
 
     settings = get_settings()
     # Replays and purges are logged (JSON, on stderr) like the workers' events; stdout stays the answer.
     configure_logging(settings.log_level, settings.log_format)
     register_secrets(settings.secret_values())
-    return DeadLetters(get_redis(resolve_url(settings)))
+    return DeadLetters(redis_client(settings))
 
 
 def _when(ts: float) -> str:

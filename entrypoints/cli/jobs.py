@@ -60,12 +60,12 @@ def run_product_copy(
     from rich.progress import Progress
 
     from adapters.errors import WandstoreError
+    from entrypoints import compose
     from pipelines.product_copy import generate_product_copy
-    from pipelines.services import get_services
 
     products = read_products(input)
     opts = parse_json_option(options, "--options")
-    svc = get_services()
+    svc = compose.services()
     rows: list[dict[str, Any]] = []
 
     async def go() -> None:
@@ -117,7 +117,9 @@ def enqueue_product_copy(
     as_json: bool = AS_JSON,
 ) -> None:
     """Validate and enqueue one product_copy job per product in FILE on queue `batch`."""
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
     from pipelines.status import JobStatus
     from pipelines.submit import submit_product_copy
 
@@ -147,11 +149,11 @@ def status(
     as_json: bool = AS_JSON,
 ) -> None:
     """Show a job's status, progress, outputs and cost."""
-    from adapters.redis_conn import get_redis, resolve_url
     from adapters.settings import get_settings
+    from entrypoints.compose import redis_client
     from pipelines.status import JobStatus
 
-    info = JobStatus(get_redis(resolve_url(get_settings()))).get(job_id)
+    info = JobStatus(redis_client(get_settings())).get(job_id)
     if info is None:
         fail(f"no job {job_id!r} (ids are printed by `enqueue`; status is kept for 7 days)", code=1)
         return

@@ -34,7 +34,7 @@ def eval_prompt(
     from agents.evals import load_cases, run_eval, summarize
     from agents.evals.cases import cases_path
     from agents.gateway import GatewayClient
-    from pipelines.services import gateway_config
+    from entrypoints.compose import gateway_config
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -47,7 +47,7 @@ def eval_prompt(
     # Shown next to the version when it was asked for by label ("v1 (production)").
     aliases = {v: n for n, v in resolved.items() if n != v}
     case_list = load_cases(cases or cases_path(reg.root, agent))
-    config, _dev = gateway_config(settings)
+    config = gateway_config(settings)
     gateway = GatewayClient(config)
     with Progress(console=console, transient=True, disable=as_json) as progress:
         task = progress.add_task(

@@ -21,10 +21,10 @@ def registry() -> PromptRegistry:
 
 def labels_store() -> PromptLabels:
     from adapters.prompt_labels import PromptLabels
-    from adapters.redis_conn import get_redis, resolve_url
     from adapters.settings import get_settings
+    from entrypoints.compose import redis_client
 
-    return PromptLabels(get_redis(resolve_url(get_settings())))
+    return PromptLabels(redis_client(get_settings()))
 
 
 def split_ref(ref: str) -> tuple[str, str | None]:

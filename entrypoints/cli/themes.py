@@ -100,10 +100,10 @@ def run_theme_build(
 ) -> None:
     """Build, check and publish a theme inline; `status BUILD_ID` shows its progress meanwhile."""
     from adapters.errors import WandstoreError
-    from pipelines.services import get_services
+    from entrypoints import compose
     from pipelines.theme_build import build_theme, new_build_id
 
-    svc = get_services()
+    svc = compose.services()
     _save_products(svc.store, store, products)
     payload = brief_from(brief, audience, tone, palette_hint)
     build_id = new_build_id()
@@ -151,7 +151,9 @@ def enqueue_theme_build(
     as_json: bool = AS_JSON,
 ) -> None:
     """Validate and enqueue one build_theme job on queue `batch`; prints the build id (= job id)."""
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
     from pipelines.status import JobStatus
     from pipelines.submit import submit_theme_build
 

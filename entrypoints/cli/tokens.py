@@ -21,10 +21,10 @@ def _slug(value: str) -> str:
 
 
 def _redis() -> Any:
-    from adapters.redis_conn import get_redis, resolve_url
     from adapters.settings import get_settings
+    from entrypoints.compose import redis_client
 
-    return get_redis(resolve_url(get_settings()))
+    return redis_client(get_settings())
 
 
 @tokens_app.command("create")

@@ -127,7 +127,7 @@ def render(data: dict[str, Any]) -> str:
         " Do not edit by hand. -->",
         "",
         "Every number below was measured by `tests/faults/` against real processes: the worker as",
-        "the Procfile runs it (`dramatiq entrypoints.worker`), a valkey-server with AOF, the dev gateway",
+        "the Procfile runs it (`dramatiq entrypoints.worker:setup`), a valkey-server with AOF, the dev gateway",
         "and moto's S3 server, each in its own process, broken on purpose. A job is *lost* when it was",
         "accepted (its status written and its message enqueued) and then neither published nor failed",
         "with a reason; *duplicated* when it left more than one output, a half-written one, or a model",

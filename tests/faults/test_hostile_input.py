@@ -275,13 +275,14 @@ def api_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     from adapters.settings import load_settings
     from adapters.store import LocalStore, put_json
+    from entrypoints import compose
     from entrypoints.api import create_app
-    from entrypoints.api.context import ApiContext, build_context
+    from entrypoints.api.context import ApiContext
     from pipelines.status import JobStatus
 
     settings = load_settings(api_rate_limit=1_000_000, api_max_body_bytes=1024 * 1024)
     objects = LocalStore(tmp_path_factory.mktemp("hostile-api"))
-    base = build_context(settings, store=objects)
+    base = compose.api_context(settings, store=objects)
     capture = Capture()
     ctx = ApiContext(**{**base.__dict__, "broker": capture})
     ctx.batches.broker = capture  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""The worker as the Procfile runs it (`dramatiq entrypoints.worker ...`), in a process tests may SIGKILL."""
+"""The worker as the Procfile runs it (`dramatiq entrypoints.worker:setup`), in a process tests may kill."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ _SCRUBBED = (
 
 @dataclass
 class WorkerProcess:
-    """`dramatiq entrypoints.worker --queues batch interactive --processes 1 --threads N` with its own env."""
+    """`dramatiq entrypoints.worker:setup --queues batch interactive --processes 1 --threads N`, own env."""
 
     env: dict[str, str]
     log_path: Path
@@ -52,7 +52,7 @@ class WorkerProcess:
             self.proc = subprocess.Popen(
                 [
                     DRAMATIQ,
-                    "entrypoints.worker",
+                    "entrypoints.worker:setup",
                     "--queues",
                     *self.queues,
                     "--processes",

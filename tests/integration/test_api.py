@@ -320,12 +320,12 @@ def test_a_pipeline_not_deployed_is_refused_with_501(
 
 def test_rate_limit_is_per_store_and_says_when_to_retry(api: ApiHarness) -> None:
     from adapters.settings import load_settings
+    from entrypoints import compose
     from entrypoints.api import create_app
-    from entrypoints.api.context import build_context
 
     # Given an API allowing 3 requests per store per minute
     settings = load_settings(ops_api_token=OPS_TOKEN, api_rate_limit=3, api_rate_window_s=60)
-    ctx = build_context(settings, store=api.ctx.store)
+    ctx = compose.api_context(settings, store=api.ctx.store)
     stores = ("rate-a", "rate-b")
     tokens = {s: ctx.tokens.create(s).token for s in stores}
     with serve_app(create_app(ctx)) as running:
@@ -390,12 +390,12 @@ def test_healthz_checks_redis_store_and_gateway(api: ApiHarness) -> None:
 def test_healthz_is_503_naming_what_is_down(api: ApiHarness) -> None:
     # Given an API whose gateway address answers nothing
     from adapters.settings import load_settings
+    from entrypoints import compose
     from entrypoints.api import create_app
-    from entrypoints.api.context import build_context
     from tests.fixtures.redis import free_port
 
     settings = load_settings(ai_gateway_url=f"http://127.0.0.1:{free_port()}/v1/x/y")
-    with serve_app(create_app(build_context(settings, store=api.ctx.store))) as running:
+    with serve_app(create_app(compose.api_context(settings, store=api.ctx.store))) as running:
         response = httpx.get(f"{running.url}/healthz")
     # Then /healthz is 503 and says the gateway is the problem
     assert response.status_code == 503

@@ -24,8 +24,8 @@ STORE = "stanley1913"
 def lane_api(lane: Any) -> Iterator[tuple[RunningApi, Any]]:
     """The API over the lane's Redis, object store and broker; the store's catalog snapshot written."""
     from adapters.settings import load_settings
+    from entrypoints import compose
     from entrypoints.api import create_app
-    from entrypoints.api.context import build_context
     from pipelines.catalog_snapshot import write_snapshot
 
     settings = load_settings(
@@ -34,7 +34,7 @@ def lane_api(lane: Any) -> Iterator[tuple[RunningApi, Any]]:
         ops_api_token=OPS_TOKEN,
         webhook_allow_private_hosts=True,
     )
-    ctx = build_context(settings, store=lane.objects(), broker=lane.broker)
+    ctx = compose.api_context(settings, store=lane.objects(), broker=lane.broker)
     write_snapshot(ctx.store, STORE, {"products": sample_products(STORE)})
     with serve_app(create_app(ctx)) as running:
         yield running, ctx

@@ -11,7 +11,7 @@ import pytest
 from adapters.signing import SignatureError, sign, verify_signature
 from tests.conftest import sample_products
 from tests.fixtures.api import ApiHarness, WebhookReceiver
-from tests.test_api import poll
+from tests.integration.test_api import poll
 
 STORE = "kiids-kingdom"
 
@@ -97,10 +97,10 @@ def test_failed_delivery_is_retried_with_backoff(api: ApiHarness, receiver: Webh
 def test_an_unreachable_receiver_fails_after_the_last_attempt(
     api: ApiHarness, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipelines.services import get_services
+    from entrypoints import compose
 
     # Given at most 2 attempts, and a callback address where nothing listens
-    monkeypatch.setattr(get_services().settings, "webhook_max_attempts", 2)
+    monkeypatch.setattr(compose.services().settings, "webhook_max_attempts", 2)
     from tests.fixtures.redis import free_port
 
     client = api.client("ops")
@@ -137,12 +137,12 @@ def test_a_refusal_is_not_retried(api: ApiHarness, receiver: WebhookReceiver) ->
 
 def test_callbacks_to_private_addresses_are_refused_unless_allowed(api: ApiHarness) -> None:
     from adapters.settings import load_settings
+    from entrypoints import compose
     from entrypoints.api import create_app
-    from entrypoints.api.context import build_context
     from tests.fixtures.api import OPS_TOKEN, serve_app
 
     # Given an API with the production default (callbacks to public addresses only)
-    ctx = build_context(load_settings(ops_api_token=OPS_TOKEN), store=api.ctx.store)
+    ctx = compose.api_context(load_settings(ops_api_token=OPS_TOKEN), store=api.ctx.store)
     store = "private-callbacks"
     with serve_app(create_app(ctx)) as running, running.client(OPS_TOKEN) as client:
         # When callbacks to loopback, cloud metadata or a private network are asked for
@@ -157,7 +157,7 @@ def test_callbacks_to_private_addresses_are_refused_unless_allowed(api: ApiHarne
             codes[url] = (response.status_code, response.json()["error"]["details"][0]["field"])
     # Then each is 422 naming callback_url, and nothing was enqueued
     assert set(codes.values()) == {(422, "callback_url")}, codes
-    from tests.test_api import jobs_of_store
+    from tests.integration.test_api import jobs_of_store
 
     assert jobs_of_store(api, store) == []
 
@@ -165,10 +165,10 @@ def test_callbacks_to_private_addresses_are_refused_unless_allowed(api: ApiHarne
 def test_the_worker_checks_the_callback_again_before_delivering(
     api: ApiHarness, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipelines.services import get_services
+    from entrypoints import compose
 
     # Given an API that accepted a loopback callback, and a worker that allows public addresses only
-    monkeypatch.setattr(get_services().settings, "webhook_allow_private_hosts", False)
+    monkeypatch.setattr(compose.services().settings, "webhook_allow_private_hosts", False)
     client = api.client("ops")
     body = {
         "pipeline": "product_copy",

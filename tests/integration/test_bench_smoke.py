@@ -13,7 +13,9 @@ def test_importing_the_benchmarks_leaves_the_services_broker_global() -> None:
     import dramatiq
 
     import bench.run_all  # noqa: F401  (every benchmark module)
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
 
     assert dramatiq.get_broker() is broker
 

@@ -20,8 +20,8 @@ def test_with_caches_off_repeats_are_generated_again(redis_client: Any, gateway:
     # Given services built with the caches off
     from adapters.settings import load_settings
     from adapters.store import LocalStore
+    from entrypoints.compose import build_services
     from pipelines.product_copy import generate_product_copy
-    from pipelines.services import build_services
 
     svc = build_services(load_settings(caches_enabled=False))
     svc.store = LocalStore(tmp_path / "objects")

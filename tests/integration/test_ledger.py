@@ -108,7 +108,9 @@ def test_a_result_cache_hit_costs_nothing_and_counts_as_a_result_cache_hit(
 def test_a_redelivered_message_is_counted_once(services: Any, worker: Any, gateway: Any) -> None:
     from dramatiq import Message
 
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
 
     # Given a job that forces a fresh generation, processed once
     product = sample_products("kiids-kingdom")[10]
@@ -141,7 +143,9 @@ def test_a_budget_stops_the_job_that_would_cross_it_and_charges_it_nothing(
     services: Any, worker: Any, gateway: Any
 ) -> None:
     from adapters.ledger import Ledger, usd_to_nano
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
     from pipelines.submit import submit_product_copy
 
     # Given a store whose daily budget is $0.01, and more work than that buys, sent at once

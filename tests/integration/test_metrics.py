@@ -45,7 +45,9 @@ def test_worker_metrics_count_tokens_cost_hits_and_jobs(
 ) -> None:
     from adapters.costs import cost_report
     from adapters.ledger import Ledger
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
 
     # Given the metrics endpoint before any work for this store
     before = scrape(metrics_server)

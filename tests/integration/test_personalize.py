@@ -36,10 +36,10 @@ def _one_loop(session_worker: Any) -> None:
 @pytest.fixture(scope="module", autouse=True)
 def _warm(session_worker: Any) -> None:
     """What the worker process does at boot (deadline tests must not pay for lazy imports)."""
+    from entrypoints import compose
     from pipelines.personalize import warm_up
-    from pipelines.services import get_services
 
-    warm_up(get_services())
+    warm_up(compose.services())
 
 
 @pytest.fixture
@@ -363,7 +363,9 @@ def test_device_and_referrer_are_bucketed(device: Any, referrer: Any, expected: 
 def test_bad_input_is_refused_before_anything_is_enqueued(
     services: Any, store: str, shopper: str, context: Any, match: str
 ) -> None:
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
     from pipelines.submit import submit_personalize
 
     with pytest.raises(InvalidInput, match=match):

@@ -28,7 +28,9 @@ def store_kind(request: pytest.FixtureRequest, services: Any) -> Any:
 
 def test_plain_dramatiq_message_is_published_under_the_contract_key(store_kind: Any, worker: Any) -> None:
     # Given a product sent by a client that knows only the actor name and queue
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
 
     product = sample_products("stanley1913")[0]
     job = send_plain(broker, "product_copy", "batch", "stanley1913", product, {})
@@ -76,7 +78,9 @@ def test_gateway_cache_hit_costs_nothing(services: Any, gateway: Any) -> None:
 
 
 def test_rate_limit_is_retried_after_its_retry_after(services: Any, worker: Any, gateway: Any) -> None:
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
 
     # Given the gateway answers the first call with 429 and retry-after: 1
     gateway.faults([{"kind": "429", "retry_after": 1}])
@@ -104,7 +108,9 @@ def test_invalid_output_is_repaired_once(services: Any, gateway: Any) -> None:
 
 
 def test_invalid_output_twice_fails_naming_the_field(services: Any, worker: Any, gateway: Any) -> None:
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
 
     # Given the model answers invalid JSON twice
     gateway.faults([{"kind": "invalid_output", "times": 2}])
@@ -172,7 +178,9 @@ def test_hostile_model_output_is_sanitized_or_refused(services: Any, gateway: An
 def test_bad_input_is_refused_before_anything_is_written(
     services: Any, store: str, product: Any, match: str
 ) -> None:
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
     from pipelines.submit import submit_product_copy
 
     # When a bad store slug or product id is submitted
@@ -184,7 +192,9 @@ def test_bad_input_is_refused_before_anything_is_written(
 
 
 def test_bad_input_sent_directly_fails_without_retry(services: Any, worker: Any) -> None:
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
 
     # Given a foreign client that skips validation
     job = send_plain(broker, "product_copy", "batch", "ok-store", {"id": "../x", "title": "t"}, {})

@@ -62,7 +62,9 @@ def registry() -> PromptRegistry:
 def test_label_move_reaches_a_running_worker(
     labels: PromptLabels, services: Any, worker: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
 
     resolver = services.runtime.resolve_version
     monkeypatch.setattr(resolver, "ttl_s", 0.3)

@@ -104,7 +104,9 @@ class Watched:
 def test_worker_build_publishes_every_file_then_the_pointer(
     store_kind: Any, worker: Any, gateway: Any
 ) -> None:
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
 
     # Given a brief sent by a client that knows only the actor name and queue
     job = send_plain(broker, "build_theme", "batch", STORE, BRIEF)
@@ -159,8 +161,10 @@ def test_progress_walks_through_every_step(catalog: Any, gateway: Any) -> None:
 def test_status_cli_shows_the_build(store_kind: Any, worker: Any, gateway: Any) -> None:
     from typer.testing import CliRunner
 
+    from entrypoints import compose
     from entrypoints.cli.main import app
-    from pipelines.broker import broker
+
+    broker = compose.process_broker()
 
     job = send_plain(broker, "build_theme", "batch", STORE, BRIEF)
     wait_job(store_kind.status, job, timeout_s=60)
@@ -317,7 +321,9 @@ def test_rollback_restores_the_previous_pointer(services: Any, gateway: Any) -> 
 def test_worker_dying_mid_build_resumes_without_redoing_finished_steps(
     catalog: Any, worker: Any, gateway: Any
 ) -> None:
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
     from pipelines.theme_steps import StepStore
 
     # Given the gateway fails the layout planner's first call (after brand and design are done)
@@ -354,7 +360,9 @@ def test_worker_dying_mid_build_resumes_without_redoing_finished_steps(
 def test_bad_input_is_refused_before_anything_is_enqueued(
     catalog: Any, store: str, brief: Any, match: str
 ) -> None:
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
     from pipelines.submit import submit_theme_build
 
     with pytest.raises(InvalidInput, match=match):
@@ -364,7 +372,9 @@ def test_bad_input_is_refused_before_anything_is_enqueued(
 
 
 def test_missing_catalog_fails_at_once_without_retry(services: Any, worker: Any) -> None:
-    from pipelines.broker import broker
+    from entrypoints import compose
+
+    broker = compose.process_broker()
 
     job = send_plain(broker, "build_theme", "batch", "empty-store", BRIEF)
     info = wait_job(services.status, job)

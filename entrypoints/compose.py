@@ -1,0 +1,140 @@
+"""The composition root: settings, then Redis, the object store, the gateway client, ledger, result cache.
+
+The worker module, the HTTP API and the CLI all build what they run with here, and nothing
+anywhere connects, starts a server or builds a broker when a module is imported.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import dramatiq
+import redis
+from dramatiq import Broker
+from dramatiq.brokers.redis import RedisBroker
+
+from adapters.ledger import Ledger
+from adapters.logs import configure_logging, register_secrets
+from adapters.prompt_labels import PromptLabels
+from adapters.redis_conn import get_redis, resolve_url
+from adapters.settings import Settings, get_settings
+from adapters.store import ObjectStore, open_store
+from adapters.tokens import TokenStore
+from agents.gateway import GatewayClient, GatewayConfig
+from agents.prompts import PromptRegistry
+from agents.rollout import LabelResolver
+from agents.runtime import AgentRuntime
+from agents.schemas import OUTPUT_MODELS
+from entrypoints import devmode
+from entrypoints.api.context import ApiContext
+from entrypoints.api.idempotency import Idempotency
+from entrypoints.api.limits import RateLimiter
+from pipelines import services as job_services
+from pipelines.accounting import LedgerSink
+from pipelines.actors import declare_actors
+from pipelines.batches import Batches
+from pipelines.broker import build_broker
+from pipelines.no_cache import NoResultCache
+from pipelines.result_cache import ResultCache
+from pipelines.services import Services
+from pipelines.status import JobStatus
+
+_lock = threading.Lock()
+_broker: RedisBroker | None = None
+
+
+def configure(settings: Settings) -> None:
+    """Logging and secret scrubbing, before anything logs."""
+    configure_logging(settings.log_level, settings.log_format)
+    register_secrets(settings.secret_values())
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """The process's Redis client: REDIS_URL, or the embedded Valkey."""
+    return get_redis(resolve_url(settings))
+
+
+def gateway_config(settings: Settings) -> GatewayConfig:
+    """The configured AI Gateway (the dev gateway in a development install with none configured)."""
+    settings = devmode.with_gateway(settings)
+    assert settings.gateway_base_url is not None
+    secret = lambda s: s.get_secret_value() if s else None  # noqa: E731
+    return GatewayConfig(
+        base_url=settings.gateway_base_url,
+        token=secret(settings.ai_gateway_token),
+        openai_key=secret(settings.openai_api_key),
+        anthropic_key=secret(settings.anthropic_api_key),
+        timeout_s=settings.gateway_timeout_s,
+        openai_direct=settings.gateway_openai_direct,
+        skip_cache=not settings.caches_enabled,
+        price_overrides=settings.price_overrides,
+    )
+
+
+def build_services(settings: Settings) -> Services:
+    """Everything a job runs with (imports litellm through the gateway client: seconds)."""
+    configure(settings)
+    client = redis_client(settings)
+    prompts = PromptRegistry(settings.prompts_dir, OUTPUT_MODELS)
+    runtime = AgentRuntime(
+        gateway=GatewayClient(gateway_config(settings)),
+        prompts=prompts,
+        sink=LedgerSink(Ledger(client), settings),
+        resolve_version=LabelResolver(PromptLabels(client), prompts, ttl_s=settings.prompt_labels_ttl_s),
+    )
+    cache = ResultCache if settings.caches_enabled else NoResultCache
+    results = cache(client, ttl_s=settings.result_cache_ttl_s)
+    return Services(settings, client, open_store(settings), runtime, JobStatus(client), results)
+
+
+def wire(settings: Settings | None = None) -> None:
+    """Let this process's jobs build their services from `settings` (the environment's by default)."""
+    job_services.provide(lambda: build_services(settings or get_settings()))
+
+
+def services(settings: Settings | None = None) -> Services:
+    """This process's services; wires them from `settings` (or the environment's) if nothing has."""
+    if not job_services.is_wired():
+        wire(settings)
+    return job_services.get_services()
+
+
+def new_broker(settings: Settings, extra_middleware: tuple[Any, ...] = ()) -> RedisBroker:
+    """A broker on the settings' Redis with every actor declared; not yet the process's global one."""
+    broker = build_broker(settings, resolve_url(settings))
+    for middleware in extra_middleware:
+        broker.add_middleware(middleware)
+    declare_actors(broker)
+    return broker
+
+
+def process_broker(settings: Settings | None = None) -> RedisBroker:
+    """The process's broker, built on first use and set as Dramatiq's global broker."""
+    global _broker
+    with _lock:
+        if _broker is None:
+            _broker = new_broker(settings or get_settings())
+            dramatiq.set_broker(_broker)
+        return _broker
+
+
+def api_context(
+    settings: Settings, store: ObjectStore | None = None, broker: Broker | None = None
+) -> ApiContext:
+    """Everything the API's routes need. No model client: the web process never imports litellm."""
+    client = redis_client(settings)
+    queue = broker if broker is not None else process_broker(settings)
+    status = JobStatus(client)
+    ops = settings.ops_api_token.get_secret_value() if settings.ops_api_token else None
+    return ApiContext(
+        settings=settings,
+        redis=client,
+        store=store if store is not None else open_store(settings),
+        broker=queue,
+        status=status,
+        tokens=TokenStore(client, ops_token=ops),
+        limiter=RateLimiter(client, settings.api_rate_limit, settings.api_rate_window_s),
+        batches=Batches(queue, status),
+        idempotency=Idempotency(client),
+    )
