@@ -8,7 +8,7 @@ from typing import Any
 from adapters.store import put_json
 from tests.conftest import sample_products
 from tests.fixtures.api import ApiHarness
-from tests.test_api import jobs_of_store, poll
+from tests.integration.test_api import jobs_of_store, poll
 
 STORE = "electricshop"
 

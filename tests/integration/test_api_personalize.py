@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import sample_products
 from tests.fixtures.api import OPS_TOKEN, RunningApi, WebhookReceiver, serve_app
-from tests.test_api import poll
-from tests.test_api_webhooks import wait_webhook
+from tests.integration.test_api import poll
+from tests.integration.test_api_webhooks import wait_webhook
 
 STORE = "stanley1913"
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from tests.conftest import sample_products
 from tests.fixtures.api import ApiHarness
-from tests.test_api import poll
+from tests.integration.test_api import poll
 
 STORE = "stanley1913"
 BRIEF = {
