@@ -81,13 +81,13 @@ def redis_client(redis_server: RedisProcess) -> Iterator[Any]:
 
 
 @pytest.fixture
-def services(redis_client: Any, gateway: Any, tmp_path: Path) -> Any:
-    """The per-process services, with a fresh local store for this test."""
+def services(redis_client: Any, gateway: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The per-process services, with a fresh local store for this test (restored after it)."""
     from adapters.store import LocalStore
     from entrypoints import compose
 
     svc = compose.services()
-    svc.store = LocalStore(tmp_path / "objects")
+    monkeypatch.setattr(svc, "store", LocalStore(tmp_path / "objects"))
     return svc
 
 

@@ -42,12 +42,31 @@ def send_plain(broker: Any, actor: str, queue: str, *args: Any) -> str:
     return message.message_id
 
 
+def join_queue(client: Any, queue: str, timeout_s: float = 20.0) -> None:
+    """Wait the way Dramatiq's own tests do: `broker.join(queue)`, on the Redis that holds the queue.
+
+    It returns once the queue, its delay queue and every claimed-but-unacked message are gone,
+    and a worker acks only after its middleware (the job's final status) has run.
+    """
+    from dramatiq.brokers.redis import RedisBroker
+    from dramatiq.errors import QueueJoinTimeout
+
+    try:
+        RedisBroker(client=client, middleware=[]).join(queue, interval=20, timeout=int(timeout_s * 1000))
+    except QueueJoinTimeout:
+        raise AssertionError(f"queue {queue!r} still had work after {timeout_s}s") from None
+
+
 def wait_job(status: Any, job_id: str, timeout_s: float = 20.0) -> dict[str, Any]:
-    """Poll a job's status until it is done or failed (the worker runs in other threads)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        info = status.get(job_id)
-        if info and info.get("status") in TERMINAL:
-            return dict(info)
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} did not finish in {timeout_s}s: {status.get(job_id)}")
+    """The job's final status, once its queue has been joined (inline jobs: once it has ended)."""
+    queue = (status.get(job_id) or {}).get("queue")
+    if queue != "inline":  # unknown until the worker starts it when a test enqueued it by hand
+        for name in [queue] if queue else ["batch", "interactive"]:
+            join_queue(status.r, name, timeout_s)
+    else:  # an inline run (`run ...` commands): no queue to join
+        deadline = time.monotonic() + timeout_s
+        while (status.get(job_id) or {}).get("status") not in TERMINAL and time.monotonic() < deadline:
+            time.sleep(0.02)
+    info = status.get(job_id) or {}
+    assert info.get("status") in TERMINAL, f"job {job_id} did not finish in {timeout_s}s: {info}"
+    return dict(info)
