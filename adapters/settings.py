@@ -43,7 +43,10 @@ class Settings(BaseSettings):
     r2_secret_access_key: SecretStr | None = None
     r2_endpoint_url: str | None = None
     r2_themes_bucket: str = "wandstore-themes"
+    # Backups hold token hashes and signing secrets: their own bucket, never the themes one.
+    r2_backups_bucket: str = "wandstore-backups"
     local_store_dir: Path = Path("./var/objects")
+    local_backup_dir: Path = Path("./var/backups")
     r2_timeout_s: float = Field(default=30.0, gt=0)  # per request; no retries inside: the job retries
 
     prompts_dir: Path = DEFAULT_PROMPTS_DIR
@@ -76,6 +79,10 @@ class Settings(BaseSettings):
     callback_timeout_s: float = Field(default=2.0, gt=0)
     callback_max_attempts: int = Field(default=3, ge=1, le=10)
     callback_backoff_ms: int = Field(default=200, ge=1)
+
+    # The worker and the API refuse a Redis that would lose tokens, budgets and queued jobs
+    # (no AOF/RDB, or a maxmemory policy that evicts). False only where losing them is fine.
+    redis_require_durable: bool = True
 
     # Broker: a worker silent for this long is dead and its claimed messages are requeued, by a
     # maintenance pass that runs on this many of every million broker commands (Dramatiq's defaults).

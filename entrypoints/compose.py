@@ -15,9 +15,10 @@ from dramatiq import Broker
 from dramatiq.brokers.redis import RedisBroker
 
 from adapters.ledger import Ledger
-from adapters.logs import configure_logging, register_secrets
+from adapters.logs import configure_logging, get_logger, register_secrets
 from adapters.prompt_labels import PromptLabels
 from adapters.redis_conn import get_redis, resolve_url
+from adapters.redis_durability import require_durable
 from adapters.settings import Settings, get_settings
 from adapters.store import ObjectStore, open_store
 from adapters.tokens import TokenStore
@@ -40,6 +41,7 @@ from pipelines.result_cache import ResultCache
 from pipelines.services import Services
 from pipelines.status import JobStatus
 
+log = get_logger("entrypoints.compose")
 _lock = threading.Lock()
 _broker: RedisBroker | None = None
 
@@ -53,6 +55,12 @@ def configure(settings: Settings) -> None:
 def redis_client(settings: Settings) -> redis.Redis:
     """The process's Redis client: REDIS_URL, or the embedded Valkey."""
     return get_redis(resolve_url(settings))
+
+
+def check_redis(settings: Settings) -> None:
+    """Refuse to start on a Redis that would lose state (the worker and the API call this at start)."""
+    for problem in require_durable(redis_client(settings), required=settings.redis_require_durable):
+        log.warning("redis_not_durable", problem=problem, opted_out="REDIS_REQUIRE_DURABLE=false")
 
 
 def gateway_config(settings: Settings) -> GatewayConfig:
@@ -123,6 +131,7 @@ def api_context(
     settings: Settings, store: ObjectStore | None = None, broker: Broker | None = None
 ) -> ApiContext:
     """Everything the API's routes need. No model client: the web process never imports litellm."""
+    check_redis(settings)
     client = redis_client(settings)
     queue = broker if broker is not None else process_broker(settings)
     status = JobStatus(client)

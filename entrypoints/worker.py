@@ -30,6 +30,7 @@ def setup() -> None:
     """Build this worker process's broker and wire its services (they are built at boot)."""
     settings = get_settings()
     compose.configure(settings)
+    compose.check_redis(settings)
     compose.wire(settings)
     # Lane placement before the warm-up: the warm-up runs where the worker will.
     broker = compose.new_broker(settings, extra_middleware=(LanePlacement(), Warmup(), StopOnce()))

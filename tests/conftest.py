@@ -45,6 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _REDIS.start()
     os.environ["REDIS_URL"] = _REDIS.url
     os.environ["LOCAL_STORE_DIR"] = str(_SESSION_DIR / "objects")
+    os.environ["LOCAL_BACKUP_DIR"] = str(_SESSION_DIR / "backups")
     os.environ["LOG_LEVEL"] = "WARNING"
     from tests.fixtures.gateway import start_session_gateway
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 from adapters.settings import Settings
@@ -12,13 +13,21 @@ from adapters.store.base import ObjectStore, StoredObject
 from adapters.store.local import LocalStore
 from adapters.store.r2 import R2Store
 
-__all__ = ["LocalStore", "ObjectStore", "R2Store", "StoredObject", "open_store", "put_json"]
+__all__ = [
+    "LocalStore",
+    "ObjectStore",
+    "R2Store",
+    "StoredObject",
+    "open_backup_store",
+    "open_store",
+    "put_json",
+]
 
 _stores: dict[tuple[Any, ...], ObjectStore] = {}
 _stores_lock = threading.Lock()
 
 
-def _cache_key(settings: Settings) -> tuple[Any, ...]:
+def _cache_key(settings: Settings, backups: bool) -> tuple[Any, ...]:
     # The pid keeps a forked worker from sharing its parent's connection pool.
     if settings.r2_configured:
         assert settings.r2_access_key_id is not None and settings.r2_secret_access_key is not None
@@ -26,16 +35,22 @@ def _cache_key(settings: Settings) -> tuple[Any, ...]:
             os.getpid(),
             "r2",
             settings.r2_endpoint,
-            settings.r2_themes_bucket,
+            settings.r2_backups_bucket if backups else settings.r2_themes_bucket,
             settings.r2_access_key_id.get_secret_value(),
             settings.r2_secret_access_key.get_secret_value(),
         )
-    return (os.getpid(), "local", str(settings.local_store_dir.expanduser().resolve()))
+    folder = settings.local_backup_dir if backups else settings.local_store_dir
+    return (os.getpid(), "local", str(folder.expanduser().resolve()))
 
 
-def open_store(settings: Settings) -> ObjectStore:
+def open_backup_store(settings: Settings) -> ObjectStore:
+    """Where backups go: the `wandstore-backups` bucket, never the themes bucket the storefront reads."""
+    return open_store(settings, backups=True)
+
+
+def open_store(settings: Settings, *, backups: bool = False) -> ObjectStore:
     """The process's store for `settings`: R2 when its credentials are set, else the local folder."""
-    key = _cache_key(settings)
+    key = _cache_key(settings, backups)
     store = _stores.get(key)
     if store is not None:
         return store
@@ -54,7 +69,7 @@ def open_store(settings: Settings) -> ObjectStore:
                     max_attempts=0,
                 )
             else:
-                store = LocalStore(settings.local_store_dir)
+                store = LocalStore(Path(key[2]))
             _stores[key] = store
     return store
 

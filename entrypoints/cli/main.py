@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from adapters.errors import WandstoreError
-from entrypoints.cli import costs, demo, gateway, jobs
+from entrypoints.cli import backup, costs, demo, gateway, jobs
 from entrypoints.cli.dlq import dlq_app
 from entrypoints.cli.prompts import prompts_app
 from entrypoints.cli.themes import themes_app
@@ -33,6 +33,10 @@ app.command("costs", help="Tokens, cost and cache hits from the usage ledger.")(
 app.add_typer(costs.budget_app, name="budget")
 
 app.add_typer(tokens_app, name="tokens")
+app.command(
+    "backup", help="Export tokens, webhook secrets, budgets and prompt labels to the backups bucket."
+)(backup.backup)
+app.command("restore", help="Write a backup back into Redis; keys that exist are kept.")(backup.restore)
 app.add_typer(dlq_app, name="dlq")
 
 
