@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
@@ -11,7 +12,13 @@ from typing import Any
 import structlog
 
 _SECRETS: set[str] = set()
+_PATHS: dict[str, str] = {}
 _REDACTED = "[redacted]"
+# A fragment of a secret this long is masked wherever it shows (an upstream that echoes part
+# of a credential; found for sure from FRAGMENT + FRAGMENT // 2 - 1 characters on); at either
+# end of a text, a shorter one is (a text cut inside a secret).
+FRAGMENT = 10
+EDGE_FRAGMENT = 4
 
 
 def register_secrets(values: Iterable[str]) -> None:
@@ -19,33 +26,105 @@ def register_secrets(values: Iterable[str]) -> None:
     _SECRETS.update(v for v in values if v and len(v) >= 4)
 
 
-def scrub(text: str) -> str:
-    """Replace every registered secret inside `text`."""
-    for secret in _SECRETS:
-        if secret in text:
-            text = text.replace(secret, _REDACTED)
+def register_private_path(path: str, shown_as: str) -> None:
+    """Show `path` (a local folder of this host) as `shown_as` in scrubbed text, e.g. in job errors."""
+    if path and path != "/":
+        _PATHS[path] = shown_as
+
+
+@functools.cache
+def _probes(secret: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Grams of `secret` every long fragment contains, and its short prefixes and suffixes."""
+    stride = FRAGMENT // 2
+    grams = tuple(secret[i : i + FRAGMENT] for i in range(0, len(secret) - FRAGMENT + 1, stride))
+    short = range(EDGE_FRAGMENT, min(len(secret), FRAGMENT))
+    return grams, tuple(secret[:n] for n in short), tuple(secret[-n:] for n in short)
+
+
+def _has_fragment(text: str, secret: str) -> bool:
+    grams, prefixes, suffixes = _probes(secret)
+    return any(g in text for g in grams) or text.endswith(prefixes) or text.startswith(suffixes)
+
+
+def _mask_fragments(text: str, secret: str) -> str:
+    if len(secret) > FRAGMENT:
+        for i in range(len(secret) - FRAGMENT + 1):
+            gram = secret[i : i + FRAGMENT]
+            while gram in text:
+                start = text.index(gram)
+                end = start + FRAGMENT
+                # Grow the match to the whole shared stretch before masking it.
+                j = i + FRAGMENT
+                while end < len(text) and j < len(secret) and text[end] == secret[j]:
+                    end, j = end + 1, j + 1
+                k = i
+                while start > 0 and k > 0 and text[start - 1] == secret[k - 1]:
+                    start, k = start - 1, k - 1
+                text = text[:start] + _REDACTED + text[end:]
+    for n in range(min(len(secret), FRAGMENT) - 1, EDGE_FRAGMENT - 1, -1):
+        if text.endswith(secret[:n]):
+            text = text[:-n] + _REDACTED
+            break
+    for n in range(min(len(secret), FRAGMENT) - 1, EDGE_FRAGMENT - 1, -1):
+        if text.startswith(secret[-n:]):
+            text = _REDACTED + text[n:]
+            break
     return text
 
 
-def _scrub_value(value: Any) -> Any:
+def scrub(text: str) -> str:
+    """Replace every registered secret inside `text`, and any fragment of one; hide local paths."""
+    for secret in _SECRETS:
+        # Cheap probes first: most text holds no part of any secret.
+        if _has_fragment(text, secret):
+            text = _mask_fragments(text.replace(secret, _REDACTED), secret)
+    for path, shown_as in _PATHS.items():
+        if path in text:
+            text = text.replace(path, shown_as)
+    return text
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` scrubbed, then cut to `limit` characters: cut first, and a secret's tail escapes."""
+    return scrub(text)[:limit]
+
+
+# Fields that carry text from elsewhere (an upstream's error, an exception): where a partial
+# echo of a credential shows up. Other fields get the whole-secret replace, which is ~20x cheaper.
+_FOREIGN_TEXT = frozenset({"error", "exception", "reason", "detail", "message", "body"})
+
+
+def _replace_whole(text: str) -> str:
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, _REDACTED)
+    for path, shown_as in _PATHS.items():
+        if path in text:
+            text = text.replace(path, shown_as)
+    return text
+
+
+def _scrub_value(value: Any, thorough: bool) -> Any:
     if isinstance(value, str):
-        return scrub(value)
+        return scrub(value) if thorough else _replace_whole(value)
     if isinstance(value, dict):
-        return {k: _scrub_value(v) for k, v in value.items()}
+        return {k: _scrub_value(v, thorough or k in _FOREIGN_TEXT) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_scrub_value(v) for v in value]
+        return [_scrub_value(v, thorough) for v in value]
     return value
 
 
 def _scrub_processor(_: Any, __: str, event_dict: Any) -> Any:
-    if not _SECRETS:
+    if not _SECRETS and not _PATHS:
         return event_dict
-    return {k: _scrub_value(v) for k, v in event_dict.items()}
+    return {k: _scrub_value(v, k in _FOREIGN_TEXT) for k, v in event_dict.items()}
 
 
 def _final_scrub(_: Any, __: str, rendered: Any) -> Any:
     # Exceptions are rendered into the line after the field scrub; scrub the text again.
-    return scrub(rendered) if _SECRETS and isinstance(rendered, str) else rendered
+    if not (_SECRETS or _PATHS) or not isinstance(rendered, str):
+        return rendered
+    return scrub(rendered) if "Traceback" in rendered else _replace_whole(rendered)
 
 
 class _OneWritePerLine:

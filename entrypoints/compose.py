@@ -15,7 +15,7 @@ from dramatiq import Broker
 from dramatiq.brokers.redis import RedisBroker
 
 from adapters.ledger import Ledger
-from adapters.logs import configure_logging, get_logger, register_secrets
+from adapters.logs import configure_logging, get_logger, register_private_path, register_secrets
 from adapters.prompt_labels import PromptLabels
 from adapters.redis_conn import get_redis, resolve_url
 from adapters.redis_durability import require_durable
@@ -50,6 +50,9 @@ def configure(settings: Settings) -> None:
     """Logging and secret scrubbing, before anything logs."""
     configure_logging(settings.log_level, settings.log_format)
     register_secrets(settings.secret_values())
+    # Job errors reach tenants: they name the setting, never this host's folders.
+    register_private_path(str(settings.local_store_dir.expanduser().resolve()), "LOCAL_STORE_DIR")
+    register_private_path(str(settings.local_backup_dir.expanduser().resolve()), "LOCAL_BACKUP_DIR")
 
 
 def redis_client(settings: Settings) -> redis.Redis:
