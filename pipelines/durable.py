@@ -8,13 +8,13 @@ These wrappers make those writes wait for Redis instead, the way the ack does.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
 from dramatiq.middleware import Retries
 
+from adapters import retry
 from adapters.errors import BrokerUnavailable
 from adapters.logs import get_logger
 from pipelines.status import JobStatus
@@ -25,21 +25,20 @@ log = get_logger("pipelines.durable")
 
 
 def until_redis_answers(write: Callable[[], T], what: str, give_up_s: float = GIVE_UP_S) -> T:
-    """Run `write`, retrying with backoff (50 ms to 1 s) while Redis cannot be reached."""
-    deadline = time.monotonic() + give_up_s
-    delay = 0.05
-    warned = False
-    while True:
-        try:
-            return write()
-        except (redis.ConnectionError, redis.TimeoutError, BrokerUnavailable) as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            if not warned:
-                log.warning("redis_unavailable_waiting", what=what, error=str(exc))
-                warned = True
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+    """Run `write`, retrying with backoff (50 ms doubling to ~1 s) while Redis cannot be reached."""
+
+    def warn_once(state: retry.RetryCallState) -> None:
+        if state.attempt_number == 1 and state.outcome is not None:
+            log.warning("redis_unavailable_waiting", what=what, error=str(state.outcome.exception()))
+
+    return retry.call(
+        write,
+        on=(redis.ConnectionError, redis.TimeoutError, BrokerUnavailable),
+        base_s=0.05,
+        cap_s=1.0,
+        give_up_s=give_up_s,
+        before_sleep=warn_once,
+    )
 
 
 class DurableStatus:

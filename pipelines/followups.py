@@ -6,8 +6,8 @@ from typing import Any
 
 from adapters.logs import get_logger
 from pipelines import batches
+from pipelines.delivery import enqueue_delivery
 from pipelines.durable import DurableStatus, until_redis_answers
-from pipelines.webhooks import enqueue_delivery
 
 log = get_logger("pipelines.followups")
 

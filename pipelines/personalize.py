@@ -17,7 +17,6 @@ The flow of one request:
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ from typing import Any
 
 from adapters.errors import BrokerUnavailable, InvalidInput, WandstoreError
 from adapters.logs import get_logger
-from adapters.settings import Settings
 from agents._litellm import litellm
 from agents.gateway import response_format_for
 from agents.personalizer import PersonalizerAgent
@@ -37,7 +35,6 @@ from agents.usage import CallContext, Served
 from domain.keys import catalog_snapshot_key, check_id, check_store, personalization_key
 from pipelines.accounting import list_cost_nano, record_result_cache_hit, served_from_cache
 from pipelines.background import keep, spawn
-from pipelines.callbacks import CallbackSender
 from pipelines.catalog_snapshot import snapshots
 from pipelines.cohorts import (
     Catalog,
@@ -48,6 +45,7 @@ from pipelines.cohorts import (
     parse_context,
     shortlist,
 )
+from pipelines.delivery import deliver_callback, envelope
 from pipelines.publish import build_meta, now_iso, publish
 from pipelines.result_cache import Cached, cache_key
 from pipelines.services import Services
@@ -55,7 +53,6 @@ from pipelines.services import Services
 PIPELINE = "personalize"
 LAST_GOOD = "personalize_last_good"
 LAST_GOOD_TTL_S = 7 * 24 * 3600
-CALLBACK_EVENT = "generation.finished"
 # Time kept back from the deadline for publishing (a local write is ~1 ms, an R2 PUT tens of ms).
 PUBLISH_RESERVE_S = 0.02
 DEFAULT_TEXT = {
@@ -81,21 +78,6 @@ class Published:
     @property
     def cost_usd(self) -> str:
         return str(self.meta["cost_usd"])
-
-
-_senders: dict[int, CallbackSender] = {}
-
-
-def callback_sender(settings: Settings) -> CallbackSender:
-    """One sender per settings object (it keeps an HTTP client per event loop)."""
-    sender = _senders.get(id(settings))
-    if sender is None:
-        sender = _senders[id(settings)] = CallbackSender(
-            timeout_s=settings.callback_timeout_s,
-            max_attempts=settings.callback_max_attempts,
-            backoff_ms=settings.callback_backoff_ms,
-        )
-    return sender
 
 
 def warm_up(svc: Services) -> None:
@@ -327,38 +309,22 @@ async def personalize_shopper(
 
 
 async def _callback(svc: Services, published: Published, url: str, job_id: str) -> None:
-    """POST the published document to the storefront, signed with the store's webhook secret."""
-    from adapters.signing import WebhookSecrets
-
-    store = published.meta["store"]
-    # The API's webhook envelope (pipelines/webhooks.py), so one receiver handles both.
-    payload = {
-        "event": CALLBACK_EVENT,
+    """POST the published document to the storefront in the webhooks' envelope: one receiver handles both."""
+    meta = published.meta
+    job = {
         "id": job_id,
-        "store": store,
+        "store": meta["store"],
         "pipeline": PIPELINE,
         "status": "done",
         "output_keys": [published.key],
-        "cost_usd": published.meta["cost_usd"],
-        "served": published.meta["served"],
-        "error": None,
+        "cost_usd": meta["cost_usd"],
+        "served": meta["served"],
         "finished_at": time.time(),
-        "shopper_id": published.shopper_id,
-        "output": {**published.body, "meta": published.meta},
     }
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    secret = await asyncio.to_thread(WebhookSecrets(svc.redis).get_or_create, store)
-    attempts = await callback_sender(svc.settings).deliver(
-        url,
-        body,
-        secret,
-        event=CALLBACK_EVENT,
-        delivery_id=job_id or published.key,
-        allow_private=svc.settings.webhook_allow_private_hosts,
+    payload = envelope(job, shopper_id=published.shopper_id, output={**published.body, "meta": meta})
+    await deliver_callback(
+        svc.redis, svc.settings, url, payload, job_id=job_id, delivery_id=job_id or published.key
     )
-    if job_id:
-        state = "failed" if "error" in attempts[-1] else "delivered"
-        await asyncio.to_thread(svc.status.update, job_id, deliveries=attempts, webhook=state)
 
 
 __all__ = ["PIPELINE", "Published", "personalize_shopper"]

@@ -201,11 +201,15 @@ def test_slow_model_falls_back_to_the_cohorts_last_good_result_by_the_deadline(
 class _Receiver(BaseHTTPRequestHandler):
     answers: list[int]
     seen: list[tuple[dict[str, str], bytes]]
+    retry_after: str | None = None  # sent with every answer that is not a 2xx
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["content-length"]))
         self.seen.append((dict(self.headers.items()), body))
-        self.send_response(self.answers.pop(0) if self.answers else 200)
+        code = self.answers.pop(0) if self.answers else 200
+        self.send_response(code)
+        if code >= 300 and self.retry_after is not None:
+            self.send_header("Retry-After", self.retry_after)
         self.end_headers()
 
     def log_message(self, *args: Any) -> None:
@@ -249,6 +253,26 @@ def test_callback_is_signed_verifiable_and_retried(
     # And the job status records both attempts
     info = services.status.get("job-cb")
     assert [d.get("status_code") for d in info["deliveries"]] == [503, 200] and info["webhook"] == "delivered"
+
+
+def test_callback_waits_out_the_storefronts_retry_after(
+    services: Any, gateway: Any, catalog: Any, receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines.background import drain
+
+    url, handler = receiver
+    monkeypatch.setattr(services.settings, "webhook_allow_private_hosts", True)  # it listens on 127.0.0.1
+    monkeypatch.setattr(services.settings, "callback_backoff_ms", 1)
+    # Given a storefront that answers the first attempt "429, come back in 1 s"
+    handler.answers[:] = [429]
+    handler.retry_after = "1"
+    # When a personalization's callback is sent there
+    personalize(services, "shopper-ra", {"segment": "retry-after", "callback_url": url}, job_id="job-ra")
+    arun(drain())
+    # Then the second attempt waited the second out (not the 1 ms backoff), and was delivered
+    first, second = services.status.get("job-ra")["deliveries"]
+    assert (first["status_code"], second["status_code"]) == (429, 200)
+    assert second["at"] - first["at"] >= 1.0
 
 
 def test_callback_to_a_private_address_is_not_sent(

@@ -1,0 +1,218 @@
+"""Deliveries: a finished generation POSTed to its `callback_url`, signed, retried by one rule.
+
+Webhooks and personalization callbacks share the envelope, the headers and the signature
+(`X-Wandstore-Signature`, adapters/signing.py, made afresh for every attempt), and one rule:
+network errors, 408, 425, 429 and 5xx are tried again after `adapters.retry.backoff_s` (never
+before the receiver's Retry-After); any other 4xx is a refusal. Redirects are not followed; the
+URL is checked again, resolved, before every attempt (adapters/egress.py).
+
+Only who waits between attempts differs. A batch job's webhook is the `deliver_webhook` actor,
+one attempt per message, the next one a `dramatiq.Retry` (a wait holds no worker thread and
+outlives a restart). A shopper's storefront can't wait behind batch work: the interactive
+worker sends its callback itself, in the background, a few quick attempts (`callback_*`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import dramatiq
+import httpx
+import redis
+from dramatiq import Broker, Message
+
+from adapters import __version__
+from adapters.egress import check_callback_url
+from adapters.errors import InvalidInput, NotFound, RetryableError, StoreError
+from adapters.logs import get_logger
+from adapters.retry import acall, backoff_s, retry_after_s
+from adapters.settings import Settings
+from adapters.signing import HEADER, WebhookSecrets, sign
+from adapters.store import ObjectStore
+from pipelines.queues import BATCH
+from pipelines.status import JobStatus
+
+ACTOR = "deliver_webhook"
+EVENT = "generation.finished"
+MAX_INLINE_OUTPUT_BYTES = 512 * 1024
+RETRY_STATUSES = frozenset({408, 425, 429})  # worth another attempt, besides 5xx and network errors
+WEBHOOK_MAX_WAIT_S = 600.0
+CALLBACK_MAX_WAIT_S = 5.0  # a shopper's storefront is waiting: a later answer is no answer
+_FIELDS = ("store", "pipeline", "status", "output_keys", "cost_usd", "served", "error", "finished_at")
+log = get_logger("pipelines.delivery")
+
+
+class Undelivered(RetryableError):
+    """An attempt failed in a way worth repeating; `retry_after` is the receiver's Retry-After."""
+
+
+def envelope(job: Mapping[str, Any], *, output: Any = None, **extra: Any) -> dict[str, Any]:
+    """The body every receiver sees: the job's outcome, then `extra`, then the output document if any."""
+    body: dict[str, Any] = {"event": EVENT, "id": job["id"], **{k: job.get(k) for k in _FIELDS}, **extra}
+    if output is not None:
+        body["output"] = output
+    return body
+
+
+def job_envelope(info: Mapping[str, Any], objects: ObjectStore) -> dict[str, Any]:
+    """A batch job's envelope, with its output inline when it has one small JSON document."""
+    keys = list(info.get("output_keys") or [])
+    output = None
+    if info.get("status") == "done" and len(keys) == 1:
+        try:
+            obj = objects.get(keys[0])
+        except (NotFound, StoreError) as exc:
+            log.warning("webhook_output_unreadable", key=keys[0], error=str(exc))
+        else:
+            if obj.content_type.startswith("application/json") and len(obj.body) <= MAX_INLINE_OUTPUT_BYTES:
+                output = obj.json()
+    return envelope({**info, "output_keys": keys}, output=output)
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def headers(body: bytes, secret: str, delivery: str) -> dict[str, str]:
+    """The headers of one attempt (`delivery` is `{job id}.{attempt}`), signed now."""
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": f"wandstore-agents/{__version__}",
+        "X-Wandstore-Event": EVENT,
+        "X-Wandstore-Delivery": delivery,
+        HEADER: sign(secret, body),
+    }
+
+
+def retryable(status_code: int) -> bool:
+    """Whether a failed answer is worth another attempt; any other 4xx will not change if sent again."""
+    return status_code >= 500 or status_code in RETRY_STATUSES
+
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+_clients = weakref.WeakKeyDictionary()
+
+
+def _client() -> httpx.AsyncClient:
+    """One client per event loop: building one loads TLS certificates (~200 ms)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        client = _clients[loop] = httpx.AsyncClient(follow_redirects=False)
+    return client
+
+
+def enqueue_delivery(broker: Broker, store: str, job_id: str) -> str:
+    """Queue the first delivery attempt of a finished batch job's webhook."""
+    message: Message[Any] = Message(
+        queue_name=BATCH, actor_name=ACTOR, args=(store, job_id), kwargs={}, options={}
+    )
+    broker.enqueue(message)
+    return message.message_id
+
+
+@dataclass
+class Delivery:
+    """One body on its way to one URL; `records` (the job's `deliveries`) grows by one per attempt."""
+
+    url: str
+    body: bytes
+    secret: str
+    delivery_id: str
+    timeout_s: float
+    allow_private: bool
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    async def attempt(self) -> None:
+        """POST once and record it; raise `Undelivered` if another attempt is worth it."""
+        n = len(self.records) + 1
+        record: dict[str, Any] = {"attempt": n, "at": time.time()}
+        self.records.append(record)
+        again: Undelivered | None = None
+        started = time.perf_counter()
+        try:
+            # Resolved again: the API saw only the URL, not where its name points now.
+            await asyncio.to_thread(
+                check_callback_url, self.url, allow_private=self.allow_private, resolve=True
+            )
+            sent = headers(self.body, self.secret, f"{self.delivery_id}.{n}")
+            response = await _client().post(self.url, content=self.body, headers=sent, timeout=self.timeout_s)
+        except InvalidInput as exc:
+            record["error"] = str(exc)
+        except httpx.HTTPError as exc:
+            record["error"] = f"{type(exc).__name__}: {exc}"[:300]
+            again = Undelivered(record["error"])
+        else:
+            code = record["status_code"] = response.status_code
+            if not 200 <= code < 300:
+                record["error"] = f"receiver answered HTTP {code}"
+                if retryable(code):
+                    asked = retry_after_s(response.headers.get("retry-after"))
+                    again = Undelivered(record["error"], retry_after=asked)
+        record["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        log.info("webhook_attempt", delivery=f"{self.delivery_id}.{n}", retry=bool(again), **record)
+        if again is not None:
+            raise again
+
+    @property
+    def state(self) -> str:
+        return "failed" if "error" in self.records[-1] else "delivered"
+
+
+async def deliver_job(
+    client: redis.Redis, objects: ObjectStore, settings: Settings, store: str, job_id: str
+) -> None:
+    """Make a batch job's next attempt and record it; raise `dramatiq.Retry` if another should follow."""
+    status = JobStatus(client)
+    info = status.get(job_id)
+    if info is None or not info.get("callback_url"):
+        log.warning("webhook_nothing_to_deliver", job_id=job_id)
+        return
+    body = encode(job_envelope(info, objects))
+    secret = WebhookSecrets(client).get_or_create(store)
+    timeout_s, allow_private = settings.webhook_timeout_s, settings.webhook_allow_private_hosts
+    sending = Delivery(str(info["callback_url"]), body, secret, job_id, timeout_s, allow_private)
+    sending.records = list(info.get("deliveries") or [])
+    try:
+        await sending.attempt()
+    except Undelivered as exc:
+        n = len(sending.records)
+        if n < settings.webhook_max_attempts:
+            status.update(job_id, deliveries=sending.records, webhook="retrying")
+            wait_s = backoff_s(n, settings.webhook_backoff_ms / 1000, WEBHOOK_MAX_WAIT_S, exc.retry_after)
+            raise dramatiq.Retry(f"webhook for {job_id}: {exc}", delay=int(wait_s * 1000)) from None
+    status.update(job_id, deliveries=sending.records, webhook=sending.state)
+
+
+async def deliver_callback(
+    client: redis.Redis,
+    settings: Settings,
+    url: str,
+    payload: Mapping[str, Any],
+    *,
+    job_id: str,
+    delivery_id: str,
+) -> None:
+    """Deliver `payload` from here, attempts a backoff apart; record them on `job_id` (if any)."""
+    secret = await asyncio.to_thread(WebhookSecrets(client).get_or_create, str(payload["store"]))
+    timeout_s, allow_private = settings.callback_timeout_s, settings.webhook_allow_private_hosts
+    sending = Delivery(url, encode(payload), secret, delivery_id, timeout_s, allow_private)
+    with contextlib.suppress(Undelivered):
+        await acall(
+            sending.attempt,
+            on=Undelivered,
+            base_s=settings.callback_backoff_ms / 1000,
+            cap_s=CALLBACK_MAX_WAIT_S,
+            attempts=settings.callback_max_attempts,
+        )
+    if job_id:
+        await asyncio.to_thread(
+            JobStatus(client).update, job_id, deliveries=sending.records, webhook=sending.state
+        )
