@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean all
+.PHONY: install demo dev test lint docs bench clean all
 
 all: lint test
 
@@ -19,13 +19,24 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/wandstore-agents demo
 
+# The Procfile's processes together (honcho; .env is read). The processes find uvicorn and
+# dramatiq on PATH; with no gateway configured each worker embeds a dev gateway (offline).
+dev: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
+
+# The docs build is part of the tests: a broken link fails. (Not --quiet: with it, mkdocs
+# drops the warnings that --strict counts, and a broken link passes.)
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir var/site
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir var/site
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
