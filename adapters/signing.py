@@ -64,12 +64,23 @@ def verify_signature(
 
 
 class WebhookSecrets:
-    """One signing secret per store in Redis, made on first use, rotatable."""
+    """One signing secret per store in Redis, made by an explicit command, rotatable."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.r = client
 
+    def get(self, store: str) -> str | None:
+        """The store's secret, or None: deliveries never make one (a merchant must know it first)."""
+        try:
+            value = self.r.get(SECRET_PREFIX + store)
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not read the webhook secret from Redis: {exc}") from None
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
     def get_or_create(self, store: str) -> str:
+        """The store's secret, made now if it has none: only explicit commands (`tokens ...`) call this."""
         try:
             self.r.set(SECRET_PREFIX + store, "whsec_" + secrets.token_urlsafe(32), nx=True)
             value = self.r.get(SECRET_PREFIX + store)

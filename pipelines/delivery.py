@@ -3,8 +3,11 @@
 Webhooks and personalization callbacks share the envelope, the headers and the signature
 (`X-Wandstore-Signature`, adapters/signing.py, made afresh for every attempt), and one rule:
 network errors, 408, 425, 429 and 5xx are tried again after `adapters.retry.backoff_s` (never
-before the receiver's Retry-After); any other 4xx is a refusal. Redirects are not followed; the
-URL is checked again, resolved, before every attempt (adapters/egress.py).
+before the receiver's Retry-After); a first 400 once more (a receiver whose clock disagrees
+with the signature's timestamp); any other 4xx is a refusal. Redirects are not followed.
+Before every attempt the URL's host is resolved once and checked, and the POST connects to the
+address that passed (adapters/egress.py `pin`). The signature's timestamp is the Redis
+server's clock, so a worker whose own clock is off still signs in time.
 
 Only who waits between attempts differs. A batch job's webhook is the `deliver_webhook` actor,
 one attempt per message, the next one a `dramatiq.Retry` (a wait holds no worker thread and
@@ -29,7 +32,7 @@ import redis
 from dramatiq import Broker, Message
 
 from adapters import __version__
-from adapters.egress import check_callback_url
+from adapters.egress import REFUSED_PRIVATE, pin
 from adapters.errors import InvalidInput, NotFound, RetryableError, StoreError
 from adapters.logs import get_logger
 from adapters.retry import acall, backoff_s, retry_after_s
@@ -80,20 +83,40 @@ def encode(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
-def headers(body: bytes, secret: str, delivery: str) -> dict[str, str]:
-    """The headers of one attempt (`delivery` is `{job id}.{attempt}`), signed now."""
+def headers(body: bytes, secret: str, delivery: str, timestamp: int | None = None) -> dict[str, str]:
+    """The headers of one attempt (`delivery` is `{job id}.{attempt}`), signed at `timestamp` (now)."""
     return {
         "Content-Type": "application/json",
         "User-Agent": f"wandstore-agents/{__version__}",
         "X-Wandstore-Event": EVENT,
         "X-Wandstore-Delivery": delivery,
-        HEADER: sign(secret, body),
+        HEADER: sign(secret, body, timestamp),
     }
 
 
-def retryable(status_code: int) -> bool:
-    """Whether a failed answer is worth another attempt; any other 4xx will not change if sent again."""
-    return status_code >= 500 or status_code in RETRY_STATUSES
+def retryable(status_code: int, attempt: int = 2) -> bool:
+    """Whether a failed answer is worth another attempt; any other 4xx will not change if sent again.
+
+    A first 400 gets one more try: receivers that check the signature's timestamp answer 400
+    when clocks disagree, and the next attempt is signed afresh.
+    """
+    return status_code >= 500 or status_code in RETRY_STATUSES or (status_code == 400 and attempt == 1)
+
+
+def _transport_error(exc: httpx.HTTPError) -> str:
+    """What a tenant may read about a failed connection: the kind, not addresses or timings."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "receiver timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return "could not connect to the receiver"
+    return "transport error talking to the receiver"
+
+
+def no_secret(store: str) -> str:
+    return (
+        f"store {store} has no webhook signing secret: ops make one with "
+        f"`wandstore-agents tokens webhook-secret {store}`"
+    )
 
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
@@ -107,6 +130,17 @@ def _client() -> httpx.AsyncClient:
     if client is None or client.is_closed:
         client = _clients[loop] = httpx.AsyncClient(follow_redirects=False)
     return client
+
+
+def _server_time(client: Any) -> int | None:
+    """The Redis server's clock in seconds: one clock for every worker (None: use this host's)."""
+    if client is None:
+        return None
+    try:
+        seconds, _ = client.time()
+    except redis.RedisError:
+        return None
+    return int(seconds)
 
 
 def enqueue_delivery(broker: Broker, store: str, job_id: str) -> str:
@@ -128,6 +162,7 @@ class Delivery:
     delivery_id: str
     timeout_s: float
     allow_private: bool
+    clock: Any = None  # the Redis client whose TIME signs the attempt (None: this host's clock)
     records: list[dict[str, Any]] = field(default_factory=list)
 
     async def attempt(self) -> None:
@@ -138,25 +173,32 @@ class Delivery:
         again: Undelivered | None = None
         started = time.perf_counter()
         try:
-            # Resolved again: the API saw only the URL, not where its name points now.
-            await asyncio.to_thread(
-                check_callback_url, self.url, allow_private=self.allow_private, resolve=True
+            # Resolved now, once: the API saw only the URL, not where its name points now, and
+            # the POST goes to the address checked here, not to a second lookup's answer.
+            target = await asyncio.to_thread(pin, self.url, allow_private=self.allow_private)
+            now = await asyncio.to_thread(_server_time, self.clock)
+            sent = {**headers(self.body, self.secret, f"{self.delivery_id}.{n}", now), **target.headers}
+            response = await _client().post(
+                target.url,
+                content=self.body,
+                headers=sent,
+                timeout=self.timeout_s,
+                extensions=target.extensions,
             )
-            sent = headers(self.body, self.secret, f"{self.delivery_id}.{n}")
-            response = await _client().post(self.url, content=self.body, headers=sent, timeout=self.timeout_s)
         except InvalidInput as exc:
             record["error"] = str(exc)
         except httpx.HTTPError as exc:
-            record["error"] = f"{type(exc).__name__}: {exc}"[:300]
+            record["error"] = _transport_error(exc)
             again = Undelivered(record["error"])
         else:
             code = record["status_code"] = response.status_code
             if not 200 <= code < 300:
                 record["error"] = f"receiver answered HTTP {code}"
-                if retryable(code):
+                if retryable(code, n):
                     asked = retry_after_s(response.headers.get("retry-after"))
                     again = Undelivered(record["error"], retry_after=asked)
-        record["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        if record.get("error") != REFUSED_PRIVATE:  # no timings for addresses it never reached
+            record["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
         log.info("webhook_attempt", delivery=f"{self.delivery_id}.{n}", retry=bool(again), **record)
         if again is not None:
             raise again
@@ -176,9 +218,17 @@ async def deliver_job(
         log.warning("webhook_nothing_to_deliver", job_id=job_id)
         return
     body = encode(job_envelope(info, objects))
-    secret = WebhookSecrets(client).get_or_create(store)
+    secret = WebhookSecrets(client).get(store)
+    if secret is None:
+        records = [
+            *(info.get("deliveries") or []),
+            {"attempt": 0, "at": time.time(), "error": no_secret(store)},
+        ]
+        status.update(job_id, deliveries=records, webhook="failed")
+        log.error("webhook_without_secret", store=store, job_id=job_id)
+        return
     timeout_s, allow_private = settings.webhook_timeout_s, settings.webhook_allow_private_hosts
-    sending = Delivery(str(info["callback_url"]), body, secret, job_id, timeout_s, allow_private)
+    sending = Delivery(str(info["callback_url"]), body, secret, job_id, timeout_s, allow_private, client)
     sending.records = list(info.get("deliveries") or [])
     try:
         await sending.attempt()
@@ -201,9 +251,16 @@ async def deliver_callback(
     delivery_id: str,
 ) -> None:
     """Deliver `payload` from here, attempts a backoff apart; record them on `job_id` (if any)."""
-    secret = await asyncio.to_thread(WebhookSecrets(client).get_or_create, str(payload["store"]))
+    store = str(payload["store"])
+    secret = await asyncio.to_thread(WebhookSecrets(client).get, store)
+    if secret is None:
+        log.error("callback_without_secret", store=store, job_id=job_id)
+        if job_id:
+            refused = [{"attempt": 0, "at": time.time(), "error": no_secret(store)}]
+            await asyncio.to_thread(JobStatus(client).update, job_id, deliveries=refused, webhook="failed")
+        return
     timeout_s, allow_private = settings.callback_timeout_s, settings.webhook_allow_private_hosts
-    sending = Delivery(url, encode(payload), secret, delivery_id, timeout_s, allow_private)
+    sending = Delivery(url, encode(payload), secret, delivery_id, timeout_s, allow_private, client)
     with contextlib.suppress(Undelivered):
         await acall(
             sending.attempt,
