@@ -36,6 +36,7 @@ from pipelines.accounting import LedgerSink
 from pipelines.actors import declare_actors
 from pipelines.batches import Batches
 from pipelines.broker import build_broker
+from pipelines.dead_letters import MessageEncoder
 from pipelines.no_cache import NoResultCache
 from pipelines.result_cache import ResultCache
 from pipelines.services import Services
@@ -113,7 +114,9 @@ def services(settings: Settings | None = None) -> Services:
 
 def new_broker(settings: Settings, extra_middleware: tuple[Any, ...] = ()) -> RedisBroker:
     """A broker on the settings' Redis with every actor declared; not yet the process's global one."""
-    broker = build_broker(settings, resolve_url(settings))
+    # Messages whose fields have the wrong types fail to decode, and are dead-lettered at once.
+    dramatiq.set_encoder(MessageEncoder())
+    broker = build_broker(settings, redis_client(settings))
     for middleware in extra_middleware:
         broker.add_middleware(middleware)
     declare_actors(broker)

@@ -13,8 +13,8 @@ from dramatiq.middleware import Middleware
 
 from adapters.settings import get_settings
 from entrypoints import compose
+from pipelines.dramatiq_gaps import StopOnce
 from pipelines.lanes import LanePlacement
-from pipelines.shutdown import StopOnce
 
 
 class Warmup(Middleware):

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
+from dramatiq.broker import Consumer
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import current_millis
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -18,12 +19,10 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from adapters.redis_batch import batcher_for
 from adapters.settings import Settings
-from pipelines.consumer import WandstoreConsumer
-from pipelines.dead_letters import DeadLetterReasons
-from pipelines.durable import DurableRetries
-from pipelines.fastlane import FastLaneBroker
+from pipelines.dead_letters import DeadLetterReasons, record_undecodable
+from pipelines.dramatiq_gaps import DurableRetries, GuardedConsumer
+from pipelines.fastlane import WokenConsumer, waiter_for
 from pipelines.metrics import WorkerMetrics
 from pipelines.middleware import AsyncEventLoop, JobTracking, LogContext, should_retry
 from pipelines.poison import ArgumentCheck
@@ -32,32 +31,32 @@ from pipelines.queues import BATCH, INTERACTIVE
 MAX_RETRIES = 6
 
 
-class WandstoreBroker(FastLaneBroker):
-    """The fast-lane Redis broker with this project's consumer (see pipelines/consumer.py)."""
+class WandstoreBroker(RedisBroker):
+    """Dramatiq's Redis broker, whose consumers fill its gaps (pipelines/dramatiq_gaps.py) and whose
+    fast queues (`poll_ms={queue: ms}`) wake idle consumers on a push (pipelines/fastlane.py).
 
-    consumer_class = WandstoreConsumer
+    `poll_ms` is a fast queue's idle poll when it cannot wait for a push; `wake_ms` the longest
+    it waits for one.
+    """
 
-    def dispatch_lean(self, command: str, queue_name: str, *args: Any) -> Any:
-        """`do_<command>`, sent with whatever other Redis calls this process has waiting.
+    def __init__(self, *, poll_ms: dict[str, int] | None = None, wake_ms: int = 100, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.poll_ms = dict(poll_ms or {})
+        self.wake_ms = wake_ms
 
-        Worker threads ack through this: the same script on a lean pooled connection, ~10 us
-        of parsing instead of redis-py's ~100 (see adapters/resp.py).
-        """
-        argv = [
-            command,
-            current_millis(),
-            queue_name,
-            self.broker_id,
-            self.heartbeat_timeout,
-            self.dead_message_ttl,
-            self._should_do_maintenance(command),
-            self._max_unpack_size(),
-            *args,
-        ]
-        return batcher_for(self.client).script_sync(self.scripts["dispatch"], [self.namespace], argv)
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Consumer:
+        poll = self.poll_ms.get(queue_name)
+        waiter = waiter_for(self.client, f"{self.namespace}:{queue_name}", self.wake_ms) if poll else None
+        if poll:
+            # Woken by a push: no sleep of its own after an empty fetch. Else the fast poll.
+            timeout = 1 if waiter is not None else min(timeout, poll)
+        consumer: Consumer = GuardedConsumer(
+            self, queue_name, super().consume(queue_name, prefetch, timeout), record_undecodable
+        )
+        return WokenConsumer(consumer, waiter, poll or 1) if waiter is not None else consumer
 
 
-def build_broker(settings: Settings, url: str) -> RedisBroker:
+def build_broker(settings: Settings, client: redis.Redis) -> RedisBroker:
     """A RedisBroker with retries for transient errors only, async actors and job tracking."""
     middleware = [
         # First in the list, so its after_* hooks run last: once Retries has decided.
@@ -76,9 +75,9 @@ def build_broker(settings: Settings, url: str) -> RedisBroker:
         DeadLetterReasons(),
     ]
     return WandstoreBroker(
-        url=url,
+        client=client,
         middleware=middleware,
-        # The interactive lane's idle consumers are woken at enqueue (see pipelines/fastlane.py).
+        # The interactive lane's idle consumers are woken by a push (see pipelines/fastlane.py).
         poll_ms={INTERACTIVE: settings.interactive_poll_ms},
         wake_ms=settings.interactive_wake_ms,
         # How soon a dead worker's claimed messages go back on their queues.

@@ -1,11 +1,11 @@
 """Dead letters: what Dramatiq gave up on, why, and putting it back.
 
-Dramatiq's Redis broker keeps a queue's dead letters in `{ns}:{queue}.XQ` (a sorted set
-of Redis message ids scored by when they died) and `{ns}:{queue}.XQ.msgs` (id -> encoded
-message); it drops them after 7 days. The reason lives in the job's status hash
-(`wandstore:job:{message id}`: `error`, `attempts`), written by `JobTracking` or, for a
-message no actor ever ran (unknown actor), by `DeadLetterReasons` here. Messages that do
-not even decode have no job; their reason is kept in `wandstore:dlq:undecodable:{queue}`.
+Dramatiq's Redis broker keeps a queue's dead letters for 7 days (read and written through
+`pipelines.dramatiq_gaps.DeadLetterStore`, the one place that knows its keys). The reason lives
+in the job's status hash (`wandstore:job:{message id}`: `error`, `attempts`), written by
+`JobTracking` or, for a message no actor ever ran (unknown actor), by `DeadLetterReasons` here.
+Messages that do not even decode have no job; their reason is kept in
+`wandstore:dlq:undecodable:{queue}`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from dramatiq import Message, Retry
+from dramatiq import JSONEncoder, Message, Retry
 from dramatiq.common import q_name
 from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import Middleware, SkipMessage
 
 from adapters.errors import BrokerUnavailable, InvalidInput
 from adapters.logs import get_logger, scrub
+from pipelines.dramatiq_gaps import DeadLetterStore, exception_of
 from pipelines.status import PREFIX as JOB_PREFIX
 from pipelines.status import JobStatus
 
@@ -34,15 +35,6 @@ UNDECODABLE = "wandstore:dlq:undecodable:"
 # Options that belong to one delivery, not to the job: dropped when a dead letter is replayed.
 _DELIVERY_OPTIONS = ("redis_message_id", "eta", "traceback", "requeue_timestamp", "retries")
 log = get_logger("pipelines.dead_letters")
-
-# Move one dead letter back onto its queue, at most once however many replays race.
-_REPLAY = """
-if redis.call('zrem', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('hdel', KEYS[2], ARGV[1])
-redis.call('hset', KEYS[4], ARGV[2], ARGV[3])
-redis.call('rpush', KEYS[3], ARGV[2])
-return 1
-"""
 
 
 def _text(value: bytes | str | None) -> str:
@@ -113,8 +105,8 @@ class DeadLetter:
         return out
 
 
-def decode(data: bytes | None) -> Message[Any]:
-    """Decode and type-check a stored message; raise `InvalidInput` saying what is wrong."""
+def message_fields(data: bytes | None) -> dict[str, Any]:
+    """A stored message's fields, type-checked; raise `InvalidInput` saying what is wrong."""
     if data is None:
         raise InvalidInput("the message body is missing")
     try:
@@ -140,7 +132,26 @@ def decode(data: bytes | None) -> Message[Any]:
         raise InvalidInput(f"the message has unknown fields {extra}")
     if not isinstance(fields["options"].get("redis_message_id", ""), str):
         raise InvalidInput("the message's redis_message_id is not a string")
+    return fields
+
+
+def decode(data: bytes | None) -> Message[Any]:
+    """Decode and type-check a stored message; raise `InvalidInput` saying what is wrong."""
+    fields = message_fields(data)
     return Message(**{**fields, "args": tuple(fields["args"])})
+
+
+class MessageEncoder(JSONEncoder):
+    """Dramatiq's JSON encoder, refusing a message whose fields have the wrong types.
+
+    The composition root makes it Dramatiq's encoder (`dramatiq.set_encoder`): such a message
+    then fails to decode in the consumer, which dead-letters it with the reason
+    (`pipelines.dramatiq_gaps.GuardedConsumer`), instead of failing later in ways that strand
+    it (`options` a string, `message_id` a list) or running with its `args` spread.
+    """
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        return message_fields(data)
 
 
 class DeadLetters:
@@ -148,22 +159,17 @@ class DeadLetters:
 
     def __init__(self, client: redis.Redis, namespace: str = "dramatiq") -> None:
         self.r = client
-        self.ns = namespace
-        self._replay = client.register_script(_REPLAY)
-
-    def _xq(self, queue: str) -> str:
-        return f"{self.ns}:{q_name(queue)}.XQ"
+        self.store = DeadLetterStore(client, namespace)
 
     def queues(self) -> list[str]:
         """Every queue that has dead letters."""
         try:
-            names = {_text(k) for k in self.r.scan_iter(match=f"{self.ns}:*.XQ", count=500)}
+            return self.store.queues()
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not list dead-letter queues: {exc}") from None
-        return sorted(n[len(self.ns) + 1 : -3] for n in names)
 
     def count(self, queue: str | None = None) -> int:
-        return sum(int(self.r.zcard(self._xq(q))) for q in ([queue] if queue else self.queues()))
+        return sum(self.store.count(q) for q in ([queue] if queue else self.queues()))
 
     def list(self, queue: str | None = None) -> list[DeadLetter]:
         """Dead letters, oldest first."""
@@ -175,19 +181,15 @@ class DeadLetters:
 
     def _entries(self, queue: str) -> Iterator[DeadLetter]:
         try:
-            scored: list[tuple[bytes, float]] = self.r.zrange(  # type: ignore[assignment]
-                self._xq(queue), 0, -1, withscores=True
-            )
-            if not scored:
+            entries = self.store.entries(queue)
+            if not entries:
                 return
-            ids = [_text(rid) for rid, _ in scored]
-            bodies: list[bytes | None] = self.r.hmget(self._xq(queue) + ".msgs", ids)  # type: ignore[assignment]
             undecodable: dict[bytes, bytes] = self.r.hgetall(UNDECODABLE + q_name(queue))  # type: ignore[assignment]
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not read the dead letters of {queue!r}: {exc}") from None
         notes = {_text(k): json.loads(v) for k, v in undecodable.items()}
-        for (rid, score), body in zip(scored, bodies, strict=True):
-            yield self._entry(queue, _text(rid), float(score) / 1000, body, notes.get(_text(rid)))
+        for rid, dead_at, body in entries:
+            yield self._entry(queue, rid, dead_at, body, notes.get(rid))
 
     def _entry(
         self, queue: str, rid: str, dead_at: float, body: bytes | None, note: dict[str, Any] | None
@@ -237,14 +239,8 @@ class DeadLetters:
         new_id = str(uuid.uuid4())
         options["redis_message_id"] = new_id
         message = dataclasses.replace(entry.message, queue_name=queue, options=options)
-        keys = [
-            self._xq(entry.queue),
-            self._xq(entry.queue) + ".msgs",
-            f"{self.ns}:{queue}",
-            f"{self.ns}:{queue}.msgs",
-        ]
         try:
-            moved = self._replay(keys=keys, args=[entry.redis_id, new_id, message.encode()])
+            moved = self.store.replay(entry.queue, entry.redis_id, message.encode(), queue, new_id)
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not replay {entry.id}: {exc}") from None
         if not moved:
@@ -266,8 +262,7 @@ class DeadLetters:
         """Drop every dead letter (of `queue`, or of every queue); returns how many."""
         dropped = 0
         for q in [queue] if queue else self.queues():
-            dropped += int(self.r.zcard(self._xq(q)))
-            self.r.delete(self._xq(q), self._xq(q) + ".msgs", UNDECODABLE + q_name(q))
+            dropped += self.store.purge(q, UNDECODABLE + q_name(q))
         log.info("dead_letters_purged", queue=queue or "*", count=dropped)
         return dropped
 
@@ -278,7 +273,7 @@ class DeadLetterReasons(Middleware):
     def after_nack(self, broker: Any, message: Any) -> None:
         from pipelines.durable import DurableStatus
 
-        exception = getattr(message, "_exception", None)
+        exception = exception_of(message)
         reason = reason_of(exception)
         status = DurableStatus(broker.client)
         try:

@@ -3,7 +3,8 @@
 Dramatiq itself retries an ack until the connection recovers, but it runs middleware
 after-hooks once and only logs their failures: a retry that could not be enqueued while
 Redis was down was lost (the message was then acked), and so was the job's final status.
-These wrappers make those writes wait for Redis instead, the way the ack does.
+These make the job-status writes wait for Redis instead, the way the ack does (the retry's
+enqueue waits the same way: `pipelines.dramatiq_gaps.DurableRetries`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
-from dramatiq.middleware import Retries
 
 from adapters import retry
 from adapters.errors import BrokerUnavailable
@@ -63,25 +63,3 @@ class DurableStatus:
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         return until_redis_answers(lambda: self._status.get(job_id), "job status")
-
-
-class _PatientBroker:
-    """The broker, except that `enqueue` waits for Redis."""
-
-    def __init__(self, broker: Any) -> None:
-        self._broker = broker
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._broker, name)
-
-    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
-        return until_redis_answers(lambda: self._broker.enqueue(message, delay=delay), "retry enqueue")
-
-
-class DurableRetries(Retries):
-    """Dramatiq's `Retries`, whose retry is enqueued once Redis answers rather than dropped."""
-
-    def after_process_message(
-        self, broker: Any, message: Any, *, result: Any = None, exception: BaseException | None = None
-    ) -> None:
-        super().after_process_message(_PatientBroker(broker), message, result=result, exception=exception)

@@ -1,36 +1,31 @@
-"""A Redis broker whose latency-sensitive queues wake their idle consumers when a message lands.
+"""The interactive lane's idle consumer sleeps until Redis announces a push on its queue.
 
 Dramatiq's idle Redis consumer backs off up to `worker_timeout` (1 s by default) between
-fetches, so a message arriving at a quiet worker waits up to a second. Lowering
-`dramatiq_worker_timeout` fixes that but also makes every worker thread wake on that
-period: measured with 64 threads and 5 ms, an idle process burned 40% of a core. A short
-poll for the consumers of the fast queues only still cost ~7% of a core per idle process at
-5 ms, for a pick-up of ~2.5 ms (p50).
+fetches, so a message reaching a quiet worker waits up to a second. A short idle poll for
+this queue's consumer only (`RedisBroker.consume`'s `timeout`) picks up within a few ms but
+keeps every idle process fetching hundreds of times a second.
 
-Here an idle consumer of a fast queue waits on Redis instead: it subscribes to its queue
-list's keyspace events (`__keyspace@{db}__:{ns}:{queue}`) and, when a fetch comes back
-empty, sleeps until a push is announced there. Every producer pushes with `RPUSH` (a plain
-Dramatiq client's enqueue, this project's, a stopping worker's requeue, a dead-letter
-replay), so a message is fetched as soon as it lands, whoever sent it, and an idle worker
-costs nothing between messages. Subscribing before the first fetch means no push can slip
-between an empty fetch and the wait. The wait is bounded by `wake_ms` all the same.
+So the lane's consumer subscribes (redis-py PubSub) to its queue list's keyspace channel
+(`__keyspace@{db}__:{ns}:{queue}`) before its first fetch and, when a fetch comes back empty,
+waits there for a push, at most `wake_ms`. Every producer pushes with `RPUSH` (any Dramatiq
+client's enqueue, a stopping worker's requeue, a dead-letter replay), so a message is fetched
+as soon as it lands, whoever sent it. `bench/pickup.py` measures the three ways side by side.
 
-Keyspace events need the server's `notify-keyspace-events` to include `K` and `l` (or
-`A`); a consumer adds them when they are missing. Where `CONFIG` is refused (some managed
-Redis) or the client is one the lean connections do not speak (TLS, unix sockets), the
-consumer polls every `poll_ms` instead, as does one that cannot take more messages.
+Keyspace events need the server's `notify-keyspace-events` to include `K` and `l`; the
+consumer adds them when missing. Where `CONFIG` is refused (some managed Redis), it polls
+every `poll_ms` instead.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections.abc import Iterable
 
 import redis
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq.broker import Consumer, MessageProxy
+from dramatiq.errors import ConnectionClosed
 
-from adapters import resp
 from adapters.logs import get_logger
 
 log = get_logger("pipelines.fastlane")
@@ -40,33 +35,7 @@ _refused_lock = threading.Lock()
 _refused: set[str] = set()  # servers that refused CONFIG: warned once per process
 
 
-class FastLaneBroker(RedisBroker):
-    """`RedisBroker` whose fast queues (`poll_ms={queue: ms}`) wake idle consumers on a push.
-
-    `poll_ms` is the idle poll of a fast queue's consumer when it cannot wait for a push;
-    `wake_ms` the longest it waits for one.
-    """
-
-    def __init__(self, *, poll_ms: dict[str, int] | None = None, wake_ms: int = 100, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.poll_ms = dict(poll_ms or {})
-        self.wake_ms = wake_ms
-
-    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
-        poll = self.poll_ms.get(queue_name)
-        return super().consume(queue_name, prefetch, min(timeout, poll) if poll else timeout)
-
-    def waiter(self, queue_name: str) -> PushWaiter | None:
-        """A consumer's own subscription to `queue_name`'s pushes (None: it polls)."""
-        if queue_name not in self.poll_ms or not resp.supports(self.client):
-            return None
-        endpoint = resp.Endpoint.of(self.client)
-        if not keyspace_events_on(self.client, f"{endpoint.host}:{endpoint.port}"):
-            return None
-        return PushWaiter(endpoint, f"{self.namespace}:{queue_name}", self.wake_ms)
-
-
-def keyspace_events_on(client: redis.Redis, server: str) -> bool:
+def keyspace_events_on(client: redis.Redis) -> bool:
     """Make sure the server announces list pushes on keyspace channels (`K` and `l`)."""
     try:
         flags = str(client.config_get("notify-keyspace-events").get("notify-keyspace-events", ""))
@@ -76,6 +45,8 @@ def keyspace_events_on(client: redis.Redis, server: str) -> bool:
         client.config_set("notify-keyspace-events", flags + "K" + ("" if has_lists else "l"))
         return True
     except redis.ResponseError as exc:
+        kwargs = client.get_connection_kwargs()
+        server = str(kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}")
         with _refused_lock:
             if server not in _refused:
                 _refused.add(server)
@@ -89,24 +60,88 @@ def keyspace_events_on(client: redis.Redis, server: str) -> bool:
 
 
 class PushWaiter:
-    """One consumer's subscription to its queue list's keyspace events, on its own socket."""
+    """One consumer's subscription to its queue list's keyspace channel."""
 
-    def __init__(self, endpoint: resp.Endpoint, queue_key: str, wake_ms: int) -> None:
+    def __init__(self, client: redis.Redis, queue_key: str, wake_ms: int) -> None:
         self.wait_s = wake_ms / 1000
-        channel = f"__keyspace@{endpoint.db}__:{queue_key}".encode()
-        self._subscription = resp.RespSubscription(endpoint, channel)
+        db = int(client.get_connection_kwargs().get("db") or 0)
+        self._pubsub = client.pubsub()
+        self._pubsub.subscribe(f"__keyspace@{db}__:{queue_key}")
+        # Confirmed before the consumer's first fetch: no push can slip between a fetch and a wait.
+        deadline = time.monotonic() + 10
+        while (got := self._pubsub.get_message(timeout=1.0)) is None or got["type"] != "subscribe":
+            if time.monotonic() > deadline:
+                self.close()
+                raise redis.TimeoutError(f"no subscription to {queue_key!r} within 10 s")
 
     def wait(self) -> bool:
         """Whether a push was announced within `wake_ms` (pushes since the last call count)."""
         deadline = time.monotonic() + self.wait_s
         while (remaining := deadline - time.monotonic()) > 0:
-            if PUSH_EVENTS.intersection(self._subscription.messages(remaining)):
+            if self._read(remaining):
+                self.drain()
                 return True
         return False
 
     def drain(self) -> bool:
         """Read what has arrived without waiting; whether it announced a push."""
-        return bool(PUSH_EVENTS.intersection(self._subscription.messages(0)))
+        pushed = False
+        while (got := self._pubsub.get_message(timeout=0)) is not None:
+            pushed = pushed or got["data"] in PUSH_EVENTS
+        return pushed
+
+    def _read(self, timeout_s: float) -> bool:
+        got = self._pubsub.get_message(timeout=timeout_s)
+        return got is not None and got["type"] == "message" and got["data"] in PUSH_EVENTS
 
     def close(self) -> None:
-        self._subscription.close()
+        self._pubsub.close()
+
+
+class WokenConsumer(Consumer):
+    """A consumer that, after an empty fetch, waits for a push instead of sleeping.
+
+    A lost subscription costs one poll period (`poll_ms`), not the consumer: the next wait
+    subscribes again (if Redis itself is gone, the next fetch says so).
+    """
+
+    def __init__(self, inner: Consumer, waiter: PushWaiter, poll_ms: int) -> None:
+        self.inner = inner
+        self.waiter = waiter
+        self.poll_s = poll_ms / 1000
+
+    def __next__(self) -> MessageProxy | None:
+        message = next(self.inner)
+        if message is None:
+            try:
+                self.waiter.wait()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("fastlane_subscription_lost", error=str(exc))
+                time.sleep(self.poll_s)
+        return message
+
+    def ack(self, message: MessageProxy) -> None:
+        self.inner.ack(message)
+
+    def nack(self, message: MessageProxy) -> None:
+        self.inner.nack(message)
+
+    def requeue(self, messages: Iterable[MessageProxy]) -> None:
+        self.inner.requeue(messages)
+
+    def close(self) -> None:
+        try:
+            self.waiter.close()
+        finally:
+            self.inner.close()
+
+
+def waiter_for(client: redis.Redis, queue_key: str, wake_ms: int) -> PushWaiter | None:
+    """A `PushWaiter` on `queue_key`, or None where the server will not announce pushes."""
+    try:
+        return PushWaiter(client, queue_key, wake_ms) if keyspace_events_on(client) else None
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise ConnectionClosed(exc) from None
+
+
+__all__ = ["PUSH_EVENTS", "PushWaiter", "WokenConsumer", "keyspace_events_on", "waiter_for"]

@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.logs import get_logger
+from pipelines.dramatiq_gaps import queue_depth
 
 log = get_logger("api")
 QUEUES = ("interactive", "batch")
@@ -34,17 +35,12 @@ class QueueDepth(Collector):
             "wandstore_queue_dead_letters", "Messages in the dead-letter queue", labels=["queue"]
         )
         try:
-            pipe = self.r.pipeline(transaction=False)
-            for queue in QUEUES:
-                pipe.hlen(f"{self.namespace}:{queue}.msgs")
-                pipe.hlen(f"{self.namespace}:{queue}.DQ.msgs")
-                pipe.zcard(f"{self.namespace}:{queue}.XQ")
-            values = pipe.execute()
+            counts = queue_depth(self.r, QUEUES, self.namespace)
         except redis.RedisError:
             return  # /healthz says Redis is down; a scrape without these gauges is the honest answer
-        for i, queue in enumerate(QUEUES):
-            depth.add_metric([queue], values[3 * i] + values[3 * i + 1])
-            dead.add_metric([queue], values[3 * i + 2])
+        for queue, (messages, letters) in counts.items():
+            depth.add_metric([queue], messages)
+            dead.add_metric([queue], letters)
         yield depth
         yield dead
 

@@ -13,7 +13,7 @@ import pytest
 from dramatiq.brokers.redis import RedisBroker
 
 from pipelines.broker import WandstoreBroker
-from pipelines.fastlane import PushWaiter
+from pipelines.fastlane import PushWaiter, WokenConsumer
 
 QUEUE = "fastlane_probe"
 # Far longer than a wake-up takes: a consumer that got its message well before these had to
@@ -42,7 +42,7 @@ def lane_broker(redis_client: Any) -> Iterator[Any]:
 def test_an_idle_consumer_is_woken_by_a_plain_clients_enqueue(lane_broker: Any, redis_client: Any) -> None:
     # Given an idle consumer of a fast queue that would poll only every 3 s and wait up to 6 s
     consumer = lane_broker.consume(QUEUE, prefetch=4)
-    assert isinstance(consumer._waiter, PushWaiter)
+    assert isinstance(consumer, WokenConsumer)
     fetch, fetches = lane_broker.do_fetch, []
     lane_broker.do_fetch = lambda *a: fetches.append(time.monotonic()) or fetch(*a)
     got: dict[str, Any] = {}
@@ -93,7 +93,7 @@ def test_a_server_that_refuses_config_gets_a_polling_consumer(redis_client: Any)
         # When its fast queue's consumer starts
         consumer = broker.consume(QUEUE, prefetch=4)
         # Then it polls (no subscription) and still gets what is enqueued
-        assert consumer._waiter is None
+        assert not isinstance(consumer, WokenConsumer)
         broker.enqueue(_message())
         deadline = time.monotonic() + 5
         got = None
@@ -106,13 +106,11 @@ def test_a_server_that_refuses_config_gets_a_polling_consumer(redis_client: Any)
         redis_client.execute_command("ACL", "DELUSER", user)
 
 
-def test_a_waiter_counts_pushes_only_and_reports_a_lost_connection(redis_client: Any) -> None:
+def test_a_waiter_counts_pushes_only_and_subscribes_again_after_a_lost_connection(redis_client: Any) -> None:
     import redis
 
-    from adapters import resp
-
     redis_client.config_set("notify-keyspace-events", "Kl")
-    waiter = PushWaiter(resp.Endpoint.of(redis_client), "probe:list", wake_ms=200)
+    waiter = PushWaiter(redis_client, "probe:list", wake_ms=200)
     # A pop or a delete on the list is not a message landing; a push is, even one made
     # while nobody was waiting
     redis_client.rpush("probe:list", "a")
@@ -125,8 +123,12 @@ def test_a_waiter_counts_pushes_only_and_reports_a_lost_connection(redis_client:
     assert waiter.wait() is False  # nothing for this list: the wait ran out
     # When the server drops the subscription, the next wait says so
     redis_client.client_kill_filter(_type="pubsub")
-    with pytest.raises(redis.ConnectionError, match="subscription lost"):
+    with pytest.raises(redis.ConnectionError):
         waiter.wait()
+    # And the wait after it subscribes again, and hears the next push
+    waiter.wait()
+    redis_client.rpush("probe:list", "d")
+    assert waiter.wait() is True
     waiter.close()
 
 

@@ -17,8 +17,8 @@ import pytest
 
 from adapters.errors import ConfigError
 from adapters.settings import load_settings
+from pipelines.dramatiq_gaps import StopOnce, ignoring_repeats
 from pipelines.lanes import batch_cpus, batch_placement, is_batch_worker
-from pipelines.shutdown import StopOnce, ignoring_repeats
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux scheduling calls")
 
