@@ -115,15 +115,10 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("  ledger (reserve, settle)", ("LedgerSink.reserve", "LedgerSink.settle")),
     ("  publish to the object store", ("publish ",)),
-    ("  Redis replies read on the loop (AsyncResp)", ("AsyncResp.data_received",)),
     ("Dramatiq worker threads (middleware, hand-off)", ("WorkerThread.run ",)),
     ("  job status and follow-ups (JobTracking)", ("JobTracking.",)),
     ("Dramatiq consumer (fetch, decode, ack)", ("ConsumerThread.run ",)),
-    ("Redis batch thread (TLS and unix-socket clients only)", ("RedisBatcher._serve",)),
-    (
-        "Redis, anywhere (redis-py and the lean connections)",
-        ("Redis.execute_command", "Pipeline.execute", "RespPipe.execute", "AsyncResp."),
-    ),
+    ("Redis, anywhere (redis-py, both clients)", ("Redis.execute_command", "Pipeline.execute")),
     ("log lines (structlog)", ("BoundLoggerBase._proxy_to_logger",)),
 )
 

@@ -17,7 +17,7 @@ from dramatiq.brokers.redis import RedisBroker
 from adapters.ledger import Ledger
 from adapters.logs import configure_logging, get_logger, register_private_path, register_secrets
 from adapters.prompt_labels import PromptLabels
-from adapters.redis_conn import get_redis, resolve_url
+from adapters.redis_conn import AsyncRedis, get_async_redis, get_redis, resolve_url
 from adapters.redis_durability import require_durable
 from adapters.settings import Settings, get_settings
 from adapters.store import ObjectStore, open_store
@@ -61,6 +61,11 @@ def redis_client(settings: Settings) -> redis.Redis:
     return get_redis(resolve_url(settings))
 
 
+def async_redis(settings: Settings) -> AsyncRedis:
+    """The process's asyncio Redis clients (one per event loop), for coroutines."""
+    return get_async_redis(resolve_url(settings))
+
+
 def check_redis(settings: Settings) -> None:
     """Refuse to start on a Redis that would lose state (the worker and the API call this at start)."""
     for problem in require_durable(redis_client(settings), required=settings.redis_require_durable):
@@ -87,16 +92,16 @@ def gateway_config(settings: Settings) -> GatewayConfig:
 def build_services(settings: Settings) -> Services:
     """Everything a job runs with (imports litellm through the gateway client: seconds)."""
     configure(settings)
-    client = redis_client(settings)
+    client, aio = redis_client(settings), async_redis(settings)
     prompts = PromptRegistry(settings.prompts_dir, OUTPUT_MODELS)
     runtime = AgentRuntime(
         gateway=GatewayClient(gateway_config(settings)),
         prompts=prompts,
-        sink=LedgerSink(Ledger(client), settings),
+        sink=LedgerSink(Ledger(client), settings, aio),
         resolve_version=LabelResolver(PromptLabels(client), prompts, ttl_s=settings.prompt_labels_ttl_s),
     )
     cache = ResultCache if settings.caches_enabled else NoResultCache
-    results = cache(client, ttl_s=settings.result_cache_ttl_s)
+    results = cache(client, aio, ttl_s=settings.result_cache_ttl_s)
     return Services(settings, client, open_store(settings), runtime, JobStatus(client), results)
 
 

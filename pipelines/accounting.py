@@ -15,7 +15,7 @@ from dramatiq.middleware import CurrentMessage
 from adapters.errors import BrokerUnavailable
 from adapters.ledger import Entry, Ledger, Refusal, Reservation, day_of, usd_to_nano
 from adapters.logs import get_logger
-from adapters.redis_batch import batcher_for
+from adapters.redis_conn import AsyncRedis
 from adapters.settings import Settings
 from agents.gateway import provider_of
 from agents.pricing import price_for
@@ -138,15 +138,16 @@ def ledger_entry(record: UsageRecord, rid: str) -> Entry:
 class LedgerSink:
     """Budgets before each call, the ledger after it, one JSON log line and metrics per record."""
 
-    def __init__(self, ledger: Ledger, settings: Settings) -> None:
+    def __init__(self, ledger: Ledger, settings: Settings, aio: AsyncRedis) -> None:
         self.ledger = ledger
         self.settings = settings
         self.daily_budget_nano = usd_to_nano(settings.daily_budget_usd)
         self.job_cap_nano = usd_to_nano(settings.job_cap_usd)
         # Long enough for the calls holding the budget to finish (or their holds to lapse).
         self.hold_wait_s = settings.gateway_timeout_s + 5
-        # Holds and settlements go to Redis off the event loop, many per round trip.
-        self.batch = batcher_for(ledger.r)
+        # Holds and settlements: the ledger's scripts, on the event loop's own asyncio client.
+        self._reserve = aio.register_script(ledger.reserve_script.script)
+        self._settle = aio.register_script(ledger.settle_script.script)
 
     async def reserve(self, ctx: CallContext, model: str, worst_case_nano: int) -> Reservation:
         """Hold the call's worst case; wait while only other calls' holds are in the way.
@@ -180,14 +181,14 @@ class LedgerSink:
             job_cap_nano=self.job_cap_nano,
         )
         try:
-            reply = await self.batch.script(self.ledger.reserve_script, keys, args)
+            reply = await self._reserve(keys, args)
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"budget check failed, Redis unreachable: {exc}") from None
         return Ledger.reserve_outcome(res, reply)
 
     async def release(self, reservation: Any) -> None:
-        if isinstance(reservation, Reservation):
-            self.ledger.release(reservation)
+        if isinstance(reservation, Reservation):  # a failed call: rare, so a thread will do
+            await asyncio.to_thread(self.ledger.release, reservation)
 
     async def settle(self, reservation: Any, record: UsageRecord) -> None:
         if record.served is Served.GATEWAY_CACHE and not record.saved_nano:
@@ -198,7 +199,7 @@ class LedgerSink:
         rid = record_id(record)
         keys, args = self.ledger.settle_call(ledger_entry(record, rid), res)
         try:
-            counted = bool(int(await self.batch.script(self.ledger.settle_script, keys, args)))
+            counted = bool(int(await self._settle(keys, args)))
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not record usage in the ledger: {exc}") from None
         log.info("usage_recorded", record_id=rid, counted=counted, **record.as_log())

@@ -87,8 +87,8 @@ def record_result(job_id: str, **fields: Any) -> None:
 class JobTracking(Middleware):
     """Keep `wandstore:job:<message id>` current: running, retrying, done or failed with a reason.
 
-    Two scripts per job on a lean pooled connection (adapters/redis_batch.py): one
-    when it starts, one when it ends (final status, outputs, batch count, webhook lookup).
+    Two scripts per job: one when it starts, one when it ends (final status, outputs, batch
+    count, webhook lookup).
     """
 
     _durable: DurableStatus | None = None

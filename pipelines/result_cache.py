@@ -35,7 +35,7 @@ import redis
 
 from adapters.errors import BrokerUnavailable
 from adapters.logs import get_logger
-from adapters.redis_batch import batcher_for
+from adapters.redis_conn import AsyncRedis
 from pipelines.publish import input_hash
 
 log = get_logger("pipelines.result_cache")
@@ -93,6 +93,7 @@ class ResultCache:
     def __init__(
         self,
         client: redis.Redis,
+        aio: AsyncRedis,
         *,
         ttl_s: int,
         lock_ms: int = 30_000,
@@ -103,19 +104,19 @@ class ResultCache:
         self.lock_ms = lock_ms
         self.wait_s = wait_s
         self._inflight: dict[tuple[int, str], asyncio.Future[dict[str, Any]]] = {}
-        self._release = client.register_script(_RELEASE)
-        self._renew = client.register_script(_RENEW)
-        self._take = client.register_script(_GET_OR_ACQUIRE)
-        self._store = client.register_script(_PUT_AND_RELEASE)
-        # Coroutines reach Redis through the batcher: never a blocking round trip on the loop.
-        self._batch = batcher_for(client)
+        # Coroutines use the event loop's own asyncio client: never a blocking round trip on the loop.
+        self.aio = aio
+        self._release = aio.register_script(_RELEASE)
+        self._renew = aio.register_script(_RENEW)
+        self._take = aio.register_script(_GET_OR_ACQUIRE)
+        self._store = aio.register_script(_PUT_AND_RELEASE)
 
     # --- plain access -----------------------------------------------------------
 
     async def get(self, pipeline: str, key: str) -> dict[str, Any] | None:
-        """The cached value, or None (off the event loop, batched with other calls)."""
+        """The cached value, or None."""
         try:
-            raw = await self._batch.command("GET", PREFIX + f"{pipeline}:{key}")
+            raw = await self.aio.client().get(PREFIX + f"{pipeline}:{key}")
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
         return json.loads(raw) if raw else None
@@ -124,7 +125,7 @@ class ResultCache:
         """Store `value` (overwriting) for `ttl_s` seconds (default: the cache's TTL)."""
         body = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         try:
-            await self._batch.command("SET", PREFIX + f"{pipeline}:{key}", body, "EX", ttl_s or self.ttl_s)
+            await self.aio.client().set(PREFIX + f"{pipeline}:{key}", body, ex=ttl_s or self.ttl_s)
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
 
@@ -216,7 +217,7 @@ class ResultCache:
     ) -> tuple[dict[str, Any] | None, bool]:
         try:
             args = [token, self.lock_ms, owner_prefix]
-            raw, taken = await self._batch.script(self._take, [lock, entry], args)
+            raw, taken = await self._take([lock, entry], args)
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
         return (json.loads(raw) if raw else None), bool(taken)
@@ -226,7 +227,7 @@ class ResultCache:
     ) -> None:
         body = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         try:
-            await self._batch.script(self._store, [lock, entry], [token, body, ttl_s or self.ttl_s])
+            await self._store([lock, entry], [token, body, ttl_s or self.ttl_s])
         except redis.RedisError as exc:
             # Not stored: release what we can (the lease expires by itself otherwise).
             await self._unlock(lock, token)
@@ -234,7 +235,7 @@ class ResultCache:
 
     async def _unlock(self, lock: str, token: str) -> None:
         try:
-            await self._batch.script(self._release, [lock], [token])
+            await self._release([lock], [token])
         except redis.RedisError as exc:
             # The lease expires by itself; a waiter then takes over.
             log.warning("result_cache_unlock_failed", lock=lock, error=str(exc))
@@ -244,7 +245,7 @@ class ResultCache:
         while True:
             await asyncio.sleep(self.lock_ms / 3000)
             try:
-                await self._batch.script(self._renew, [lock], [token, self.lock_ms])
+                await self._renew([lock], [token, self.lock_ms])
             except redis.RedisError as exc:
                 log.warning("result_cache_renew_failed", lock=lock, error=str(exc))
 

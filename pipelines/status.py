@@ -9,7 +9,6 @@ from typing import Any
 import redis
 
 from adapters.errors import BrokerUnavailable
-from adapters.redis_batch import batcher_for
 
 PREFIX = "wandstore:job:"
 TTL_S = 7 * 24 * 3600
@@ -95,7 +94,7 @@ class JobStatus:
         fields["updated_at"] = time.time()
         flat = [x for kv in _encode(fields).items() for x in kv]
         try:
-            batcher_for(self.r).script_sync(self._start, [_key(job_id)], [TTL_S, *flat])
+            self._start(keys=[_key(job_id)], args=[TTL_S, *flat], client=self.r)
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not record job status in Redis: {exc}") from None
 
@@ -107,8 +106,8 @@ class JobStatus:
         flat = [x for kv in _encode(fields).items() for x in kv]
         other = "failed" if outcome == "done" else "done"
         try:
-            args = [TTL_S, outcome, other, batch_prefix, batch_ttl_s, job_id, *flat]
-            store, callback = batcher_for(self.r).script_sync(self._finish, [_key(job_id)], args)
+            args: list[str | int] = [TTL_S, outcome, other, batch_prefix, batch_ttl_s, job_id, *flat]
+            store, callback = self._finish(keys=[_key(job_id)], args=args, client=self.r)
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not record job status in Redis: {exc}") from None
         return (_text(store) if store else None, _text(callback) if callback else None)

@@ -34,11 +34,13 @@ def test_a_resumed_theme_build_renders_byte_identical_files(services: Any, gatew
     assert again.keys == first.keys and after == before
 
 
-def test_a_retried_job_takes_over_its_own_result_cache_lock(redis_client: Any) -> None:
+def test_a_retried_job_takes_over_its_own_result_cache_lock(redis_client: Any, redis_server: Any) -> None:
+    from adapters.redis_conn import get_async_redis
     from pipelines.result_cache import ResultCache
 
+    aio = get_async_redis(redis_server.url)
     # Given a lock left behind by a delivery of job-1 that died (its lease still running)
-    cache = ResultCache(redis_client, ttl_s=60)
+    cache = ResultCache(redis_client, aio, ttl_s=60)
     lock = "wandstore:rc-lock:product_copy:sha256:abc"
     entry = "wandstore:rc:product_copy:sha256:abc"
     redis_client.set(lock, "job-1|deadbeef", px=30_000)

@@ -81,11 +81,13 @@ def test_force_fresh_bypasses_both_caches(services: Any, gateway: Any) -> None:
     assert third.meta["served"] == "result_cache" and third.meta["source_job_id"] == ""
 
 
-def test_single_flight_across_processes(redis_client: Any) -> None:
+def test_single_flight_across_processes(redis_client: Any, redis_server: Any) -> None:
+    from adapters.redis_conn import get_async_redis
     from pipelines.result_cache import ResultCache
 
+    aio = get_async_redis(redis_server.url)
     # Given two processes' caches on one Redis and a slow computation
-    caches = [ResultCache(redis_client, ttl_s=60), ResultCache(redis_client, ttl_s=60)]
+    caches = [ResultCache(redis_client, aio, ttl_s=60), ResultCache(redis_client, aio, ttl_s=60)]
     computed: list[int] = []
 
     async def compute() -> dict[str, Any]:
@@ -105,11 +107,13 @@ def test_single_flight_across_processes(redis_client: Any) -> None:
     assert redis_client.keys("wandstore:rc-lock:*") == []
 
 
-def test_a_failed_computation_is_taken_over_by_a_waiter(redis_client: Any) -> None:
+def test_a_failed_computation_is_taken_over_by_a_waiter(redis_client: Any, redis_server: Any) -> None:
+    from adapters.redis_conn import get_async_redis
     from pipelines.result_cache import ResultCache
 
+    aio = get_async_redis(redis_server.url)
     # Given a computation that fails the first time
-    cache = ResultCache(redis_client, ttl_s=60)
+    cache = ResultCache(redis_client, aio, ttl_s=60)
     attempts: list[int] = []
 
     async def compute() -> dict[str, Any]:
