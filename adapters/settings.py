@@ -97,7 +97,19 @@ class Settings(BaseSettings):
     ops_api_token: SecretStr | None = None
     api_rate_limit: int = Field(default=600, ge=1)  # requests per store per window
     api_rate_window_s: int = Field(default=60, ge=1)
-    api_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    api_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # catalog uploads; no route more
+    api_generation_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # POST .../generations
+    # Isolation (docs/api-isolation.md): how long a request waits for each dependency before a 503,
+    # and how long a client may take to send its headers and its body.
+    api_redis_timeout_s: float = Field(default=3.0, gt=0)
+    api_store_timeout_s: float = Field(default=5.0, gt=0)
+    api_store_concurrency: int = Field(default=16, ge=1, le=1024)
+    api_header_timeout_s: float = Field(default=10.0, gt=0)
+    api_body_timeout_s: float = Field(default=30.0, gt=0)
+    api_health_interval_s: float = Field(default=5.0, gt=0)
+    # /healthz reports the local store down below this much free disk (a write of a few bytes
+    # still succeeds on a disk too full to publish anything).
+    local_store_min_free_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     catalog_export_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     catalog_batch_max_products: int = Field(default=20_000, ge=1)
     webhook_timeout_s: float = Field(default=10.0, gt=0)

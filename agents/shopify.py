@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -25,6 +27,24 @@ class Variant(_Loose):
     option1: str | None = None
     option2: str | None = None
     option3: str | None = None
+
+    @field_validator("price", "compare_at_price", mode="before")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        """A price is a decimal amount: "NaN", "Infinity" or 1e999 is refused, naming the field.
+
+        (Accepted, "NaN" reached the catalog snapshot, where comparing prices raised a 500.)
+        Other text is left as Shopify sent it; only numbers that are not finite are refused.
+        """
+        if isinstance(value, bool) or value is None:
+            return value
+        try:
+            number = Decimal(str(value).strip())
+        except (InvalidOperation, ValueError):
+            return value
+        if not number.is_finite() or not math.isfinite(float(number)):
+            raise ValueError(f"must be a finite amount, not {str(value)[:20]!r}")
+        return value
 
 
 class Image(_Loose):

@@ -28,6 +28,7 @@ from agents.rollout import LabelResolver
 from agents.runtime import AgentRuntime
 from agents.schemas import OUTPUT_MODELS
 from entrypoints import devmode
+from entrypoints.api.bulkhead import Pools
 from entrypoints.api.context import ApiContext
 from entrypoints.api.idempotency import Idempotency
 from entrypoints.api.limits import RateLimiter
@@ -147,6 +148,7 @@ def api_context(
     queue = broker if broker is not None else process_broker(settings)
     status = JobStatus(client)
     ops = settings.ops_api_token.get_secret_value() if settings.ops_api_token else None
+    aredis = async_redis(settings)
     return ApiContext(
         settings=settings,
         redis=client,
@@ -154,7 +156,11 @@ def api_context(
         broker=queue,
         status=status,
         tokens=TokenStore(client, ops_token=ops),
-        limiter=RateLimiter(client, settings.api_rate_limit, settings.api_rate_window_s),
+        limiter=RateLimiter(
+            aredis, settings.api_rate_limit, settings.api_rate_window_s, settings.api_redis_timeout_s
+        ),
         batches=Batches(queue, status),
-        idempotency=Idempotency(client),
+        idempotency=Idempotency(aredis, settings.api_redis_timeout_s),
+        aredis=aredis,
+        pools=Pools.from_settings(settings),
     )

@@ -1,6 +1,9 @@
-"""`create_app()`: the web process (`uvicorn entrypoints.api.app:create_app --factory`)."""
+"""`create_app()`: the web process (`uvicorn entrypoints.api.app:create_app --factory`, see the Procfile)."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -10,7 +13,8 @@ from entrypoints import compose
 from entrypoints.api.auth import Gate
 from entrypoints.api.context import ApiContext
 from entrypoints.api.errors import install_handlers
-from entrypoints.api.limits import BodyLimit
+from entrypoints.api.health import HealthMonitor, PublicHealthz
+from entrypoints.api.limits import BodyLimit, route_caps
 from entrypoints.api.metrics import ApiMetrics, RequestLog
 from entrypoints.api.routes import batches, costs, generations, health, outputs, themes
 
@@ -19,8 +23,9 @@ Ask for generations (product copy, personalization, theme builds), watch them, r
 published, run whole-catalog copy batches, manage themes and read costs.
 
 Every `/v1/` call needs `Authorization: Bearer <token>`: a store's token (`wandstore-agents
-tokens create STORE`) reaches that store only; the ops token (`OPS_API_TOKEN`) every store.
-Errors are `{"error": {"code", "message", "details"}}`.
+tokens create STORE`) reaches that store only, and only what its scopes allow (`read`,
+`generate`, `publish`, `catalog`; each route names the one it needs); the ops token
+(`OPS_API_TOKEN`) every store and every scope. Errors are `{"error": {"code", "message", "details"}}`.
 """
 
 
@@ -29,20 +34,48 @@ def create_app(context: ApiContext | None = None, settings: Settings | None = No
     settings = settings or (context.settings if context else get_settings())
     compose.configure(settings)
     ctx = context or compose.api_context(settings)
+    monitor = HealthMonitor(settings, ctx.aredis, ctx.store)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        monitor.start()  # without a lifespan (some test servers), the first /healthz starts it
+        yield
+        await monitor.stop()
+
     app = FastAPI(
         title="wandstore-agents",
         version=__version__,
         description=DESCRIPTION,
         docs_url="/docs",
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.ctx = ctx
+    app.state.health = monitor
     app.state.metrics = metrics = ApiMetrics(ctx.redis)
     install_handlers(app)
-    for module in (generations, outputs, batches, themes, costs, health):
-        app.include_router(module.router)
-    # Added innermost first: a request meets RequestLog, then Gate (401/403/429), then BodyLimit (413).
-    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
-    app.add_middleware(Gate, tokens=ctx.tokens, limiter=ctx.limiter)
+    routers = [m.router for m in (generations, outputs, batches, themes, costs, health)]
+    for router in routers:
+        app.include_router(router)
+    # The body caps routes declare by name (`json_body(..., cap=...)`), in bytes.
+    largest = settings.api_max_body_bytes
+    caps = {
+        "generation": (min(settings.api_generation_max_body_bytes, largest), "API_GENERATION_MAX_BODY_BYTES"),
+        "upload": (largest, "API_MAX_BODY_BYTES"),
+    }
+    # Added innermost first: a request meets PublicHealthz, RequestLog, Gate (401/403/429), BodyLimit.
+    declared = route_caps((route for router in routers for route in router.routes), caps)
+    app.add_middleware(BodyLimit, caps=declared, timeout_s=settings.api_body_timeout_s)
+    app.add_middleware(
+        Gate,
+        tokens=ctx.tokens,
+        limiter=ctx.limiter,
+        aredis=ctx.aredis,
+        timeout_s=settings.api_redis_timeout_s,
+    )
     app.add_middleware(RequestLog, metrics=metrics)
+    # Outermost: anonymous /healthz is answered before everything else.
+    app.add_middleware(
+        PublicHealthz, monitor=monitor, count=lambda status, s: metrics.observe("GET", "/healthz", status, s)
+    )
     return app

@@ -1,19 +1,24 @@
-"""Helpers shared by the routes: the context, path parameters, timestamps, idempotent POSTs."""
+"""Helpers shared by the routes: the context, path parameters, JSON bodies, idempotent POSTs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Header, Path, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
+from pydantic import BaseModel, ValidationError
 
 from domain.keys import STORE_RE
 from entrypoints.api.context import ApiContext
 from entrypoints.api.idempotency import fingerprint
 from entrypoints.api.schemas import UUID_PATTERN
+
+M = TypeVar("M", bound=BaseModel)
 
 # Declares the bearer scheme in the OpenAPI document; the gate does the checking.
 bearer = HTTPBearer(auto_error=False, description="A store's API token, or the ops token")
@@ -28,6 +33,9 @@ IdempotencyKey = Annotated[
         description="Retrying a POST with the same key returns the first answer, not a second job",
     ),
 ]
+# Bodies larger than this are parsed and fingerprinted on the parse threads, not the event loop
+# (4 MB bodies parsed on the loop pushed other requests from p50 3.7 ms to 180 ms).
+INLINE_PARSE_BYTES = 64 * 1024
 
 
 def ctx_of(request: Request) -> ApiContext:
@@ -41,27 +49,83 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(float(ts), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def idempotent(
+def json_body(model: type[BaseModel], cap: str) -> dict[str, Any]:
+    """A route's `openapi_extra`: its JSON body (read with `read_body`) and its size cap's name."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        },
+        "x-body-cap": cap,
+    }
+
+
+class Body(Generic[M]):
+    """A request body as its model, with its size (to decide what may run on the event loop)."""
+
+    def __init__(self, model: M, size: int) -> None:
+        self.model = model
+        self.size = size
+
+    @property
+    def large(self) -> bool:
+        return self.size > INLINE_PARSE_BYTES
+
+
+def _parse(raw: bytes, model: type[M]) -> M:
+    if not raw.strip():
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required"}])
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**err, "loc": ("body", *err.get("loc", ()))} for err in exc.errors(include_url=False)]
+        ) from None
+
+
+async def read_body(request: Request, model: type[M]) -> Body[M]:
+    """Parse and validate the JSON body; a large one on the parse threads, off the event loop."""
+    raw = await request.body()  # already read, within its cap, by BodyLimit
+    if len(raw) <= INLINE_PARSE_BYTES:
+        return Body(_parse(raw, model), len(raw))
+    return Body(await ctx_of(request).pools.parse.run(_parse, raw, model), len(raw))
+
+
+async def idempotent(
     ctx: ApiContext,
     scope: str,
     key: str | None,
-    payload: Callable[[], Any],
-    work: Callable[[], tuple[int, dict[str, Any]]],
+    body: Body[Any],
+    work: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
 ) -> JSONResponse:
     """Run `work` once per Idempotency-Key; a retry gets the stored answer back."""
     if key is None:
-        status, body = work()
-        return JSONResponse(body, status_code=status)
-    digest = fingerprint(payload())  # computed only when a key is given
-    stored = ctx.idempotency.begin(scope, key, digest)
-    if stored is not None:
+        status, answer = await work()
+        return JSONResponse(answer, status_code=status)
+
+    def digest() -> str:
+        return fingerprint(body.model.model_dump(mode="json"))
+
+    # Computed only when a key is given; a large body's on the parse threads.
+    claim = ctx.idempotency
+    held = await claim.begin(scope, key, await ctx.pools.parse.run(digest) if body.large else digest())
+    if isinstance(held, dict):
         return JSONResponse(
-            stored["response"], status_code=int(stored["status"]), headers={"Idempotent-Replayed": "true"}
+            held["response"], status_code=int(held["status"]), headers={"Idempotent-Replayed": "true"}
         )
-    try:
-        status, body = work()
-    except BaseException:
-        ctx.idempotency.release(scope, key)
-        raise
-    ctx.idempotency.finish(scope, key, digest, status, body)
-    return JSONResponse(body, status_code=status)
+
+    async def claimed() -> tuple[int, dict[str, Any]]:
+        async with claim.renewing(held):
+            try:
+                status, answer = await work()
+            except BaseException:
+                await claim.release(held)
+                raise
+        await claim.finish(held, status, answer)
+        return status, answer
+
+    # Shielded: should the request be cancelled, the work still ends by storing or releasing its claim.
+    task = asyncio.ensure_future(claimed())
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    status, answer = await asyncio.shield(task)
+    return JSONResponse(answer, status_code=status)

@@ -18,6 +18,9 @@ from pipelines.dramatiq_gaps import queue_depth
 log = get_logger("api")
 QUEUES = ("interactive", "batch")
 _QUIET = ("/metrics", "/healthz")
+# The method label takes these values only; anything else is "other" (a client can send any
+# token as a method, and each new label value would be a new series kept forever).
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
 class QueueDepth(Collector):
@@ -71,6 +74,11 @@ class ApiMetrics:
         )
         self.registry.register(QueueDepth(client))
 
+    def observe(self, method: str, route: str, status: int, elapsed_s: float) -> None:
+        method = method if method in METHODS else "other"
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(route).observe(elapsed_s)
+
 
 class RequestLog:
     """Count, time and log every request by its route template (never its token or query)."""
@@ -97,13 +105,13 @@ class RequestLog:
         finally:
             elapsed = time.perf_counter() - started
             route = _route_of(scope)
-            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
-            self.metrics.latency.labels(route).observe(elapsed)
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.metrics.observe(method, route, status, elapsed)
             if scope["path"] not in _QUIET:
                 principal: Any = scope.get("state", {}).get("principal")
                 log.info(
                     "api_request",
-                    method=scope["method"],
+                    method=method,
                     route=route,
                     status=status,
                     duration_ms=round(elapsed * 1000, 2),

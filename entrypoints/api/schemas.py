@@ -114,9 +114,19 @@ class Check(BaseModel):
     latency_ms: float | None = None
 
 
+class PublicHealth(BaseModel):
+    """What `/healthz` tells anyone."""
+
+    status: Literal["up", "down"]
+
+
 class Health(BaseModel):
+    """What `/healthz` tells the ops token."""
+
+    status: Literal["up", "down"]
     ok: bool
     version: str
+    checked_at: str = Field(description="When the background check this reports ran (UTC)")
     checks: dict[str, Check]
 
 

@@ -13,6 +13,11 @@ tokens_app = typer.Typer(
     help="Per-store API tokens (stored hashed) and webhook signing secrets.", no_args_is_help=True
 )
 AS_JSON = typer.Option(False, "--json", help="Print JSON instead of text.")
+SCOPE_HELP = (
+    "What the token may do; repeat for more: read (statuses, outputs, themes, costs), generate "
+    "(ask for generations), publish (theme builds, activating a theme), catalog (replace the "
+    "catalog snapshot, catalog-copy batches)."
+)
 
 
 def _slug(value: str) -> str:
@@ -31,21 +36,31 @@ def _redis() -> Any:
 def create(
     store: str = typer.Argument(..., help="Store slug, e.g. stanley1913.", callback=_slug),
     label: str = typer.Option("", help="A note to tell tokens apart, e.g. 'storefront worker'."),
+    scope: list[str] = typer.Option(["read", "generate"], "--scope", help=SCOPE_HELP),
     as_json: bool = AS_JSON,
 ) -> None:
-    """Create a token for STORE; it is printed once and only its hash is kept."""
+    """Create a token for STORE (scopes read,generate unless --scope says otherwise); printed once."""
     from adapters.signing import WebhookSecrets
     from adapters.tokens import TokenStore
 
     client = _redis()
-    created = TokenStore(client).create(store, label)
+    created = TokenStore(client).create(store, label, _scopes(scope))
     secret = WebhookSecrets(client).get_or_create(store)
     if as_json:
         print_json(
-            {"store": store, "token_id": created.token_id, "token": created.token, "webhook_secret": secret}
+            {
+                "store": store,
+                "token_id": created.token_id,
+                "token": created.token,
+                "scopes": list(created.scopes),
+                "webhook_secret": secret,
+            }
         )
         return
-    console.print(f"token for {store} (shown once; only its hash is kept):", highlight=False)
+    console.print(
+        f"token for {store}, scopes {','.join(created.scopes)} (shown once; only its hash is kept):",
+        highlight=False,
+    )
     console.print(created.token, highlight=False, soft_wrap=True)
     console.print(
         f"token id: {created.token_id}   (revoke with `wandstore-agents tokens revoke {created.token_id}`)"
@@ -79,7 +94,32 @@ def list_tokens(
     if as_json:
         print_json({"store": store, "tokens": rows})
     else:
-        print_table(rows, ["token_id", "label", "created_at"], title=f"API tokens of {store}")
+        for row in rows:
+            row["scopes"] = ",".join(row["scopes"])
+        print_table(rows, ["token_id", "label", "scopes", "created_at"], title=f"API tokens of {store}")
+
+
+@tokens_app.command("scopes")
+def set_scopes(
+    token_id: str = typer.Argument(..., help="A token id (from `tokens list`)."),
+    scope: list[str] = typer.Option(..., "--scope", help=SCOPE_HELP),
+) -> None:
+    """Replace a token's scopes (e.g. give a merchant tool's token publish and catalog)."""
+    from adapters.tokens import TokenStore
+
+    granted = TokenStore(_redis()).set_scopes(token_id, _scopes(scope))
+    console.print(f"token {token_id} now has scopes {','.join(granted)}", highlight=False)
+
+
+def _scopes(values: list[str]) -> tuple[str, ...]:
+    """`--scope read --scope generate` or `--scope read,generate`; unknown names exit with the list."""
+    from adapters.errors import InvalidInput
+    from adapters.tokens import check_scopes
+
+    try:
+        return check_scopes([part.strip() for value in values for part in value.split(",") if part.strip()])
+    except InvalidInput as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scope") from None
 
 
 @tokens_app.command("webhook-secret")

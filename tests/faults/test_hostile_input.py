@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.errors import InvalidInput
+from adapters.tokens import SCOPES
 from tests.faults.report import HostileTally, hostile
 
 EXAMPLES = 150
@@ -289,7 +290,7 @@ def api_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     # Another store's output, which store "stanley1913" must never read.
     put_json(objects, "stores/electricshop/products/1/copy.json", {"secret": "electricshop-only"})
     put_json(objects, "stores/stanley1913/products/1/copy.json", {"title": "ours"})
-    token = ctx.tokens.create("stanley1913", "hostile-input tests").token
+    token = ctx.tokens.create("stanley1913", "hostile-input tests", SCOPES).token
     assert isinstance(ctx.status, JobStatus)
     with TestClient(create_app(ctx), raise_server_exceptions=False) as client:
         client.headers["Authorization"] = f"Bearer {token}"

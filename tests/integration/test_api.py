@@ -40,6 +40,13 @@ def jobs_of_store(api: ApiHarness, store: str) -> list[str]:
     return found
 
 
+def merchant_client(api: ApiHarness, store: str) -> httpx.Client:
+    """A merchant tool's client: a token with every scope (catalog runs, theme builds, activation)."""
+    from adapters.tokens import SCOPES
+
+    return api.running.client(api.ctx.tokens.create(store, "merchant tool", SCOPES).token)
+
+
 @pytest.fixture
 def store_client(api: ApiHarness) -> httpx.Client:
     api.token_for(STORE)
@@ -378,13 +385,21 @@ def test_costs_report_is_the_cli_report(api: ApiHarness, store_client: httpx.Cli
 # --- operations ------------------------------------------------------------------------
 
 
-def test_healthz_checks_redis_store_and_gateway(api: ApiHarness) -> None:
-    response = httpx.get(f"{api.url}/healthz")
-    body = response.json()
-    assert response.status_code == 200, body
+def test_healthz_says_up_to_anyone_and_details_to_ops(api: ApiHarness) -> None:
+    # When /healthz is asked without a token, with a store's token and with the ops token
+    anonymous = httpx.get(f"{api.url}/healthz")
+    store = httpx.get(f"{api.url}/healthz", headers=_auth(api.token_for(STORE)))
+    ops = httpx.get(f"{api.url}/healthz", headers=_auth(OPS_TOKEN))
+    # Then anyone learns only that it is up
+    assert anonymous.status_code == store.status_code == 200
+    assert anonymous.json() == store.json() == {"status": "up"}
+    # And ops see every check, with the reason, when it ran and what it took
+    body = ops.json()
+    assert ops.status_code == 200 and body["status"] == "up" and body["ok"] is True
     assert set(body["checks"]) == {"redis", "object_store", "gateway"}
     assert all(c["ok"] for c in body["checks"].values())
     assert "reachable" in body["checks"]["gateway"]["detail"]
+    assert body["checked_at"].endswith("Z")
 
 
 def test_healthz_is_503_naming_what_is_down(api: ApiHarness) -> None:
@@ -394,12 +409,17 @@ def test_healthz_is_503_naming_what_is_down(api: ApiHarness) -> None:
     from entrypoints.api import create_app
     from tests.fixtures.redis import free_port
 
-    settings = load_settings(ai_gateway_url=f"http://127.0.0.1:{free_port()}/v1/x/y")
+    dead = f"http://127.0.0.1:{free_port()}/v1/x/y"
+    settings = load_settings(ops_api_token=OPS_TOKEN, ai_gateway_url=dead)
     with serve_app(create_app(compose.api_context(settings, store=api.ctx.store))) as running:
-        response = httpx.get(f"{running.url}/healthz")
-    # Then /healthz is 503 and says the gateway is the problem
-    assert response.status_code == 503
-    checks = response.json()["checks"]
+        public = httpx.get(f"{running.url}/healthz")
+        ops = httpx.get(f"{running.url}/healthz", headers=_auth(OPS_TOKEN))
+    # Then /healthz is 503 to anyone, without saying where anything lives
+    assert public.status_code == 503 and public.json() == {"status": "down"}
+    assert "127.0.0.1" not in public.text
+    # And ops learn the gateway is the problem
+    assert ops.status_code == 503
+    checks = ops.json()["checks"]
     assert checks["redis"]["ok"] and checks["object_store"]["ok"] and not checks["gateway"]["ok"]
 
 

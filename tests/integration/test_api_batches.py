@@ -8,15 +8,14 @@ from typing import Any
 from adapters.store import put_json
 from tests.conftest import sample_products
 from tests.fixtures.api import ApiHarness
-from tests.integration.test_api import jobs_of_store, poll
+from tests.integration.test_api import jobs_of_store, merchant_client, poll
 
 STORE = "electricshop"
 
 
 def test_inline_batch_counts_done_and_failed_with_reasons(api: ApiHarness) -> None:
     # Given three good products, one without a title and one that is not a product at all
-    api.token_for(STORE)
-    client = api.client(STORE)
+    client = merchant_client(api, STORE)
     good = sample_products(STORE)[20:23]
     untitled = {**sample_products(STORE)[23], "title": ""}
     products: list[Any] = [*good, untitled, "not a product"]
@@ -67,7 +66,7 @@ def test_batch_from_an_export_in_the_object_store(api: ApiHarness) -> None:
     export = {"products": sample_products(STORE)[40:44]}
     key = f"stores/{STORE}/imports/products-2026-11-25.json"
     put_json(api.ctx.store, key, export)
-    client = api.client(STORE)
+    client = merchant_client(api, STORE)
     # When its key is POSTed
     response = client.post(f"/v1/stores/{STORE}/catalog-copy", json={"export_key": key})
     assert response.status_code == 202, response.text
@@ -77,7 +76,7 @@ def test_batch_from_an_export_in_the_object_store(api: ApiHarness) -> None:
 
 
 def test_export_keys_outside_the_store_or_missing_are_refused(api: ApiHarness) -> None:
-    client = api.client(STORE)
+    client = merchant_client(api, STORE)
     put_json(api.ctx.store, "stores/stanley1913/imports/theirs.json", {"products": []})
     cases = {
         "stores/stanley1913/imports/theirs.json": "must be under 'stores/electricshop/'",
@@ -93,8 +92,7 @@ def test_export_keys_outside_the_store_or_missing_are_refused(api: ApiHarness) -
 
 def test_batch_requests_need_exactly_one_source_and_valid_options(api: ApiHarness) -> None:
     store = "batch-refused"
-    api.token_for(store)
-    client = api.client(store)
+    client = merchant_client(api, store)
     both = client.post(f"/v1/stores/{store}/catalog-copy", json={"products": [{}], "export_key": "k"})
     neither = client.post(f"/v1/stores/{store}/catalog-copy", json={})
     bad_options = client.post(

@@ -6,7 +6,7 @@ from typing import Any
 
 from tests.conftest import sample_products
 from tests.fixtures.api import ApiHarness
-from tests.integration.test_api import poll
+from tests.integration.test_api import merchant_client, poll
 
 STORE = "stanley1913"
 BRIEF = {
@@ -17,8 +17,7 @@ BRIEF = {
 
 
 def test_theme_build_round_trip_list_and_activate(api: ApiHarness) -> None:
-    api.token_for(STORE)
-    client = api.client(STORE)
+    client = merchant_client(api, STORE)
     # Given a theme_build generation with the store's products as its catalog
     body: dict[str, Any] = {
         "pipeline": "theme_build",

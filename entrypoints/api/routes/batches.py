@@ -8,8 +8,18 @@ from fastapi import APIRouter, Depends, Request
 
 from adapters.errors import InvalidInput, NotFound
 from adapters.store.base import check_key
-from entrypoints.api.auth import principal_of, require_store
-from entrypoints.api.common import IdempotencyKey, IdPath, StorePath, bearer, ctx_of, idempotent, iso
+from entrypoints.api.auth import needs, principal_of, require_store
+from entrypoints.api.common import (
+    IdempotencyKey,
+    IdPath,
+    StorePath,
+    bearer,
+    ctx_of,
+    idempotent,
+    iso,
+    json_body,
+    read_body,
+)
 from entrypoints.api.errors import ApiError, invalid_field
 from entrypoints.api.schemas import BatchFailure, BatchStatus, CatalogCopyRequest
 from pipelines.batches import BatchSummary
@@ -33,37 +43,49 @@ def batch_view(request: Request, summary: BatchSummary) -> BatchStatus:
     )
 
 
-@router.post("/stores/{store}/catalog-copy", status_code=202, response_model=BatchStatus)
-def create_catalog_copy(
-    store: StorePath, body: CatalogCopyRequest, request: Request, idempotency_key: IdempotencyKey = None
+@router.post(
+    "/stores/{store}/catalog-copy",
+    status_code=202,
+    response_model=BatchStatus,
+    dependencies=[needs("catalog", "a catalog-copy batch")],
+    openapi_extra=json_body(CatalogCopyRequest, cap="upload"),
+)
+async def create_catalog_copy(
+    store: StorePath, request: Request, idempotency_key: IdempotencyKey = None
 ) -> Any:
-    """Copy for many products: valid ones are enqueued, invalid ones become failures with reasons."""
+    """Copy for many products: valid ones are enqueued, invalid ones become failures with reasons.
+
+    Needs scope `catalog`. Body: at most API_MAX_BODY_BYTES (a larger catalog goes in by
+    `export_key`), parsed off the event loop; the batch is submitted on threads of its own.
+    """
     ctx = ctx_of(request)
     settings = ctx.settings
+    parsed = await read_body(request, CatalogCopyRequest)
+    body = parsed.model
 
-    def work() -> tuple[int, dict[str, Any]]:
+    def submit() -> BatchSummary:
         try:
             if body.export_key is not None:
                 key = check_key(body.export_key)
                 if not key.startswith(f"stores/{store}/"):
                     raise invalid_field("export_key", f"must be under 'stores/{store}/'", "prefix")
                 try:
-                    summary = ctx.batches.submit_export(
+                    return ctx.batches.submit_export(
                         ctx.store, store, key, body.options, settings.catalog_export_max_bytes
                     )
                 except NotFound:
                     raise invalid_field(
                         "export_key", f"no object {key!r} in the object store", "exists"
                     ) from None
-            else:
-                products = list(body.products or [])
-                if len(products) > settings.catalog_batch_max_products:
-                    raise invalid_field(
-                        "products",
-                        f"at most {settings.catalog_batch_max_products} products per batch",
-                        "too_long",
-                    )
-                summary = ctx.batches.submit_catalog_copy(store, products, body.options)
+            # The batch releases products as it enqueues them; the model must not hold them all meanwhile.
+            products, body.products = list(body.products or []), None
+            if len(products) > settings.catalog_batch_max_products:
+                raise invalid_field(
+                    "products",
+                    f"at most {settings.catalog_batch_max_products} products per batch",
+                    "too_long",
+                )
+            return ctx.batches.submit_catalog_copy(store, products, body.options)
         except InvalidInput as exc:
             field = (
                 "options"
@@ -71,17 +93,24 @@ def create_catalog_copy(
                 else ("export_key" if body.export_key is not None else "products")
             )
             raise invalid_field(field, str(exc)) from None
+
+    async def work() -> tuple[int, dict[str, Any]]:
+        summary = await ctx.pools.batch.run(submit)
         return 202, batch_view(request, summary).model_dump()
 
-    return idempotent(
-        ctx, f"{store}:catalog-copy", idempotency_key, lambda: body.model_dump(mode="json"), work
-    )
+    return await idempotent(ctx, f"{store}:catalog-copy", idempotency_key, parsed, work)
 
 
-@router.get("/batches/{id}", response_model=BatchStatus, name="get_batch")
-def get_batch(id: IdPath, request: Request) -> BatchStatus:
+@router.get(
+    "/batches/{id}",
+    response_model=BatchStatus,
+    name="get_batch",
+    dependencies=[needs("read", "reading a batch")],
+)
+async def get_batch(id: IdPath, request: Request) -> BatchStatus:
     """Counts so far and every failure with its reason (up to 1,000)."""
-    summary = ctx_of(request).batches.get(id)
+    ctx = ctx_of(request)
+    summary = await ctx.pools.redis.run(ctx.batches.get, id)
     if summary is None:
         raise ApiError(404, "not_found", f"no batch {id!r} (batches are kept for 7 days)")
     require_store(principal_of(request), summary.store)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from adapters.costs import GROUP_KEYS, cost_report, parse_by, parse_day
 from adapters.errors import InvalidInput
 from adapters.ledger import Ledger
+from entrypoints.api.auth import needs
 from entrypoints.api.common import StorePath, bearer, ctx_of
 from entrypoints.api.errors import invalid_field
 from entrypoints.api.schemas import CostReport
@@ -17,8 +18,8 @@ router = APIRouter(prefix="/v1", tags=["costs"], dependencies=[Depends(bearer)])
 DAY = r"^\d{4}-\d{2}-\d{2}$"
 
 
-@router.get("/stores/{store}/costs", response_model=CostReport)
-def costs(
+@router.get("/stores/{store}/costs", response_model=CostReport, dependencies=[needs("read", "reading costs")])
+async def costs(
     store: StorePath,
     request: Request,
     since: Annotated[str | None, Query(pattern=DAY, description="First UTC day, YYYY-MM-DD")] = None,
@@ -40,8 +41,9 @@ def costs(
             parsed[name] = parse()
         except InvalidInput as exc:
             raise invalid_field(name, str(exc)) from None
+    ctx = ctx_of(request)
     try:
-        report = cost_report(Ledger(ctx_of(request).redis), store=store, **parsed)
+        report = await ctx.pools.redis.run(lambda: cost_report(Ledger(ctx.redis), store=store, **parsed))
     except InvalidInput as exc:
         raise invalid_field("since", str(exc).replace("--", "")) from None
     return {"store": store, "since": since, "until": until, "by": list(parsed["by"]), **report}

@@ -8,8 +8,18 @@ from fastapi import APIRouter, Depends, Request
 
 from adapters.egress import check_callback_url
 from adapters.errors import InvalidInput
-from entrypoints.api.auth import principal_of, require_store
-from entrypoints.api.common import IdempotencyKey, IdPath, StorePath, bearer, ctx_of, idempotent, iso
+from entrypoints.api.auth import needs, principal_of, require_scope, require_store
+from entrypoints.api.common import (
+    IdempotencyKey,
+    IdPath,
+    StorePath,
+    bearer,
+    ctx_of,
+    idempotent,
+    iso,
+    json_body,
+    read_body,
+)
 from entrypoints.api.errors import ApiError, invalid_field
 from entrypoints.api.schemas import Accepted, Delivery, GenerationRequest, GenerationStatus, JobError
 from entrypoints.api.submitters import SUBMITTERS
@@ -79,12 +89,21 @@ def status_view(request: Request, info: dict[str, Any]) -> GenerationStatus:
     status_code=202,
     response_model=Accepted,
     responses={501: {"description": "The pipeline is not deployed in this build"}},
+    dependencies=[needs("generate", "asking for a generation")],
+    openapi_extra=json_body(GenerationRequest, cap="generation"),
 )
-def create_generation(
-    store: StorePath, body: GenerationRequest, request: Request, idempotency_key: IdempotencyKey = None
+async def create_generation(
+    store: StorePath, request: Request, idempotency_key: IdempotencyKey = None
 ) -> Any:
-    """Validate and enqueue one generation; poll `status_url` or wait for the `callback_url`."""
+    """Validate and enqueue one generation; poll `status_url` or wait for the `callback_url`.
+
+    Needs scope `generate`; a `theme_build` also `publish` (it makes the build live), and one
+    with `input.products` also `catalog` (it replaces the catalog snapshot). Body: at most
+    API_GENERATION_MAX_BODY_BYTES.
+    """
     ctx = ctx_of(request)
+    parsed = await read_body(request, GenerationRequest)
+    body = parsed.model
     submit = SUBMITTERS.get(body.pipeline)
     if submit is None:
         raise ApiError(
@@ -92,6 +111,11 @@ def create_generation(
             "not_deployed",
             f"pipeline {body.pipeline!r} is not deployed in this build; nothing was enqueued",
         )
+    principal = principal_of(request)
+    if body.pipeline == "theme_build":
+        require_scope(principal, "publish", "a theme build (it makes the new theme live)")
+        if "products" in body.input:
+            require_scope(principal, "catalog", "a theme build with input.products (it replaces the catalog)")
 
     extra: dict[str, Any] = {}
     if body.callback_url is not None:
@@ -102,22 +126,29 @@ def create_generation(
         except InvalidInput as exc:
             raise invalid_field("callback_url", str(exc), "public_address") from None
 
-    def work() -> tuple[int, dict[str, Any]]:
-        job_id = submit(ctx, store, body, extra)
+    # A theme build writes the catalog snapshot and reads it back: the object store's threads.
+    # The others only enqueue: Redis's. Neither waits behind the other.
+    pool = ctx.pools.store if body.pipeline == "theme_build" else ctx.pools.redis
+
+    async def work() -> tuple[int, dict[str, Any]]:
+        job_id = await pool.run(submit, ctx, store, body, extra)
         request.app.state.metrics.generations.labels(body.pipeline).inc()
         url = str(request.url_for("get_generation", id=job_id))
         return 202, Accepted(id=job_id, status_url=url).model_dump()
 
-    return idempotent(
-        ctx, f"{store}:generations", idempotency_key, lambda: body.model_dump(mode="json"), work
-    )
+    return await idempotent(ctx, f"{store}:generations", idempotency_key, parsed, work)
 
 
-@router.get("/generations/{id}", response_model=GenerationStatus, name="get_generation")
-def get_generation(id: IdPath, request: Request) -> GenerationStatus:
+@router.get(
+    "/generations/{id}",
+    response_model=GenerationStatus,
+    name="get_generation",
+    dependencies=[needs("read", "reading a generation's status")],
+)
+async def get_generation(id: IdPath, request: Request) -> GenerationStatus:
     """Status, progress, outputs, cost, how it was served, the error and webhook deliveries."""
     ctx = ctx_of(request)
-    info = ctx.status.get(id)
+    info = await ctx.pools.redis.run(ctx.status.get, id)
     if info is None:
         raise ApiError(404, "not_found", f"no generation {id!r} (status is kept for 7 days)")
     require_store(principal_of(request), str(info.get("store")))

@@ -1,72 +1,58 @@
-"""`/healthz` (Redis, object store, gateway reachable) and `/metrics`."""
+"""`/healthz` (Redis, object store, gateway: up or down; details for the ops token) and `/metrics`."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
-import httpx
-import redis
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters import __version__
-from adapters.errors import StoreError, WandstoreError
-from entrypoints.api.common import ctx_of
-from entrypoints.api.schemas import Check, Health
+from entrypoints.api.auth import bearer_token
+from entrypoints.api.common import ctx_of, iso
+from entrypoints.api.health import HealthMonitor, public
+from entrypoints.api.schemas import Check, Health, PublicHealth
 
 router = APIRouter(tags=["operations"])
-TIMEOUT_S = 2.0
 
 
-def _timed(check: Callable[[], str]) -> Check:
-    started = time.perf_counter()
-    try:
-        detail = check()
-        ok = True
-    except (redis.RedisError, StoreError, WandstoreError, httpx.HTTPError, OSError) as exc:
-        detail, ok = f"{type(exc).__name__}: {exc}"[:300], False
-    return Check(ok=ok, detail=detail, latency_ms=round((time.perf_counter() - started) * 1000, 2))
+@router.get(
+    "/healthz",
+    response_model=PublicHealth | Health,
+    responses={503: {"model": PublicHealth | Health, "description": "Something is down"}},
+)
+async def healthz(request: Request) -> JSONResponse:
+    """200 `{"status": "up"}` or 503 `{"status": "down"}`, from a check that runs in the background.
 
-
-def _gateway_check(base_url: str | None) -> Callable[[], str]:
-    def check() -> str:
-        if base_url is None:
-            return "embedded dev gateway: each worker serves its own, offline"
-        # Any HTTP answer means reachable; the gateway checks auth per model call.
-        response = httpx.get(base_url, timeout=TIMEOUT_S)
-        if response.status_code >= 500:
-            raise httpx.HTTPError(f"gateway answered HTTP {response.status_code}")
-        return f"reachable (HTTP {response.status_code})"
-
-    return check
-
-
-@router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
-def healthz(request: Request) -> JSONResponse:
-    """200 when Redis, the object store and the AI gateway are reachable; 503 naming what is not."""
-    ctx = ctx_of(request)
-
-    def redis_check() -> str:
-        ctx.redis.ping()
-        return "ping ok"
-
-    def store_check() -> str:
-        ctx.store.ping()
-        return f"{ctx.store.name} store ok"
-
-    checks = {
-        "redis": _timed(redis_check),
-        "object_store": _timed(store_check),
-        "gateway": _timed(_gateway_check(ctx.settings.gateway_base_url)),
-    }
-    ok = all(c.ok for c in checks.values())
-    body = Health(ok=ok, version=__version__, checks=checks)
-    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+    With the ops token (`Authorization: Bearer <OPS_API_TOKEN>`), each check's result, latency
+    and reason, and when they were checked.
+    """
+    monitor: HealthMonitor = request.app.state.health
+    report = await monitor.report()
+    status = 200 if report.ok else 503
+    token = bearer_token(request.scope)
+    if token is None or not ctx_of(request).tokens.is_ops(token):
+        return JSONResponse(public(report), status_code=status)
+    body = Health(
+        status="up" if report.ok else "down",
+        ok=report.ok,
+        version=__version__,
+        checked_at=iso(report.checked_at) or "",
+        checks={
+            name: Check(ok=c.ok, detail=c.detail, latency_ms=c.latency_ms)
+            for name, c in report.checks.items()
+        },
+    )
+    return JSONResponse(body.model_dump(), status_code=status)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-def metrics(request: Request) -> Response:
-    """Prometheus text format: requests, latency, generations enqueued, queue depth."""
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    """Prometheus text format: requests, latency, generations enqueued, queue depth. No token needed.
+
+    Open on purpose, like most scrape targets: every label takes a bounded set of values (method
+    from an allowlist, route templates, status codes, queue and pipeline names) and none names a
+    store, a token or an address. A scrape reads Redis on a thread of its own, one at a time.
+    """
+    registry = request.app.state.metrics.registry
+    text = await ctx_of(request).pools.metrics.run(generate_latest, registry)
+    return Response(text, media_type=CONTENT_TYPE_LATEST)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from adapters.errors import NotFound
 from adapters.store.base import check_key
 from domain.keys import store_prefixes
+from entrypoints.api.auth import needs
 from entrypoints.api.common import StorePath, bearer, ctx_of
 from entrypoints.api.errors import ApiError
 
@@ -17,9 +18,14 @@ router = APIRouter(prefix="/v1", tags=["outputs"], dependencies=[Depends(bearer)
     "/stores/{store}/outputs/{key:path}",
     name="get_output",
     responses={200: {"content": {"application/json": {}}}, 304: {"description": "Not modified"}},
+    dependencies=[needs("read", "reading outputs")],
 )
-def get_output(store: StorePath, key: str, request: Request) -> Response:
-    """A published output at `key`, a full key from `output_keys` (JSON, or a theme's files)."""
+async def get_output(store: StorePath, key: str, request: Request) -> Response:
+    """A published output at `key`, a full key from `output_keys` (JSON, or a theme's files).
+
+    Read on the object store's own threads: a slow store answers 503 here after
+    API_STORE_TIMEOUT_S and delays nothing else.
+    """
     check_key(key)
     if not key.startswith(store_prefixes(store)):
         raise ApiError(
@@ -29,7 +35,8 @@ def get_output(store: StorePath, key: str, request: Request) -> Response:
             f"'stores/{store}/' or 'themes/{store}/'",
         )
     try:
-        obj = ctx_of(request).store.get(key)
+        ctx = ctx_of(request)
+        obj = await ctx.pools.store.run(ctx.store.get, key)
     except NotFound:
         raise ApiError(
             404, "not_found", f"no output at {key!r} (yet): see the generation's output_keys"
