@@ -35,8 +35,6 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     anthropic_api_key: SecretStr | None = None
     gateway_timeout_s: float = Field(default=60.0, gt=0)
-    # OpenAI-format calls straight to the gateway (one pooled HTTP session), not through litellm.
-    gateway_openai_direct: bool = True
 
     # Object store. R2 when credentials are set, the local folder otherwise.
     r2_access_key_id: SecretStr | None = None

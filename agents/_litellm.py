@@ -1,7 +1,12 @@
-"""Import litellm lazily and offline.
+"""litellm, imported lazily and offline, set up for a service that prices and logs calls itself.
 
-litellm takes seconds to import and would download its price map and tiktoken's
-encodings; this module points both at the copies bundled with litellm first.
+litellm takes seconds to import and would download its price map and tiktoken's encodings;
+`prepare_offline_env` points both at the copies bundled with litellm first. `SETTINGS` are
+the litellm module settings the service changes. None of them makes a call cheaper: in the
+pinned litellm no setting turns off its per-call cost calculation, its logging payload or
+`acompletion`'s hop to a worker thread (with no callbacks registered, its sync-callback
+thread hop is already skipped). `python -m bench.litellm_settings` measures each setting it
+has, against litellm's defaults (bench/RESULTS.md, section 1b).
 """
 
 from __future__ import annotations
@@ -9,8 +14,10 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 
 def tokenizers_dir() -> Path | None:
@@ -34,14 +41,41 @@ def prepare_offline_env() -> None:
         os.environ["CUSTOM_TIKTOKEN_CACHE_DIR"] = str(tok)
 
 
-@functools.cache
-def litellm() -> ModuleType:
-    """The litellm module, configured for a service: no telemetry, no retries of its own."""
+@dataclass(frozen=True)
+class Setting:
+    """One litellm module setting: its name, the value the service uses, and why."""
+
+    name: str
+    value: Any
+    why: str
+
+    @property
+    def code(self) -> str:
+        return f"litellm.{self.name} = {self.value!r}"
+
+    def apply(self, ll: ModuleType) -> None:
+        setattr(ll, self.name, self.value)
+
+
+SETTINGS = (
+    Setting("drop_params", True, "a parameter a provider does not take is dropped, not a failed call"),
+    Setting("num_retries", 0, "no retries of litellm's own: Dramatiq retries the job"),
+    Setting("suppress_debug_info", True, "no 'Give Feedback / Get Help' banner in the logs on errors"),
+)
+
+
+def bare_litellm() -> ModuleType:
+    """The litellm module with its own defaults (offline environment only)."""
     prepare_offline_env()
     import litellm as _litellm
 
-    _litellm.telemetry = False
-    _litellm.suppress_debug_info = True
-    _litellm.drop_params = True
-    _litellm.num_retries = 0
     return _litellm
+
+
+@functools.cache
+def litellm() -> ModuleType:
+    """The litellm module, configured for this service."""
+    ll = bare_litellm()
+    for setting in SETTINGS:
+        setting.apply(ll)
+    return ll

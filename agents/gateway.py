@@ -6,13 +6,14 @@ exceptions never leave this module.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import time
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 from pydantic import BaseModel
 
 from adapters.errors import (
@@ -22,11 +23,13 @@ from adapters.errors import (
 )
 from adapters.logs import scrub
 from agents._litellm import litellm
-from agents.openai_http import HttpFailure, HttpUnreachable, OpenAIHttp, Reply
 from agents.pricing import price_for
 from agents.usage import CallContext, Served, Usage
 
 PROVIDERS = ("openai", "anthropic")
+# litellm hands a provider's response headers back prefixed (ModelResponse.set_provider_response_headers).
+CACHE_STATUS = "llm_provider-cf-aig-cache-status"
+LOG_ID = "llm_provider-cf-aig-log-id"
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,6 @@ class GatewayConfig:
     anthropic_key: str | None = None
     timeout_s: float = 60.0
     price_overrides: dict[str, dict[str, float]] | None = None
-    # OpenAI-format calls go straight to the gateway's /openai endpoint (agents/openai_http.py);
-    # False sends them through litellm like the rest.
-    openai_direct: bool = True
     # Never answer from AI Gateway's cache (CACHES_ENABLED=false).
     skip_cache: bool = False
 
@@ -97,16 +97,36 @@ def _metadata(ctx: CallContext, prompt_ref: str) -> str:
 
 
 class GatewayClient:
-    """Async chat completions through AI Gateway; safe to share across hundreds of calls."""
+    """Async chat completions through AI Gateway; safe to share across hundreds of calls.
+
+    litellm sends every call on this client's own aiohttp session (litellm's `shared_session`),
+    one per event loop, so that `aclose()` can close it before the loop ends.
+    """
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self._ll = litellm()
-        self._http = OpenAIHttp(config.timeout_s)
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+
+    def _session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            for other in [other for other in self._sessions if other.is_closed()]:
+                del self._sessions[other]
+            # No cap on connections: the worker's --threads bounds the calls in flight.
+            session = self._sessions[loop] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        return session
 
     async def aclose(self) -> None:
-        """Close this event loop's pooled connections (a worker's client lives as long as it)."""
-        await self._http.close()
+        """Close this event loop's connections; call it before the loop ends (the CLI, evals)."""
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
+            await session.close()
+
+    def warm_up(self, model: str, messages: list[dict[str, Any]]) -> None:
+        """Run litellm's whole path for `model` once, without the network (a mocked answer)."""
+        self._ll.completion(model=model, messages=messages, mock_response="{}", api_key="warm-up")
 
     def headers(
         self,
@@ -150,28 +170,25 @@ class GatewayClient:
     ) -> CallResult:
         """One chat completion; raises `RateLimited`, `TransientGatewayError` or `PermanentGatewayError`."""
         provider = provider_of(model)
-        params: dict[str, Any] = {"messages": messages}
-        if response_model is not None:
-            params["response_format"] = response_format_for(response_model)
-        if temperature is not None:
-            params["temperature"] = temperature
-        if max_tokens is not None:
-            params["max_tokens"] = max_tokens
-        headers = self.headers(
-            ctx, prompt_ref, cache_ttl=cache_ttl, cache_key=cache_key, skip_cache=skip_cache
-        )
-        if provider == "openai" and self.config.openai_direct:
-            return await self._direct(model, params, headers)
         kwargs: dict[str, Any] = {
             "model": model,
+            "messages": messages,
             "api_base": f"{self.config.base_url}/{provider}",
             "api_key": self._api_key(provider),
-            "extra_headers": headers,
+            "extra_headers": self.headers(
+                ctx, prompt_ref, cache_ttl=cache_ttl, cache_key=cache_key, skip_cache=skip_cache
+            ),
             "timeout": self.config.timeout_s,
-            "num_retries": 0,
+            # Dramatiq retries the job; the client must not retry underneath it.
             "max_retries": 0,
-            **params,
+            "shared_session": self._session(),
         }
+        if response_model is not None:
+            kwargs["response_format"] = response_format_for(response_model)
+        if temperature is not None:
+            kwargs["temperature"] = temperature
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
         started = time.perf_counter()
         try:
             response = await self._ll.acompletion(**kwargs)
@@ -180,68 +197,17 @@ class GatewayClient:
         latency_ms = (time.perf_counter() - started) * 1000
         return self._result(response, model, provider, latency_ms)
 
-    async def _direct(self, model: str, params: dict[str, Any], headers: dict[str, str]) -> CallResult:
-        """An OpenAI-format call without litellm: same request, same errors, ~10x less CPU."""
-        body = {"model": model.split("/", 1)[1], **params}
-        sent = {**headers, "authorization": f"Bearer {self._api_key('openai')}"}
-        started = time.perf_counter()
-        try:
-            reply = await self._http.chat(f"{self.config.base_url}/openai", body, sent)
-        except HttpFailure as exc:
-            raise _http_error(exc) from None
-        except HttpUnreachable as exc:
-            raise TransientGatewayError(
-                f"gateway call failed transiently ({scrub(str(exc))[:500]})"
-            ) from None
-        latency_ms = (time.perf_counter() - started) * 1000
-        return self._json_result(reply, model, latency_ms)
-
     def _result(self, response: Any, model: str, provider: str, latency_ms: float) -> CallResult:
-        try:
-            text = response.choices[0].message.content or ""
-            tool_calls = getattr(response.choices[0].message, "tool_calls", None)
-            if not text and tool_calls:
-                text = tool_calls[0].function.arguments or ""
-        except (AttributeError, IndexError) as exc:
-            raise TransientGatewayError(f"gateway returned a response without choices: {exc}") from None
-        hidden = getattr(response, "_hidden_params", {}) or {}
-        headers = {str(k).lower(): v for k, v in (hidden.get("additional_headers") or {}).items()}
-        return self._call_result(
-            text,
-            _usage(getattr(response, "usage", None)),
-            headers.get("llm_provider-cf-aig-cache-status"),
-            headers.get("llm_provider-cf-aig-log-id"),
-            model,
-            provider,
-            latency_ms,
-        )
-
-    def _json_result(self, reply: Reply, model: str, latency_ms: float) -> CallResult:
-        """A `CallResult` from an OpenAI-format JSON completion."""
-        try:
-            message = reply.body["choices"][0]["message"]
-            text = message.get("content") or ""
-            if not text and message.get("tool_calls"):
-                text = message["tool_calls"][0]["function"].get("arguments") or ""
-            if not isinstance(text, str):
-                raise TypeError(f"content is {type(text).__name__}")
-        except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise TransientGatewayError(f"gateway returned a response without choices: {exc!r}") from None
-        usage = _usage(_attrs(reply.body.get("usage")))
-        cache_status, log_id = reply.headers.get("cf-aig-cache-status"), reply.headers.get("cf-aig-log-id")
-        return self._call_result(text, usage, cache_status, log_id, model, "openai", latency_ms)
-
-    def _call_result(
-        self,
-        text: str,
-        usage: Usage,
-        cache_status: Any,
-        log_id: Any,
-        model: str,
-        provider: str,
-        latency_ms: float,
-    ) -> CallResult:
-        status = str(cache_status or "").upper() or "NONE"
+        if not isinstance(response, self._ll.ModelResponse) or not response.choices:
+            raise TransientGatewayError(f"gateway returned no completion ({type(response).__name__})")
+        message = response.choices[0].message
+        text = message.content or ""
+        if not text and message.tool_calls:
+            text = message.tool_calls[0].function.arguments or ""
+        headers = response.hidden_params.get("additional_headers") or {}
+        status = str(headers.get(CACHE_STATUS) or "").upper() or "NONE"
+        log_id = headers.get(LOG_ID)
+        usage = _usage(response.usage)
         cost = 0 if status == "HIT" else price_for(model, self.config.price_overrides).cost_nano(usage)
         return CallResult(
             text=text,
@@ -255,72 +221,54 @@ class GatewayClient:
         )
 
 
-def _attrs(value: Any) -> Any:
-    """Nested JSON objects as attributes (the shape `_usage` reads from litellm)."""
-    if isinstance(value, dict):
-        return SimpleNamespace(**{k: _attrs(v) for k, v in value.items()})
-    return value
-
-
-def _http_error(exc: HttpFailure) -> Exception:
-    message = scrub(str(exc))[:500]
-    if exc.status == 429:
-        return RateLimited(
-            f"rate limited by the gateway or provider ({message})", retry_after=exc.retry_after
-        )
-    if exc.status >= 500 or exc.status in (408, 409):
-        return TransientGatewayError(f"gateway call failed transiently ({message})")
-    hint = " (check AI_GATEWAY_TOKEN and the provider keys)" if exc.status in (401, 403) else ""
-    return PermanentGatewayError(f"gateway refused the call with {exc.status}{hint} ({message})")
-
-
 def _usage(raw: Any) -> Usage:
+    """The project's `Usage` from a `litellm.Usage` (OpenAI and Anthropic report cached tokens apart)."""
     if raw is None:
         return Usage()
-    prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
-    completion = int(getattr(raw, "completion_tokens", 0) or 0)
-    details = getattr(raw, "prompt_tokens_details", None)
-    cached = int(getattr(details, "cached_tokens", 0) or 0) if details else 0
-    cached = cached or int(getattr(raw, "cache_read_input_tokens", 0) or 0)
+    details = raw.prompt_tokens_details
+    cached = int(getattr(details, "cached_tokens", 0) or 0) or int(
+        getattr(raw, "cache_read_input_tokens", 0) or 0
+    )
     write = int(getattr(raw, "cache_creation_input_tokens", 0) or 0)
-    return Usage(prompt, cached, write, completion)
+    return Usage(int(raw.prompt_tokens or 0), cached, write, int(raw.completion_tokens or 0))
 
 
 def _retry_after(exc: Any) -> float | None:
-    for source in (getattr(exc, "litellm_response_headers", None), getattr(exc, "response", None)):
-        headers = getattr(source, "headers", source)
-        if headers is None:
-            continue
-        try:
-            value = headers.get("retry-after")
-        except AttributeError:
-            continue
-        if value is not None:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                return None
-    return None
+    # `litellm_response_headers` is set on both providers' paths; `response.headers` on OpenAI's.
+    headers = getattr(exc, "litellm_response_headers", None) or getattr(exc.response, "headers", None) or {}
+    try:
+        return max(0.0, float(headers["retry-after"]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def translate_error(exc: BaseException) -> Exception:
-    """Map a litellm/provider/httpx exception to the project's gateway errors."""
+    """Map a litellm exception (or anything else a call raised) to the project's gateway errors."""
+    llx = litellm().exceptions
     status = getattr(exc, "status_code", None)
-    name = type(exc).__name__
-    message = scrub(f"{name}: {str(exc)[:500]}")
-    if status == 429 or name == "RateLimitError":
+    message = scrub(f"{type(exc).__name__}: {str(exc)[:500]}")
+    if isinstance(exc, llx.RateLimitError):
+        # The provider's limit, or the gateway's rate or spend limit.
         return RateLimited(
             f"rate limited by the gateway or provider ({message})", retry_after=_retry_after(exc)
         )
-    if name in (
-        "Timeout",
-        "APIConnectionError",
-        "ServiceUnavailableError",
-        "InternalServerError",
-        "BadGatewayError",
-    ) or (isinstance(status, int) and (status >= 500 or status in (408, 409))):
+    refused = (
+        llx.AuthenticationError,
+        llx.PermissionDeniedError,
+        llx.BadRequestError,
+        llx.NotFoundError,
+        llx.UnprocessableEntityError,
+    )
+    transient = (
+        llx.Timeout,
+        llx.APIConnectionError,
+        llx.ServiceUnavailableError,
+        llx.InternalServerError,
+        llx.BadGatewayError,
+    )
+    if isinstance(exc, transient) or (isinstance(status, int) and (status >= 500 or status in (408, 409))):
         return TransientGatewayError(f"gateway call failed transiently ({message})")
-    if isinstance(status, int) and 400 <= status < 500:
+    if isinstance(exc, refused) or (isinstance(status, int) and 400 <= status < 500):
         hint = " (check AI_GATEWAY_TOKEN and the provider keys)" if status in (401, 403) else ""
         return PermanentGatewayError(f"gateway refused the call with {status}{hint} ({message})")
     return TransientGatewayError(f"gateway call failed ({message})")

@@ -98,7 +98,8 @@ def run(
     notes = [
         f"{batch.done} jobs done, {batch.failed} failed; {stats['model_calls']} model calls.",
         f"The floor is the same worker command on a bare Dramatiq module (bench/noop_worker.py) whose "
-        f"actor sends the same {count} chat requests on the pipeline's transport and does nothing else "
+        f"actor sends the same {count} chat requests through the pipeline's gateway client and does "
+        "nothing else "
         f"(peak {floor['peak']} in flight, {fmt(floor['cpu_ms'], 2)} CPU ms/job): what one process of "
         "this machine carries at this latency before any pipeline work.",
         "The last wave of a batch is partial (2,000 jobs are 7.8 waves of 256), so even a worker "
@@ -148,7 +149,7 @@ def worker_floor(
     from bench.floors import requests
     from bench.overhead import NOOP_QUEUE, cpu_s, noop_argv
 
-    bodies = [{**r, "model": r["model"].split("/", 1)[1]} for r in requests(count)]
+    bodies = requests(count)
     worker = env.start_worker("floor", noop_argv())
     try:
         env.gateway_config(latency_ms=0)

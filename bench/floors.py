@@ -1,6 +1,6 @@
 """Client floors: the same model calls the pipeline makes, with nothing around them.
 
-`python -m bench.floors litellm|aiohttp --base-url URL --count N --concurrency C` renders the
+`python -m bench.floors litellm|gateway|aiohttp --base-url URL --count N --concurrency C` renders the
 product-copy requests for the first N catalog products (untimed), then sends them to the
 gateway from one process and one event loop, C at a time, and prints one JSON line:
 `{"client", "count", "errors", "elapsed_s", "rate", "peak_rss_mb"}`.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -76,9 +77,10 @@ async def _drive(calls: list[Any], concurrency: int) -> tuple[float, int]:
 
 
 async def litellm_floor(base_url: str, reqs: list[dict[str, Any]], concurrency: int) -> tuple[float, int]:
-    from agents._litellm import litellm
+    """Plain `litellm.acompletion`, litellm's own settings (the offline environment only)."""
+    from agents._litellm import bare_litellm
 
-    ll = litellm()
+    ll = bare_litellm()
     headers = {"cf-aig-metadata": json.dumps({"store": "bench", "pipeline": "floor"})}
 
     def call(req: dict[str, Any]) -> Any:
@@ -88,41 +90,76 @@ async def litellm_floor(base_url: str, reqs: list[dict[str, Any]], concurrency: 
             api_key="gateway-managed",
             extra_headers=headers,
             timeout=60,
-            num_retries=0,
             max_retries=0,
         )
 
     return await _drive([call(r) for r in reqs], concurrency)
 
 
-async def aiohttp_floor(base_url: str, reqs: list[dict[str, Any]], concurrency: int) -> tuple[float, int]:
-    """The pipeline's own transport (agents/openai_http.py), without the pipeline."""
-    from agents.openai_http import OpenAIHttp
+async def gateway_floor(base_url: str, reqs: list[dict[str, Any]], concurrency: int) -> tuple[float, int]:
+    """The pipeline's gateway client (litellm with the service's settings), without the pipeline."""
+    from agents.schemas.product_copy import ProductCopy
+    from agents.usage import CallContext
 
-    http = OpenAIHttp(timeout_s=60)
-    url = f"{base_url}/openai"
-    headers = {"authorization": "Bearer gateway-managed"}
+    client = _gateway(base_url)
+    ctx = CallContext(store="bench", pipeline="floor", job_id="floor")
 
     def call(req: dict[str, Any]) -> Any:
-        body = {**req, "model": req["model"].split("/", 1)[1]}
-        return lambda: http.chat(url, body, headers)
+        return lambda: client.complete(
+            model=req["model"],
+            messages=req["messages"],
+            ctx=ctx,
+            prompt_ref="product_copy@floor",
+            response_model=ProductCopy,
+            temperature=req["temperature"],
+            max_tokens=req["max_tokens"],
+        )
 
-    try:
+    return await _drive([call(r) for r in reqs], concurrency)
+
+
+@functools.cache
+def _gateway(base_url: str) -> Any:
+    """One client for the warm-up and the timed calls (litellm keeps its HTTP client per loop)."""
+    from agents.gateway import GatewayClient, GatewayConfig
+
+    return GatewayClient(GatewayConfig(base_url=base_url))
+
+
+async def aiohttp_floor(base_url: str, reqs: list[dict[str, Any]], concurrency: int) -> tuple[float, int]:
+    """The same requests as raw POSTs on one aiohttp session: what the HTTP exchange itself costs."""
+    import aiohttp
+
+    url = f"{base_url}/openai/chat/completions"
+    headers = {"authorization": "Bearer gateway-managed"}
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        def call(req: dict[str, Any]) -> Any:
+            async def post() -> None:
+                body = {**req, "model": req["model"].split("/", 1)[1]}
+                async with session.post(url, json=body, headers=headers) as resp:
+                    resp.raise_for_status()
+                    await resp.json()
+
+            return post
+
         return await _drive([call(r) for r in reqs], concurrency)
-    finally:
-        await http.close()
+
+
+FLOORS = {"litellm": litellm_floor, "gateway": gateway_floor, "aiohttp": aiohttp_floor}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.floors", description=__doc__)
-    parser.add_argument("client", choices=["litellm", "aiohttp"])
+    parser.add_argument("client", choices=list(FLOORS))
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--wait-go", action="store_true", help="print 'ready', wait for a line on stdin")
     args = parser.parse_args(argv)
     reqs = requests(args.count)
-    run = litellm_floor if args.client == "litellm" else aiohttp_floor
+    run = FLOORS[args.client]
     elapsed, errors, cpu_s = asyncio.run(_timed(run, args.base_url, reqs, args.concurrency, args.wait_go))
     result = {
         "client": args.client,
@@ -144,7 +181,10 @@ async def _timed(run: Any, base_url: str, reqs: list[Any], concurrency: int, wai
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     cpu = time.process_time()
     elapsed, errors = await run(base_url, reqs, concurrency)
-    return elapsed, errors, time.process_time() - cpu
+    cpu = time.process_time() - cpu
+    if _gateway.cache_info().currsize:
+        await _gateway(base_url).aclose()
+    return elapsed, errors, cpu
 
 
 if __name__ == "__main__":

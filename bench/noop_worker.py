@@ -2,9 +2,9 @@
 
 Plain `RedisBroker` with Dramatiq's default middleware plus `AsyncIO` and the batch lane's
 CPU placement, run with the same worker flags as the pipeline. `bench_noop` does nothing:
-what Dramatiq itself costs per message. `bench_call` makes one model call on the pipeline's
-own transport and nothing else: what one worker process can carry at a given latency before
-any pipeline work.
+what Dramatiq itself costs per message. `bench_call` makes one model call through the
+pipeline's gateway client (litellm) and nothing else: what one worker process can carry at
+a given latency before any pipeline work.
 """
 
 from __future__ import annotations
@@ -34,14 +34,24 @@ async def bench_noop(n: int) -> None:
 
 
 @functools.cache
-def _transport() -> Any:
-    from agents.openai_http import OpenAIHttp
+def _gateway() -> Any:
+    from agents.gateway import GatewayClient, GatewayConfig
 
-    return OpenAIHttp(timeout_s=60)
+    return GatewayClient(GatewayConfig(base_url=get_settings().gateway_base_url or ""))
 
 
 @dramatiq.actor(queue_name=QUEUE, actor_name="bench_call", max_retries=0)
-async def bench_call(body: dict[str, Any]) -> None:
-    """One chat completion on the pipeline's own transport, and nothing else: the worker floor."""
-    base = get_settings().gateway_base_url
-    await _transport().chat(f"{base}/openai", body, {"authorization": "Bearer gateway-managed"})
+async def bench_call(request: dict[str, Any]) -> None:
+    """One chat completion through the pipeline's gateway client, and nothing else: the worker floor."""
+    from agents.schemas.product_copy import ProductCopy
+    from agents.usage import CallContext
+
+    await _gateway().complete(
+        model=request["model"],
+        messages=request["messages"],
+        ctx=CallContext(store="bench", pipeline="floor", job_id="floor"),
+        prompt_ref="product_copy@floor",
+        response_model=ProductCopy,
+        temperature=request["temperature"],
+        max_tokens=request["max_tokens"],
+    )

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench import concurrency, cost, overhead, scale
+from bench import concurrency, cost, litellm_settings, overhead, scale
 from bench.env import ROOT
 from bench.report import RESULTS, Section, console, quiet_driver_logs, write_results
 
@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke versions; RESULTS.md untouched")
     parser.add_argument(
-        "--only", help="comma-separated: overhead,concurrency,profile,personalization,pickup,cost,scale"
+        "--only",
+        help="comma-separated: overhead,litellm,concurrency,profile,personalization,pickup,cost,scale",
     )
     args = parser.parse_args(argv)
     quiet_driver_logs()
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     q = args.quick
     plan: list[tuple[str, Any]] = [
         ("overhead", lambda: overhead.run(100 if q else 2000, quick=q)),
+        ("litellm", lambda: litellm_settings.run(*((100, 2) if q else (1000, 5)), quick=q)),
         ("concurrency", lambda: concurrency.run(*((300, 500) if q else (2000, 2000)), quick=q)),
         ("profile", lambda: profile_section(q)),
         ("personalization", lambda: personalization(q)),

@@ -84,7 +84,6 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         openai_key=secret(settings.openai_api_key),
         anthropic_key=secret(settings.anthropic_api_key),
         timeout_s=settings.gateway_timeout_s,
-        openai_direct=settings.gateway_openai_direct,
         skip_cache=not settings.caches_enabled,
         price_overrides=settings.price_overrides,
     )

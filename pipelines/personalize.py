@@ -25,7 +25,6 @@ from typing import Any
 
 from adapters.errors import BrokerUnavailable, InvalidInput, WandstoreError
 from adapters.logs import get_logger
-from agents._litellm import litellm
 from agents.gateway import response_format_for
 from agents.personalizer import PersonalizerAgent
 from agents.prompts import Prompt
@@ -88,10 +87,7 @@ def warm_up(svc: Services) -> None:
     messages = prompt.render(PersonalizerAgent(svc.runtime).variables({}, []))
     count_messages(messages, model)
     response_format_for(prompt.output_model)
-    config = svc.runtime.gateway.config
-    if not (model.startswith("openai/") and config.openai_direct):
-        # Served through litellm: a mocked completion runs its whole path without any network.
-        litellm().completion(model=model, messages=messages, mock_response="{}", api_key="warm-up")
+    svc.runtime.gateway.warm_up(model, messages)
 
 
 async def candidate_catalog(svc: Services, store: str, ctx: ShopperContext) -> Catalog:

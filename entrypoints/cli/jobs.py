@@ -93,7 +93,10 @@ def run_product_copy(
                         )
                     progress.advance(task)
 
-            await asyncio.gather(*(one(p) for p in products))
+            try:
+                await asyncio.gather(*(one(p) for p in products))
+            finally:
+                await svc.runtime.gateway.aclose()  # before asyncio.run closes the loop
 
     asyncio.run(go())
     if as_json:

@@ -115,9 +115,15 @@ def run_theme_build(
             svc.status.update(build_id, progress=step)
             spinner.update(f"theme build {build_id}: {step}")
 
+        async def build() -> Any:
+            try:
+                return await build_theme(svc, store, payload, build_id=build_id, progress=progress)
+            finally:
+                await svc.runtime.gateway.aclose()  # before asyncio.run closes the loop
+
         try:
             svc.status.update(build_id, status="running")
-            result = asyncio.run(build_theme(svc, store, payload, build_id=build_id, progress=progress))
+            result = asyncio.run(build())
         except WandstoreError as exc:
             svc.status.update(build_id, status="failed", progress=f"failed: {exc}", error=str(exc))
             fail(f"theme build {build_id} failed: {exc}", code=1)

@@ -30,6 +30,7 @@ def test_overhead_benchmark_runs_the_pipeline_beside_its_floors(tmp_path: Path) 
         "queue floor: Dramatiq no-op",
         "client floor: raw aiohttp",
         "client floor: litellm",
+        "client floor: gateway client",
         "pipeline: product copy",
     }
     assert all(float(row[3].replace(",", "")) > 0 for row in section.rows), section.rows

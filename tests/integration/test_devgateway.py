@@ -457,7 +457,7 @@ def run() -> Iterator[Any]:
 
 
 def _status(response: Any) -> str:
-    return str(response._hidden_params["additional_headers"]["llm_provider-cf-aig-cache-status"])
+    return str(response.hidden_params["additional_headers"]["llm_provider-cf-aig-cache-status"])
 
 
 @pytest.mark.parametrize(
