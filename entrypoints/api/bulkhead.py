@@ -126,7 +126,13 @@ class Bulkhead:
         with self._lock:
             return self._admitted
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any, abandon: bool = True) -> T:
+        """`fn(*args)` on this dependency's threads; 503 when it is busy, failing or (if `abandon`) slow.
+
+        `abandon=False` is for calls with side effects (enqueueing a job, moving a theme pointer):
+        the request waits for the outcome, however long the dependency's own timeout lets it
+        take, so a 503 never hides work that was in fact done (a client would retry it twice).
+        """
         spec = self.spec
         with self._lock:
             full = self._admitted >= spec.size + spec.queue
@@ -145,7 +151,7 @@ class Bulkhead:
         waiter = asyncio.wrap_future(future)
         # Whoever stops waiting, the outcome is retrieved, so no "exception never retrieved".
         waiter.add_done_callback(lambda f: f.cancelled() or f.exception())
-        if spec.timeout_s is None:
+        if spec.timeout_s is None or not abandon:
             return await waiter
         try:
             return await asyncio.wait_for(asyncio.shield(waiter), spec.timeout_s)

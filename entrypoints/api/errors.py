@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -128,12 +130,24 @@ def install_handlers(app: FastAPI) -> None:
             {"Retry-After": "5"},
         )
 
+    @app.exception_handler(redis.RedisError)
+    async def _redis_error(request: Request, exc: redis.RedisError) -> JSONResponse:
+        return await _redis_down(request, BrokerUnavailable(f"{type(exc).__name__}: {exc}"))
+
     @app.exception_handler(StoreError)
     async def _store_down(request: Request, exc: StoreError) -> JSONResponse:
         log.error("api_store_error", error=str(exc))
-        status = 503 if isinstance(exc, TransientStoreError) else 502
+        if isinstance(exc, TransientStoreError):
+            retry = max(1, math.ceil(exc.retry_after or 5))
+            return error_response(
+                503,
+                "store_error",
+                f"the object store failed; retry after {retry}s (ops: see /healthz)",
+                None,
+                {"Retry-After": str(retry)},
+            )
         return error_response(
-            status, "store_error", "the object store failed; retry shortly (ops: see /healthz)"
+            502, "store_error", "the object store failed; retry shortly (ops: see /healthz)"
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -131,7 +131,7 @@ async def create_generation(
     pool = ctx.pools.store if body.pipeline == "theme_build" else ctx.pools.redis
 
     async def work() -> tuple[int, dict[str, Any]]:
-        job_id = await pool.run(submit, ctx, store, body, extra)
+        job_id = await pool.run(submit, ctx, store, body, extra, abandon=False)
         request.app.state.metrics.generations.labels(body.pipeline).inc()
         url = str(request.url_for("get_generation", id=job_id))
         return 202, Accepted(id=job_id, status_url=url).model_dump()

@@ -43,6 +43,8 @@ async def activate_theme(store: StorePath, build_id: BuildPath, request: Request
 
     ctx = ctx_of(request)
     try:
-        return await ctx.pools.store.run(lambda: activate(ctx.store, store, build_id, reason="api"))
+        return await ctx.pools.store.run(
+            lambda: activate(ctx.store, store, build_id, reason="api"), abandon=False
+        )
     except InvalidInput as exc:
         raise ApiError(404, "not_found", str(exc)) from None
