@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench import concurrency, cost, litellm_settings, overhead, scale
+from bench import concurrency, cost, litellm_settings, overhead, scale, storefront_day
 from bench.env import ROOT
 from bench.report import RESULTS, Section, console, quiet_driver_logs, write_results
 
@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="smoke versions; RESULTS.md untouched")
     parser.add_argument(
         "--only",
-        help="comma-separated: overhead,litellm,concurrency,profile,personalization,pickup,cost,scale",
+        help="comma-separated: overhead,litellm,concurrency,profile,personalization,pickup,cost,"
+        "storefront_day,scale",
     )
     args = parser.parse_args(argv)
     quiet_driver_logs()
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         ("personalization", lambda: personalization(q)),
         ("pickup", lambda: pickup(q)),
         ("cost", lambda: cost.run(cost.QUICK if q else cost.Day(), quick=q)),
+        ("storefront_day", lambda: storefront_day.run(quick=q)),
         ("scale", lambda: scale.run(300 if q else 10_000, 1000, quick=q)),
     ]
     sections: list[Any] = []
