@@ -148,6 +148,16 @@ def start_api(env: BenchEnv, r2_url: str, api_root: Path) -> tuple[Child, str]:
     return child, url
 
 
+def add_stores(url: str) -> None:
+    """Add stores A and B (`PUT /v1/stores/{store}`, ops token); an API without the route needs none."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {OPS}"}) as client:
+        for store in (A, B):
+            fields = {"shop_domain": f"{store}.myshopify.com", "currency": "GBP"}
+            response = client.put(f"/v1/stores/{store}", json=fields)
+            if response.status_code not in (200, 201, 404, 405):
+                raise RuntimeError(f"could not add store {store}: {response.status_code} {response.text}")
+
+
 # --- load, in processes of their own ------------------------------------------------------------
 
 
@@ -295,6 +305,7 @@ def run(seconds: float = 10.0, api_root: Path = ROOT, progress: bool = True) -> 
             _, url = start_api(env, proxy.url, api_root)
             store = TokenStore(env.redis)
             tokens = {s: store.create(s, "bench", SCOPES).token for s in (A, B)}
+            add_stores(url)
             scenarios = [
                 Scenario("healthy", None),
                 Scenario("/healthz flooded", "healthz", clients=60, processes=2),

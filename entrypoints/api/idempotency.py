@@ -31,6 +31,7 @@ from adapters.logs import get_logger
 from adapters.redis_conn import AsyncRedis
 from entrypoints.api.bulkhead import redis_deadline
 from entrypoints.api.errors import ApiError, invalid_field
+from entrypoints.api.jsonchunks import canonical_chunks
 
 PREFIX = "wandstore:api:idem:"
 TTL_S = 24 * 3600
@@ -50,8 +51,11 @@ return 0
 
 
 def fingerprint(payload: Any) -> str:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """sha256 of the payload as canonical JSON (sorted keys, no spaces), hashed piece by piece."""
+    digest = hashlib.sha256()
+    for chunk in canonical_chunks(payload):
+        digest.update(chunk.encode())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
