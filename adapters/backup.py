@@ -1,4 +1,4 @@
-"""Export and restore the state a Redis restart must not lose: tokens, secrets, budgets, labels.
+"""Export and restore the state a Redis restart must not lose: tokens, secrets, budgets, labels, stores.
 
 Values are exported by type (string, hash, set) as text, not with DUMP, so a backup restores
 into any Redis or Valkey version. Keys are written back with their remaining TTL.
@@ -18,6 +18,10 @@ from adapters.errors import BrokerUnavailable, InvalidInput
 from adapters.ledger import BUDGET_DAY, OVERRIDES
 from adapters.prompt_labels import PREFIX as LABELS
 from adapters.signing import SECRET_PREFIX
+from adapters.stores import DOMAINS as STORE_DOMAINS
+from adapters.stores import INDEX as STORES
+from adapters.stores import PREFIX as STORE_RECORDS
+from adapters.stores import SECRET_PREFIX as STORE_SECRETS
 from adapters.tokens import PREFIX as TOKENS
 from adapters.tokens import STORE_INDEX
 
@@ -32,6 +36,11 @@ GROUPS: dict[str, str] = {
     OVERRIDES: "budget overrides",
     BUDGET_DAY: "budget spend today",
     LABELS: "prompt labels",
+    STORE_RECORDS: "stores",
+    STORES: "stores",
+    STORE_DOMAINS: "stores",
+    # Sealed with STORE_SECRETS_KEY: a restore needs the same key to use them.
+    STORE_SECRETS: "shopify admin tokens",
 }
 
 

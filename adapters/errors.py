@@ -82,3 +82,26 @@ class BudgetExceeded(PermanentError):
 
 class BrokerUnavailable(RetryableError):
     """Redis (broker, ledger, status) could not be reached."""
+
+
+# --- stores and Shopify ----------------------------------------------------------
+
+
+class UnknownStore(InvalidInput):
+    """A command named a store nobody added; the message names `stores add`."""
+
+
+class ShopifyError(WandstoreError):
+    """Base for errors from a store's Shopify Admin API."""
+
+
+class ShopifyAuthError(PermanentError, ShopifyError):
+    """Shopify refused the Admin API token (401/403): a person must set a new one."""
+
+
+class ShopifyUnavailable(RetryableError, ShopifyError):
+    """Shopify timed out, answered 5xx, or stayed throttled longer than we wait."""
+
+
+class ShopifyQueryError(PermanentError, ShopifyError):
+    """Shopify refused the query itself (a GraphQL error other than throttling)."""

@@ -115,6 +115,24 @@ class Settings(BaseSettings):
     webhook_backoff_ms: int = Field(default=1000, ge=1)
     webhook_allow_private_hosts: bool = False  # callbacks to loopback/private addresses (dev, tests)
 
+    # Stores and catalogs (docs/stores-and-catalogs.md). The Shopify Admin API version is pinned
+    # (the tests validate every query against its published schema); its base URL defaults to
+    # `https://{shop domain}` (tests and proxies point it elsewhere).
+    shopify_api_version: str = Field(default="2025-01", pattern=r"^\d{4}-(01|04|07|10)$")
+    shopify_api_base_url: str | None = None
+    shopify_timeout_s: float = Field(default=30.0, gt=0)
+    shopify_page_size: int = Field(default=25, ge=1, le=250)  # products per catalog page (cost <= 1000)
+    # The app's secret Shopify signs webhooks with (`X-Shopify-Hmac-Sha256`).
+    shopify_webhook_secret: SecretStr | None = None
+    # Encrypts the stored Admin API tokens: a Fernet key (32 random bytes, url-safe base64); several,
+    # comma-separated, while rotating (the first encrypts, any decrypts). Unset with the embedded
+    # Redis, a key file is made next to it (the demo); with REDIS_URL it must be set.
+    store_secrets_key: SecretStr | None = None
+    # Product webhooks: edits reach the snapshot in batches this far apart, and a product's copy is
+    # regenerated once its copy fields have stopped changing for this long (one generation a burst).
+    catalog_apply_delay_ms: int = Field(default=1000, ge=0, le=600_000)
+    copy_regen_debounce_s: float = Field(default=30.0, ge=0, le=86_400)
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, v: str | None) -> str | None:
@@ -122,7 +140,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return v or None
 
-    @field_validator("ai_gateway_url", "r2_endpoint_url")
+    @field_validator("ai_gateway_url", "r2_endpoint_url", "shopify_api_base_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
         if v and not re.match(r"^https?://[^\s/]+", v):

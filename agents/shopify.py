@@ -27,6 +27,20 @@ class Variant(_Loose):
     option1: str | None = None
     option2: str | None = None
     option3: str | None = None
+    # Admin REST exports say nothing of `available`; stock and policy decide it.
+    inventory_management: str | None = None
+    inventory_policy: str | None = None
+    inventory_quantity: int | None = None
+
+    def for_sale(self) -> bool | None:
+        """Whether a shopper can buy it: `available` when given, else from stock; None when unknown."""
+        if self.available is not None:
+            return self.available
+        if self.inventory_quantity is None and self.inventory_management is None:
+            return None
+        if self.inventory_management and (self.inventory_policy or "deny") == "deny":
+            return (self.inventory_quantity or 0) > 0
+        return True  # stock not tracked, or sold when out of stock
 
     @field_validator("price", "compare_at_price", mode="before")
     @classmethod
@@ -72,6 +86,11 @@ class ShopifyProduct(_Loose):
     options: list[Option] = Field(default_factory=list, max_length=10)
     variants: list[Variant] = Field(default_factory=list, max_length=250)
     images: list[Image] = Field(default_factory=list, max_length=250)
+    # Where it stands in Shopify (Admin exports, sync and webhooks; storefront exports list only
+    # active, published products and carry no status).
+    status: str | None = Field(default=None, max_length=32)
+    published_at: str | None = Field(default=None, max_length=64)
+    updated_at: str | None = Field(default=None, max_length=64)
 
     @field_validator("id", mode="before")
     @classmethod
@@ -89,6 +108,18 @@ class ShopifyProduct(_Loose):
         if isinstance(value, str):
             return [t.strip() for t in value.split(",") if t.strip()]
         return list(value)
+
+    @property
+    def published(self) -> bool | None:
+        """On the online store: a `published_at`; unpublished when it is null; None when not said."""
+        return None if "published_at" not in self.model_fields_set else self.published_at is not None
+
+    def for_sale(self) -> bool | None:
+        """Whether any variant can be bought (None when the export does not say)."""
+        seen = [v.for_sale() for v in self.variants]
+        if any(seen):
+            return True
+        return False if seen and all(s is False for s in seen) else None
 
     def facts(self, description_chars: int = 6000) -> dict[str, Any]:
         """The product as plain data for a prompt: no markup, nothing executable."""

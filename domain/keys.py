@@ -74,6 +74,11 @@ def catalog_snapshot_key(store: str) -> str:
     return f"stores/{check_store(store)}/catalog.json"
 
 
+def catalog_summary_key(store: str) -> str:
+    """Counts, source and skipped products of the snapshot, small enough to read on every request."""
+    return f"stores/{check_store(store)}/catalog-summary.json"
+
+
 def store_prefixes(store: str) -> tuple[str, str]:
     """The two prefixes a store's outputs may live under."""
     check_store(store)

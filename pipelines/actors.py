@@ -121,6 +121,70 @@ async def personalize(store: str, shopper_id: str, context: dict[str, Any] | Non
     await run_job(work)
 
 
+async def catalog_sync(store: str) -> None:
+    """Pull the store's whole catalog from its Shopify Admin API into its snapshot (progress per page)."""
+    from pipelines.catalog_state import CatalogState
+    from pipelines.catalog_sync import sync_catalog
+    from pipelines.product_webhooks import schedule_apply
+
+    svc = get_services()
+
+    async def work(job_id: str) -> None:
+        def progress(fields: dict[str, Any]) -> None:
+            if job_id:
+                svc.status.update(job_id, **fields)
+
+        synced = await sync_catalog(svc, store, job_id=job_id, progress=progress)
+        if CatalogState(svc.redis).has_staged(store):  # webhook edits that waited for the sync
+            schedule_apply(svc, dramatiq.get_broker(), store, delay_ms=0)
+        counts = synced.summary["counts"]
+        record_result(
+            job_id,
+            output_keys=synced.keys,
+            progress=f"done: {counts['total']} products ({counts['live']} live), {counts['skipped']} skipped",
+            synced=counts["total"],
+            live=counts["live"],
+            skipped=counts["skipped"],
+            cost_usd="0",
+        )
+
+    await run_job(work)
+
+
+async def shopify_product_event(store: str, topic: str, product: dict[str, Any]) -> None:
+    """One verified Shopify product webhook: stage the edit; a fold and a regeneration follow, debounced."""
+    from pipelines.product_webhooks import stage_event
+
+    svc = get_services()
+
+    async def work(job_id: str) -> None:
+        staged = await stage_event(svc, dramatiq.get_broker(), store, topic, product)
+        record_result(job_id, progress=f"staged: {staged['change']}", product_id=staged["product_id"])
+
+    await run_job(work)
+
+
+async def catalog_apply(store: str) -> None:
+    """Fold the store's staged product edits into its snapshot (one write for a burst of webhooks)."""
+    from pipelines.product_webhooks import apply_staged
+
+    svc = get_services()
+    await run_job(lambda job_id: apply_staged(svc, dramatiq.get_broker(), store))
+
+
+async def regenerate_copy(store: str, product_id: str, token: str) -> None:
+    """Queue a product's copy after its copy fields stopped changing (superseded tokens do nothing)."""
+    from pipelines.product_webhooks import regenerate
+
+    svc = get_services()
+
+    async def work(job_id: str) -> None:
+        copy_job = regenerate(svc, dramatiq.get_broker(), store, product_id, token)
+        record_result(job_id, progress="queued product_copy" if copy_job else "superseded", copy_job=copy_job)
+
+    await run_job(work)
+
+
 def declare_actors(broker: Broker) -> dict[str, Actor[Any, Any]]:
     """Declare every actor on `broker` under its contract name and queue."""
     batch: dict[str, Any] = {"broker": broker, "queue_name": BATCH, "throws": NEVER_RETRY}
@@ -128,6 +192,11 @@ def declare_actors(broker: Broker) -> dict[str, Actor[Any, Any]]:
         dramatiq.actor(actor_name="product_copy", **batch)(product_copy),
         dramatiq.actor(actor_name="deliver_webhook", **batch)(deliver_webhook),
         dramatiq.actor(actor_name="build_theme", **batch)(build_theme),
+        # A 10,000-product catalog at Shopify's standard rate takes longer than the default limit.
+        dramatiq.actor(actor_name="catalog_sync", time_limit=6 * 3600 * 1000, **batch)(catalog_sync),
+        dramatiq.actor(actor_name="shopify_product_event", **batch)(shopify_product_event),
+        dramatiq.actor(actor_name="catalog_apply", **batch)(catalog_apply),
+        dramatiq.actor(actor_name="regenerate_copy", **batch)(regenerate_copy),
         dramatiq.actor(
             broker=broker,
             actor_name="personalize",

@@ -243,6 +243,9 @@ class Catalog:
     products: tuple[Candidate, ...]
     by_id: dict[str, Candidate]
     memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    # Ids the store's snapshot holds but shoppers may not see (drafts, archived, ...): a payload's
+    # candidates with these ids are dropped too (domain/catalog.py).
+    hidden: frozenset[str] = field(default_factory=frozenset, compare=False, repr=False)
 
     def remember(self, key: Any, make: Callable[[], T]) -> T:
         """`make()`, computed once per `key` for this catalog (bounded: cleared when full)."""
@@ -255,11 +258,13 @@ class Catalog:
             return value
 
     @classmethod
-    def of(cls, products: Iterable[Candidate]) -> Catalog:
+    def of(cls, products: Iterable[Candidate], hidden: Iterable[str] = ()) -> Catalog:
+        hide = frozenset(hidden)
         by_id: dict[str, Candidate] = {}
         for product in products:
-            by_id.setdefault(product.id, product)  # the first occurrence of an id wins
-        return cls(tuple(by_id.values()), by_id)
+            if product.id not in hide:
+                by_id.setdefault(product.id, product)  # the first occurrence of an id wins
+        return cls(tuple(by_id.values()), by_id, hidden=hide)
 
 
 def cohort_of(ctx: ShopperContext, catalog: Catalog) -> Cohort:

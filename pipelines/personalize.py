@@ -91,14 +91,26 @@ def warm_up(svc: Services) -> None:
 
 
 async def candidate_catalog(svc: Services, store: str, ctx: ShopperContext) -> Catalog:
-    """The payload's candidates, else the store's catalog snapshot."""
-    if ctx.candidates:
-        return Catalog.of(ctx.candidates)
+    """The payload's candidates, else the store's catalog snapshot; only products shoppers may see.
+
+    A payload candidate the store's snapshot knows as a draft (archived, unpublished, sold out)
+    is dropped too: the storefront may send a stale list.
+    """
     catalog = await snapshots.get(svc.store, store, svc.settings.catalog_snapshot_ttl_s)
+    if ctx.candidates:
+        hidden = catalog.hidden if catalog is not None else frozenset()
+        return Catalog.of(ctx.candidates, hidden=hidden) if hidden else Catalog.of(ctx.candidates)
     if catalog is None or not catalog.products:
+        why = (
+            f"its catalog has no product shoppers may see ({len(catalog.hidden)} drafts, archived, "
+            "unpublished or sold out)"
+            if catalog is not None and catalog.hidden
+            else f"it has no catalog snapshot ({catalog_snapshot_key(store)})"
+        )
         raise InvalidInput(
-            f"no candidates for store {store!r}: send context.candidates or write the store's "
-            f"catalog snapshot ({catalog_snapshot_key(store)})"
+            f"no candidates for store {store!r}: {why}; send context.candidates, or load the catalog with "
+            f"`wandstore-agents catalog upload {store} FILE` (PUT /v1/stores/{store}/catalog) or "
+            f"`catalog sync {store}`"
         )
     return catalog
 

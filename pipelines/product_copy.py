@@ -13,6 +13,7 @@ from adapters.logs import get_logger
 from agents.product_copy import ProductCopyAgent
 from agents.shopify import describe_errors, parse_product
 from agents.usage import CallContext
+from domain.catalog import ARCHIVED, DRAFT, UNPUBLISHED, visibility
 from domain.keys import check_store, product_copy_key
 from pipelines.accounting import list_cost_nano, record_result_cache_hit, served_from_cache
 from pipelines.publish import build_meta, input_hash, publish
@@ -76,7 +77,15 @@ async def generate_product_copy(
         token_budget=prompt.meta.input_token_budget,
     )
     digest = input_hash(PIPELINE, prompt.ref, prompt.meta.model, variables)
-    extra = {"store": store, "product_id": item.id, "locale": variables["locale"]}
+    # Copy may be written for a product shoppers cannot see yet; it says so (domain/catalog.py).
+    shown = visibility(item.status, item.published, item.for_sale())
+    extra = {
+        "store": store,
+        "product_id": item.id,
+        "locale": variables["locale"],
+        "product_status": shown,
+        "draft": shown in (DRAFT, ARCHIVED, UNPUBLISHED),
+    }
 
     async def compute() -> dict[str, Any]:
         run = await agent.run(ctx, variables, version=prompt.version)

@@ -106,14 +106,21 @@ def load_catalog(objects: ObjectStore, store: str) -> list[StoreProduct]:
         data = objects.get(key).json()
     except NotFound:
         raise InvalidInput(
-            f"store {store!r} has no catalog snapshot at {key}: upload its products.json there "
+            f"store {store!r} has no catalog snapshot at {key}: load it with `wandstore-agents catalog "
+            f"upload {store} FILE` (PUT /v1/stores/{store}/catalog) or `catalog sync {store}` "
             "(or pass --products FILE to `wandstore-agents run theme-build`)"
         ) from None
     except ValueError as exc:
         raise InvalidInput(f"{key} is not valid JSON: {exc}") from None
-    products = store_products(data)
+    # Only what shoppers may see is featured: never a draft, archived, unpublished or sold-out product.
+    from pipelines.catalog_snapshot import live_rows
+
+    products = store_products(live_rows(data))
     if not products:
-        raise InvalidInput(f"{key} holds no valid products")
+        raise InvalidInput(
+            f"{key} holds no valid products shoppers may see (drafts, archived, unpublished and "
+            "sold-out products are never featured)"
+        )
     return products
 
 

@@ -22,9 +22,13 @@ pytest_plugins = [
     "tests.fixtures.gateway",
     "tests.fixtures.api",
     "tests.fixtures.lane",
+    "tests.fixtures.shopify",
+    "tests.fixtures.stores",
 ]
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="wandstore-tests-"))
+STORE_SECRETS_KEY = "lM1ZfJ3qz0u4Qy6l3b3Jm2bBvSXbq9o7mH3kE4Yd8Xw="  # a Fernet key for tests only
+SHOPIFY_WEBHOOK_SECRET = "shpss_tests_0d6c1f9e2b7a4c8d"
 _REDIS = RedisProcess(data_dir=_SESSION_DIR / "redis")
 
 # Nothing in the suite may reach a real provider or R2 by accident.
@@ -47,6 +51,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["LOCAL_STORE_DIR"] = str(_SESSION_DIR / "objects")
     os.environ["LOCAL_BACKUP_DIR"] = str(_SESSION_DIR / "backups")
     os.environ["LOG_LEVEL"] = "WARNING"
+    # Stored Shopify Admin API tokens are sealed with this key; webhooks are signed with that secret.
+    os.environ["STORE_SECRETS_KEY"] = STORE_SECRETS_KEY
+    os.environ["SHOPIFY_WEBHOOK_SECRET"] = SHOPIFY_WEBHOOK_SECRET
     from tests.fixtures.gateway import start_session_gateway
 
     os.environ["AI_GATEWAY_URL"] = start_session_gateway(_SESSION_DIR).base_url

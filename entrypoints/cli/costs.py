@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from entrypoints.cli.known import known_store
 from entrypoints.cli.output import console, fail, print_json, print_table
 
 budget_app = typer.Typer(help="Show or set a store's daily budget (USD).", no_args_is_help=True)
@@ -47,7 +48,7 @@ def print_costs(report: dict[str, Any], by: tuple[str, ...], title: str) -> None
 
 
 def costs(
-    store: str | None = typer.Option(None, "--store", "-s", help="Only this store."),
+    store: str | None = typer.Option(None, "--store", "-s", help="Only this store.", callback=known_store),
     since: str | None = typer.Option(None, "--since", help="First UTC day, YYYY-MM-DD (default: all)."),
     until: str | None = typer.Option(None, "--until", help="Last UTC day, YYYY-MM-DD (default: today)."),
     by: str = typer.Option(
@@ -88,7 +89,7 @@ def _usd(text: str) -> Decimal:
 
 @budget_app.command("set")
 def budget_set(
-    store: str = typer.Argument(..., help="Store slug."),
+    store: str = typer.Argument(..., help="Store slug.", callback=known_store),
     usd: str = typer.Argument(..., help="Daily budget in USD, e.g. 25 or 0.50."),
 ) -> None:
     """Set the store's daily budget (overrides DAILY_BUDGET_USD for it)."""
@@ -101,7 +102,7 @@ def budget_set(
 
 
 @budget_app.command("clear")
-def budget_clear(store: str = typer.Argument(..., help="Store slug.")) -> None:
+def budget_clear(store: str = typer.Argument(..., help="Store slug.", callback=known_store)) -> None:
     """Drop the store's override: DAILY_BUDGET_USD applies again."""
     from domain.keys import check_store
 
@@ -110,7 +111,9 @@ def budget_clear(store: str = typer.Argument(..., help="Store slug.")) -> None:
 
 
 @budget_app.command("show")
-def budget_show(store: str = typer.Argument(..., help="Store slug."), as_json: bool = AS_JSON) -> None:
+def budget_show(
+    store: str = typer.Argument(..., help="Store slug.", callback=known_store), as_json: bool = AS_JSON
+) -> None:
     """Today's budget, spend and holds of calls in flight for a store (UTC day)."""
     from adapters.ledger import usd, usd_to_nano
     from adapters.settings import get_settings

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from entrypoints.cli.known import known_store
 from entrypoints.cli.output import console, fail, print_json, print_table
 
 run_app = typer.Typer(
@@ -16,7 +17,7 @@ run_app = typer.Typer(
 )
 enqueue_app = typer.Typer(help="Enqueue pipeline jobs for the workers; prints job ids.", no_args_is_help=True)
 
-STORE = typer.Option(..., "--store", "-s", help="Store slug, e.g. stanley1913.")
+STORE = typer.Option(..., "--store", "-s", help="Store slug, e.g. stanley1913.", callback=known_store)
 INPUT = typer.Option(
     ..., "--input", "-i", help='JSON file: one product, a list, or a {"products": [...]} export.'
 )

@@ -6,8 +6,10 @@ import typer
 
 from adapters.errors import WandstoreError
 from entrypoints.cli import backup, costs, demo, gateway, jobs
+from entrypoints.cli.catalog import catalog_app
 from entrypoints.cli.dlq import dlq_app
 from entrypoints.cli.prompts import prompts_app
+from entrypoints.cli.stores import stores_app
 from entrypoints.cli.themes import themes_app
 from entrypoints.cli.tokens import tokens_app
 
@@ -32,9 +34,11 @@ app.command("gateway", help="Serve the offline dev gateway (AI Gateway's OpenAI 
 app.command("costs", help="Tokens, cost and cache hits from the usage ledger.")(costs.costs)
 app.add_typer(costs.budget_app, name="budget")
 
+app.add_typer(stores_app, name="stores")
+app.add_typer(catalog_app, name="catalog")
 app.add_typer(tokens_app, name="tokens")
 app.command(
-    "backup", help="Export tokens, webhook secrets, budgets and prompt labels to the backups bucket."
+    "backup", help="Export tokens, webhook secrets, budgets, prompt labels and stores to the backups bucket."
 )(backup.backup)
 app.command("restore", help="Write a backup back into Redis; keys that exist are kept.")(backup.restore)
 app.add_typer(dlq_app, name="dlq")

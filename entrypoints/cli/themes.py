@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from entrypoints.cli.jobs import AS_JSON, STORE, enqueue_app, read_products, run_app
+from entrypoints.cli.known import known_store
 from entrypoints.cli.output import console, fail, print_json, print_table
 
 themes_app = typer.Typer(
@@ -182,7 +183,7 @@ def enqueue_theme_build(
 
 @themes_app.command("list")
 def list_themes(
-    store: str = typer.Argument(..., help="Store slug."),
+    store: str = typer.Argument(..., help="Store slug.", callback=known_store),
     as_json: bool = AS_JSON,
 ) -> None:
     """Published builds of STORE, newest first; `*` marks the one current.json points at."""
@@ -208,7 +209,7 @@ def list_themes(
 
 @themes_app.command("activate")
 def activate_theme(
-    store: str = typer.Argument(..., help="Store slug."),
+    store: str = typer.Argument(..., help="Store slug.", callback=known_store),
     build_id: str = typer.Argument(..., help="A published build id (see `themes list STORE`)."),
     as_json: bool = AS_JSON,
 ) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from domain.keys import check_store
+from entrypoints.cli.known import known_store
 from entrypoints.cli.output import console, print_json, print_table
 
 tokens_app = typer.Typer(
@@ -22,6 +23,7 @@ SCOPE_HELP = (
 
 def _slug(value: str) -> str:
     check_store(value)  # the token store keys by slug; the rule is checked here, at the edge
+    known_store(value)  # and only for a store someone added (`stores add`)
     return value
 
 

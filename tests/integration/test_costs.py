@@ -61,7 +61,7 @@ def write_some_copy(services: Any) -> None:
         arun(generate_product_copy(services, store, product, job_id=f"job-{store}-{product['id']}"))
 
 
-def test_costs_json_matches_the_usage_records(services: Any, gateway: Any) -> None:
+def test_costs_json_matches_the_usage_records(services: Any, sample_stores: Any, gateway: Any) -> None:
     # Given copy written for two stores, one of it served from the result cache
     with usage_lines() as records:
         write_some_copy(services)
@@ -112,7 +112,7 @@ def test_costs_json_matches_the_usage_records(services: Any, gateway: Any) -> No
     }
 
 
-def test_costs_filters_and_groups(services: Any, gateway: Any) -> None:
+def test_costs_filters_and_groups(services: Any, sample_stores: Any, gateway: Any) -> None:
     from adapters.ledger import Entry, Ledger, today
 
     # Given today's copy and an older day's usage in the ledger
@@ -143,7 +143,7 @@ def test_costs_filters_and_groups(services: Any, gateway: Any) -> None:
     ]
 
 
-def test_costs_table_is_readable(services: Any, gateway: Any) -> None:
+def test_costs_table_is_readable(services: Any, sample_stores: Any, gateway: Any) -> None:
     # Given some copy written
     write_some_copy(services)
     # When ops ask for costs without --json
@@ -153,14 +153,14 @@ def test_costs_table_is_readable(services: Any, gateway: Any) -> None:
         assert text in out, out
 
 
-def test_costs_refuses_unknown_groupings_and_dates(services: Any) -> None:
+def test_costs_refuses_unknown_groupings_and_dates(services: Any, sample_stores: Any) -> None:
     with pytest.raises(InvalidInput, match="use one or more of store, day, pipeline"):
         cli("costs", "--by", "store,colour")
     with pytest.raises(InvalidInput, match="YYYY-MM-DD"):
         cli("costs", "--since", "last week")
 
 
-def test_budget_set_and_show(services: Any) -> None:
+def test_budget_set_and_show(services: Any, sample_stores: Any) -> None:
     # When ops set a store's daily budget
     assert cli("budget", "set", "stanley1913", "0.01").exit_code == 0
     # Then it is shown with today's spend and what remains
@@ -173,7 +173,7 @@ def test_budget_set_and_show(services: Any) -> None:
     assert shown["source"] == "DAILY_BUDGET_USD" and shown["daily_budget_usd"] == "50"
 
 
-def test_budget_set_refuses_a_bad_amount(services: Any) -> None:
+def test_budget_set_refuses_a_bad_amount(services: Any, sample_stores: Any) -> None:
     result = cli("budget", "set", "stanley1913", "lots")
     assert result.exit_code == 2 and "not a number" in result.stderr
     result = cli("budget", "set", "stanley1913", "--", "-5")

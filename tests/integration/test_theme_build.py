@@ -19,6 +19,7 @@ import pytest
 
 from adapters.errors import InvalidInput, TransientStoreError
 from tests.conftest import sample_products
+from tests.fixtures.stores import add_store
 from tests.helpers import arun, send_plain, wait_job
 
 STORE = "stanley1913"
@@ -40,7 +41,9 @@ def _one_loop(session_worker: Any) -> None:
 def save_catalog(svc: Any, store: str = STORE, count: int = 16) -> None:
     from pipelines.theme_build import save_catalog as save
 
-    save(svc.store, store, {"products": sample_products(STORE)[:count]})
+    # Products shoppers may see: a theme never features a sold-out one (nor a draft).
+    live = [p for p in sample_products(STORE) if any(v.get("available") for v in p["variants"])]
+    save(svc.store, store, {"products": live[:count]})
 
 
 @pytest.fixture(params=["local", "r2"])
@@ -299,6 +302,7 @@ def test_rollback_restores_the_previous_pointer(services: Any, gateway: Any) -> 
 
     # Given two builds of a store in the store the CLI uses
     store = "rollback-demo"
+    add_store(services.redis, store)  # the CLI acts only on stores someone added
     services.store = open_store(get_settings())
     save_catalog(services, store)
     first = build(services, store=store)
