@@ -2,8 +2,9 @@
 
 `python -m bench.floors litellm|gateway|aiohttp --base-url URL --count N --concurrency C` renders the
 product-copy requests for the first N catalog products (untimed), then sends them to the
-gateway from one process and one event loop, C at a time, and prints one JSON line:
-`{"client", "count", "errors", "elapsed_s", "rate", "peak_rss_mb"}`.
+gateway from one process and one event loop, C at a time, placed on the CPU as the pipeline's
+batch worker is, and prints one JSON line per run:
+`{"client", "count", "errors", "elapsed_s", "rate", "cpu_s", "peak_rss_mb"}`.
 """
 
 from __future__ import annotations
@@ -76,11 +77,14 @@ async def _drive(calls: list[Any], concurrency: int) -> tuple[float, int]:
     return time.perf_counter() - started, errors
 
 
-async def litellm_floor(base_url: str, reqs: list[dict[str, Any]], concurrency: int) -> tuple[float, int]:
-    """Plain `litellm.acompletion`, litellm's own settings (the offline environment only)."""
-    from agents._litellm import bare_litellm
+async def litellm_floor(
+    base_url: str, reqs: list[dict[str, Any]], concurrency: int, setting: str | None = None
+) -> tuple[float, int]:
+    """Plain `litellm.acompletion`: litellm's own settings, or one `setting` on them
+    (`bench.litellm_settings`; "service" for all of the service's)."""
+    from bench.litellm_settings import configured
 
-    ll = bare_litellm()
+    ll = configured(setting)
     headers = {"cf-aig-metadata": json.dumps({"store": "bench", "pipeline": "floor"})}
 
     def call(req: dict[str, Any]) -> Any:
@@ -156,35 +160,57 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=256)
-    parser.add_argument("--wait-go", action="store_true", help="print 'ready', wait for a line on stdin")
+    parser.add_argument("--setting", help="litellm only: a setting of bench.litellm_settings, or 'service'")
+    parser.add_argument(
+        "--wait-go", action="store_true", help="print 'ready', then one run per 'go' line on stdin"
+    )
     args = parser.parse_args(argv)
-    reqs = requests(args.count)
     run = FLOORS[args.client]
-    elapsed, errors, cpu_s = asyncio.run(_timed(run, args.base_url, reqs, args.concurrency, args.wait_go))
-    result = {
-        "client": args.client,
-        "count": args.count,
-        "errors": errors,
-        "elapsed_s": elapsed,
-        "rate": args.count / elapsed,
-        "cpu_s": cpu_s,
-        "peak_rss_mb": peak_rss_mb(os.getpid()),
-    }
-    print(json.dumps(result), flush=True)
+    if args.setting:
+        run = functools.partial(litellm_floor, setting=args.setting)
+    asyncio.run(_serve(args.client, run, args.base_url, requests(args.count), args.concurrency, args.wait_go))
 
 
-async def _timed(run: Any, base_url: str, reqs: list[Any], concurrency: int, wait_go: bool) -> Any:
-    # Set-up (imports, the first call) happens before "ready"; only the calls after "go" count.
-    await run(base_url, reqs[:1], 1)
+def place_like_the_batch_worker() -> None:
+    """Take the CPUs and scheduling policy the Procfile's batch worker takes (pipelines/lanes.py).
+
+    The pipeline's worker runs there (by default `SCHED_IDLE`, off the last CPU); a floor
+    measured elsewhere would be compared with it on a different machine, the more so while
+    anything else runs.
+    """
+    from adapters.settings import get_settings
+    from pipelines.lanes import apply, batch_placement
+
+    settings = get_settings()
+    apply(batch_placement(settings.batch_cpu_policy, settings.interactive_reserved_cpus))
+
+
+async def _serve(
+    client: str, run: Any, base_url: str, reqs: list[Any], concurrency: int, wait_go: bool
+) -> None:
+    # Set-up (imports, the first calls) happens before "ready"; only the calls after "go" count.
+    await run(base_url, reqs[:8], 8)
+    place_like_the_batch_worker()
+    loop = asyncio.get_running_loop()
     if wait_go:
         print("ready", flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    cpu = time.process_time()
-    elapsed, errors = await run(base_url, reqs, concurrency)
-    cpu = time.process_time() - cpu
+    while not wait_go or (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "go":
+        cpu = time.process_time()
+        elapsed, errors = await run(base_url, reqs, concurrency)
+        result = {
+            "client": client,
+            "count": len(reqs),
+            "errors": errors,
+            "elapsed_s": elapsed,
+            "rate": len(reqs) / elapsed,
+            "cpu_s": time.process_time() - cpu,
+            "peak_rss_mb": peak_rss_mb(os.getpid()),
+        }
+        print(json.dumps(result), flush=True)
+        if not wait_go:
+            break
     if _gateway.cache_info().currsize:
         await _gateway(base_url).aclose()
-    return elapsed, errors, cpu
 
 
 if __name__ == "__main__":

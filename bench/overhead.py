@@ -7,7 +7,8 @@ In one run, against one dev gateway (no added latency) and one Redis:
   one event loop, as many at once as the worker has threads: through plain `litellm.acompletion`
   with litellm's own default settings (the floor the target is measured against), through the
   pipeline's gateway client (litellm with the service's settings, `agents/_litellm.py`), and as
-  raw POSTs on one aiohttp session (what the HTTP exchange alone costs);
+  raw POSTs on one aiohttp session (what the HTTP exchange alone costs); each floor process
+  takes the CPUs and scheduling policy the pipeline's batch worker takes (pipelines/lanes.py);
 - the **pipeline**: N product-copy jobs (distinct products: no cache can answer) submitted
   as the API does, run by the Procfile's worker, published to the local object store.
 

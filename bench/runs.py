@@ -149,10 +149,13 @@ def worker_rss_mb(worker: Child) -> float:
 class FloorProcess:
     """`python -m bench.floors` started early (imports and set-up untimed), run on `go()`."""
 
-    def __init__(self, env: BenchEnv, client_name: str, count: int, concurrency: int) -> None:
+    def __init__(
+        self, env: BenchEnv, client_name: str, count: int, concurrency: int, setting: str | None = None
+    ) -> None:
         argv = [sys.executable, "-m", "bench.floors", client_name, "--base-url", env.gateway_base]
         argv += ["--count", str(count), "--concurrency", str(concurrency), "--wait-go"]
-        self.name = client_name
+        argv += ["--setting", setting] if setting else []
+        self.name = setting or client_name
         self.proc = subprocess.Popen(
             argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env.env(), text=True
         )
@@ -164,13 +167,16 @@ class FloorProcess:
             self.proc.kill()
             raise RuntimeError(f"floor {self.name} failed to start: {line!r}")
 
-    def go(self, gateway_pid: int) -> dict[str, Any]:
+    def go(self, gateway_pid: int, *, last: bool = True) -> dict[str, Any]:
+        """One timed run; after the `last` one the process exits."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         gcpu0 = cpu_s([gateway_pid])
         self.proc.stdin.write("go\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
-        self.proc.wait(timeout=30)
+        if last:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
         if not line:
             raise RuntimeError(f"floor {self.name} exited with {self.proc.returncode}")
         result: dict[str, Any] = json.loads(line)
