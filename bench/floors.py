@@ -1,6 +1,6 @@
 """Client floors: the same model calls the pipeline makes, with nothing around them.
 
-`python -m bench.floors litellm|gateway|aiohttp --base-url URL --count N --concurrency C` renders the
+`python -m bench.floors litellm|gateway --base-url URL --count N --concurrency C` renders the
 product-copy requests for the first N catalog products (untimed), then sends them to the
 gateway from one process and one event loop, C at a time, placed on the CPU as the pipeline's
 batch worker is, and prints one JSON line per run:
@@ -130,28 +130,7 @@ def _gateway(base_url: str) -> Any:
     return GatewayClient(GatewayConfig(base_url=base_url))
 
 
-async def aiohttp_floor(base_url: str, reqs: list[dict[str, Any]], concurrency: int) -> tuple[float, int]:
-    """The same requests as raw POSTs on one aiohttp session: what the HTTP exchange itself costs."""
-    import aiohttp
-
-    url = f"{base_url}/openai/chat/completions"
-    headers = {"authorization": "Bearer gateway-managed"}
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-
-        def call(req: dict[str, Any]) -> Any:
-            async def post() -> None:
-                body = {**req, "model": req["model"].split("/", 1)[1]}
-                async with session.post(url, json=body, headers=headers) as resp:
-                    resp.raise_for_status()
-                    await resp.json()
-
-            return post
-
-        return await _drive([call(r) for r in reqs], concurrency)
-
-
-FLOORS = {"litellm": litellm_floor, "gateway": gateway_floor, "aiohttp": aiohttp_floor}
+FLOORS = {"litellm": litellm_floor, "gateway": gateway_floor}
 
 
 def main(argv: list[str] | None = None) -> None:

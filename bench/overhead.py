@@ -5,10 +5,9 @@ In one run, against one dev gateway (no added latency) and one Redis:
   Procfile's flags (`bench/noop_worker.py`);
 - the **client floors**: the same N chat requests product copy sends, from one process and
   one event loop, as many at once as the worker has threads: through plain `litellm.acompletion`
-  with litellm's own default settings (the floor the target is measured against), through the
-  pipeline's gateway client (litellm with the service's settings, `agents/_litellm.py`), and as
-  raw POSTs on one aiohttp session (what the HTTP exchange alone costs); each floor process
-  takes the CPUs and scheduling policy the pipeline's batch worker takes (pipelines/lanes.py);
+  with litellm's own default settings (the floor the target is measured against), and through
+  the pipeline's gateway client (litellm with the service's settings, `agents/_litellm.py`);
+  each takes the CPUs and scheduling policy the pipeline's batch worker takes (pipelines/lanes.py);
 - the **pipeline**: N product-copy jobs (distinct products: no cache can answer) submitted
   as the API does, run by the Procfile's worker, published to the local object store.
 
@@ -66,7 +65,7 @@ def run(count: int, *, quick: bool = False, progress: bool = True, profile: Path
             # Everything boots at once (untimed); the timed phases then run one after another.
             pipeline_worker = env.start_worker("worker")
             noop_worker = env.start_worker("noop", noop_argv())
-            floors = [FloorProcess(env, name, count, threads) for name in ("litellm", "gateway", "aiohttp")]
+            floors = [FloorProcess(env, name, count, threads) for name in ("litellm", "gateway")]
             for floor in floors:
                 floor.ready()
             warm_up(env, client, pipeline_worker)
@@ -91,19 +90,17 @@ def run(count: int, *, quick: bool = False, progress: bool = True, profile: Path
         finally:
             client.close()
 
-    ll, gw, hx = results["litellm"], results["gateway"], results["aiohttp"]
+    ll, gw = results["litellm"], results["gateway"]
     ratio = batch.rate / ll["rate"]
     rows = [
         _row("queue floor: Dramatiq no-op", count, q["elapsed_s"], q["cpu_s"], None),
-        _row("client floor: raw aiohttp", count, hx["elapsed_s"], hx["cpu_s"], hx["gateway_cpu_s"]),
         _row("client floor: litellm", count, ll["elapsed_s"], ll["cpu_s"], ll["gateway_cpu_s"]),
         _row("client floor: gateway client", count, gw["elapsed_s"], gw["cpu_s"], gw["gateway_cpu_s"]),
         _row("pipeline: product copy", count, batch.elapsed_s, batch.worker_cpu_s, batch.gateway_cpu_s),
     ]
     notes = [
         f"pipeline = {fmt(ratio * 100)}% of the litellm floor's rate, "
-        f"{fmt(batch.rate / gw['rate'] * 100)}% of its own gateway client's, "
-        f"{fmt(batch.rate / hx['rate'] * 100)}% of raw aiohttp's.",
+        f"{fmt(batch.rate / gw['rate'] * 100)}% of its own gateway client's.",
         "client floor: litellm is plain `litellm.acompletion` with litellm's default settings; "
         "the gateway client is `agents.gateway.GatewayClient`, litellm with the service's settings "
         "(what each setting is worth: section 1b).",

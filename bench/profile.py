@@ -101,7 +101,10 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("event loop: the pipeline coroutines", ("EventLoopThread.run ",)),
     ("  product facts and token budget", ("ProductCopyAgent.variables",)),
     ("  prompt render, worst-case token count", ("Prompt.render", "count_messages")),
-    ("  model call (aiohttp, JSON)", ("GatewayClient.complete",)),
+    ("  model call (litellm, through the gateway client)", ("GatewayClient.complete",)),
+    ("    litellm: its cost calculation", ("response_cost_calculator",)),
+    ("    litellm: its logging payload", ("Logging.async_success_handler",)),
+    ("event loop executor threads (litellm's request set-up)", ("_WorkItem.run",)),
     ("  output validation and sanitizing", ("Agent._parse", "ProductCopyAgent.postprocess")),
     (
         "  result cache (get-or-lock, put-and-release)",
