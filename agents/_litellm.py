@@ -1,12 +1,10 @@
 """litellm, imported lazily and offline, set up for a service that prices and logs calls itself.
 
 litellm takes seconds to import and would download its price map and tiktoken's encodings;
-`prepare_offline_env` points both at the copies bundled with litellm first. `SETTINGS` are
-the litellm module settings the service changes. None of them makes a call cheaper: in the
-pinned litellm no setting turns off its per-call cost calculation, its logging payload or
-`acompletion`'s hop to a worker thread (with no callbacks registered, its sync-callback
-thread hop is already skipped). `python -m bench.litellm_settings` measures each setting it
-has, against litellm's defaults (bench/RESULTS.md, section 1b).
+`prepare_offline_env` points both at the copies bundled with litellm first. In the pinned
+litellm no setting turns off its per-call cost calculation, its logging payload or
+`acompletion`'s hop to a worker thread (with no callbacks registered it already skips its
+sync-callback thread); `python -m bench.litellm_settings` measures the ones it has.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -41,27 +38,12 @@ def prepare_offline_env() -> None:
         os.environ["CUSTOM_TIKTOKEN_CACHE_DIR"] = str(tok)
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One litellm module setting: its name, the value the service uses, and why."""
-
-    name: str
-    value: Any
-    why: str
-
-    @property
-    def code(self) -> str:
-        return f"litellm.{self.name} = {self.value!r}"
-
-    def apply(self, ll: ModuleType) -> None:
-        setattr(ll, self.name, self.value)
-
-
-SETTINGS = (
-    Setting("drop_params", True, "a parameter a provider does not take is dropped, not a failed call"),
-    Setting("num_retries", 0, "no retries of litellm's own: Dramatiq retries the job"),
-    Setting("suppress_debug_info", True, "no 'Give Feedback / Get Help' banner in the logs on errors"),
-)
+# The module settings the service changes; none makes a call cheaper (bench/RESULTS.md, 1b).
+SETTINGS: dict[str, Any] = {
+    "drop_params": True,  # a parameter a provider does not take is dropped, not a failed call
+    "num_retries": 0,  # no retries of litellm's own: Dramatiq retries the job
+    "suppress_debug_info": True,  # no "Give Feedback / Get Help" banner in the logs on errors
+}
 
 
 def bare_litellm() -> ModuleType:
@@ -76,6 +58,6 @@ def bare_litellm() -> ModuleType:
 def litellm() -> ModuleType:
     """The litellm module, configured for this service."""
     ll = bare_litellm()
-    for setting in SETTINGS:
-        setting.apply(ll)
+    for name, value in SETTINGS.items():
+        setattr(ll, name, value)
     return ll

@@ -112,8 +112,7 @@ class GatewayClient:
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:
-            for other in [other for other in self._sessions if other.is_closed()]:
-                del self._sessions[other]
+            self._sessions = {other: s for other, s in self._sessions.items() if not other.is_closed()}
             # No cap on connections: the worker's --threads bounds the calls in flight.
             session = self._sessions[loop] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         return session
@@ -235,7 +234,8 @@ def _usage(raw: Any) -> Usage:
 
 def _retry_after(exc: Any) -> float | None:
     # `litellm_response_headers` is set on both providers' paths; `response.headers` on OpenAI's.
-    headers = getattr(exc, "litellm_response_headers", None) or getattr(exc.response, "headers", None) or {}
+    headers = getattr(exc, "litellm_response_headers", None) or getattr(exc, "response", None)
+    headers = getattr(headers, "headers", headers) or {}
     try:
         return max(0.0, float(headers["retry-after"]))
     except (KeyError, TypeError, ValueError):
@@ -252,20 +252,8 @@ def translate_error(exc: BaseException) -> Exception:
         return RateLimited(
             f"rate limited by the gateway or provider ({message})", retry_after=_retry_after(exc)
         )
-    refused = (
-        llx.AuthenticationError,
-        llx.PermissionDeniedError,
-        llx.BadRequestError,
-        llx.NotFoundError,
-        llx.UnprocessableEntityError,
-    )
-    transient = (
-        llx.Timeout,
-        llx.APIConnectionError,
-        llx.ServiceUnavailableError,
-        llx.InternalServerError,
-        llx.BadGatewayError,
-    )
+    refused = (llx.AuthenticationError, llx.PermissionDeniedError, llx.BadRequestError, llx.NotFoundError)
+    transient = (llx.Timeout, llx.APIConnectionError, llx.InternalServerError, llx.ServiceUnavailableError)
     if isinstance(exc, transient) or (isinstance(status, int) and (status >= 500 or status in (408, 409))):
         return TransientGatewayError(f"gateway call failed transiently ({message})")
     if isinstance(exc, refused) or (isinstance(status, int) and 400 <= status < 500):

@@ -102,24 +102,23 @@ async def litellm_floor(
 
 async def gateway_floor(base_url: str, reqs: list[dict[str, Any]], concurrency: int) -> tuple[float, int]:
     """The pipeline's gateway client (litellm with the service's settings), without the pipeline."""
+    return await _drive([functools.partial(complete, _gateway(base_url), r) for r in reqs], concurrency)
+
+
+def complete(client: Any, req: dict[str, Any]) -> Any:
+    """One of `requests()` through a `GatewayClient`, as product copy sends it."""
     from agents.schemas.product_copy import ProductCopy
     from agents.usage import CallContext
 
-    client = _gateway(base_url)
-    ctx = CallContext(store="bench", pipeline="floor", job_id="floor")
-
-    def call(req: dict[str, Any]) -> Any:
-        return lambda: client.complete(
-            model=req["model"],
-            messages=req["messages"],
-            ctx=ctx,
-            prompt_ref="product_copy@floor",
-            response_model=ProductCopy,
-            temperature=req["temperature"],
-            max_tokens=req["max_tokens"],
-        )
-
-    return await _drive([call(r) for r in reqs], concurrency)
+    return client.complete(
+        model=req["model"],
+        messages=req["messages"],
+        ctx=CallContext(store="bench", pipeline="floor", job_id="floor"),
+        prompt_ref="product_copy@floor",
+        response_model=ProductCopy,
+        temperature=req["temperature"],
+        max_tokens=req["max_tokens"],
+    )
 
 
 @functools.cache

@@ -7,7 +7,7 @@ round, so that every variant meets the same machine:
 - **litellm defaults**: the floor `bench.overhead` holds the pipeline to: litellm's module
   settings untouched (only `agents/_litellm.py`'s offline environment, no per-call work);
 - each setting alone on the defaults: the service's (`agents._litellm.SETTINGS`) and the
-  candidates below, switches for work the service does not use, measured and left out;
+  `CANDIDATES`, switches for work the service does not use, measured and left out;
 - **the service's settings**: litellm as `agents._litellm.litellm()` sets it up.
 
 `python -m bench.litellm_settings [--count N] [--rounds R] [--quick]`; `make bench` writes it
@@ -20,26 +20,21 @@ import argparse
 import statistics
 from typing import Any
 
-from agents._litellm import SETTINGS, Setting
+from agents._litellm import SETTINGS
 from bench.env import BenchEnv
 from bench.report import Section, fmt, load_note, quiet_driver_logs
 from bench.runs import FloorProcess, worker_threads
 
 TITLE = "1b. litellm's settings: bare acompletion with and without each (zero-latency gateway)"
 DEFAULTS, SERVICE = "defaults", "service"
-CANDIDATES = (
-    Setting(
-        "turn_off_message_logging",
-        True,
-        "redacts messages from the logging payload, which is built anyway: one more deep copy a call",
-    ),
-    Setting(
-        "disable_token_counter", True, "litellm counts no tokens on a call whose usage the provider reports"
-    ),
-    Setting("disable_end_user_cost_tracking", True, "the proxy's end-user spend; nothing on the SDK path"),
-    Setting("disable_aiohttp_transport", True, "httpx's transport instead of aiohttp's, the default"),
-)
-BY_CODE = {s.code: s for s in (*SETTINGS, *CANDIDATES)}
+# Switches for work the service does not use, measured and left out: what each would change.
+CANDIDATES = {
+    "turn_off_message_logging": "redacts messages from the logging payload, which is built anyway",
+    "disable_token_counter": "litellm counts no tokens on a call whose usage the provider reports",
+    "disable_end_user_cost_tracking": "the proxy's end-user spend; nothing on the SDK path",
+    "disable_aiohttp_transport": "httpx's transport instead of aiohttp's, the default",
+}
+BY_CODE = {f"litellm.{k} = {v!r}": (k, v) for k, v in {**SETTINGS, **dict.fromkeys(CANDIDATES, True)}.items()}
 
 
 def configured(variant: str | None) -> Any:
@@ -50,7 +45,7 @@ def configured(variant: str | None) -> Any:
         return _litellm.litellm()
     ll = _litellm.bare_litellm()
     if variant and variant != DEFAULTS:
-        BY_CODE[variant].apply(ll)
+        setattr(ll, *BY_CODE[variant])
     return ll
 
 
@@ -97,10 +92,11 @@ def run(count: int, rounds: int, *, quick: bool = False) -> Section:
             f"{count} calls a run, {threads} at a time from one event loop, on the batch worker's CPU; the "
             f"median of {rounds} runs a variant, all variants' runs taken in turns; {errors} calls failed.",
             "CPU ms / call is the client process's, all its threads; the gateway's is not counted.",
-            *(
-                f"`{code}` ({'not applied' if s in CANDIDATES else 'applied'}): {s.why}."
-                for code, s in BY_CODE.items()
-            ),
+            "Applied (agents/_litellm.py): "
+            + ", ".join(f"`{code}`" for code, (name, _) in BY_CODE.items() if name in SETTINGS)
+            + "; they change behaviour, not cost. Measured and left out: "
+            + "; ".join(f"`{name}` ({why})" for name, why in CANDIDATES.items())
+            + ".",
             load_note(),
         ],
     )

@@ -43,15 +43,6 @@ def _gateway() -> Any:
 @dramatiq.actor(queue_name=QUEUE, actor_name="bench_call", max_retries=0)
 async def bench_call(request: dict[str, Any]) -> None:
     """One chat completion through the pipeline's gateway client, and nothing else: the worker floor."""
-    from agents.schemas.product_copy import ProductCopy
-    from agents.usage import CallContext
+    from bench.floors import complete
 
-    await _gateway().complete(
-        model=request["model"],
-        messages=request["messages"],
-        ctx=CallContext(store="bench", pipeline="floor", job_id="floor"),
-        prompt_ref="product_copy@floor",
-        response_model=ProductCopy,
-        temperature=request["temperature"],
-        max_tokens=request["max_tokens"],
-    )
+    await complete(_gateway(), request)
