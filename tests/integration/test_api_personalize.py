@@ -24,6 +24,7 @@ STORE = "stanley1913"
 def lane_api(lane: Any) -> Iterator[tuple[RunningApi, Any]]:
     """The API over the lane's Redis, object store and broker; the store's catalog snapshot written."""
     from adapters.settings import load_settings
+    from adapters.signing import WebhookSecrets
     from entrypoints import compose
     from entrypoints.api import create_app
     from pipelines.catalog_snapshot import write_snapshot
@@ -36,6 +37,7 @@ def lane_api(lane: Any) -> Iterator[tuple[RunningApi, Any]]:
     )
     ctx = compose.api_context(settings, store=lane.objects(), broker=lane.broker)
     write_snapshot(ctx.store, STORE, {"products": sample_products(STORE)})
+    WebhookSecrets(ctx.redis).get_or_create(STORE)  # as ops make it: callbacks never make one
     with serve_app(create_app(ctx)) as running:
         yield running, ctx
 
