@@ -16,11 +16,7 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel
 
-from adapters.errors import (
-    PermanentGatewayError,
-    RateLimited,
-    TransientGatewayError,
-)
+from adapters.errors import PermanentGatewayError, RateLimited, TransientGatewayError
 from adapters.logs import scrub
 from agents._litellm import litellm
 from agents.pricing import price_for
@@ -99,8 +95,8 @@ def _metadata(ctx: CallContext, prompt_ref: str) -> str:
 class GatewayClient:
     """Async chat completions through AI Gateway; safe to share across hundreds of calls.
 
-    litellm sends every call on this client's own aiohttp session (litellm's `shared_session`),
-    one per event loop, so that `aclose()` can close it before the loop ends.
+    Calls go out on this client's own aiohttp session per event loop (litellm's
+    `shared_session`), which `aclose()` closes before the loop ends.
     """
 
     def __init__(self, config: GatewayConfig) -> None:
@@ -184,10 +180,8 @@ class GatewayClient:
         }
         if response_model is not None:
             kwargs["response_format"] = response_format_for(response_model)
-        if temperature is not None:
-            kwargs["temperature"] = temperature
-        if max_tokens is not None:
-            kwargs["max_tokens"] = max_tokens
+        optional = {"temperature": temperature, "max_tokens": max_tokens}
+        kwargs.update({k: v for k, v in optional.items() if v is not None})
         started = time.perf_counter()
         try:
             response = await self._ll.acompletion(**kwargs)

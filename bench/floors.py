@@ -150,12 +150,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def place_like_the_batch_worker() -> None:
-    """Take the CPUs and scheduling policy the Procfile's batch worker takes (pipelines/lanes.py).
-
-    The pipeline's worker runs there (by default `SCHED_IDLE`, off the last CPU); a floor
-    measured elsewhere would be compared with it on a different machine, the more so while
-    anything else runs.
-    """
+    """Run where the pipeline's batch worker runs (pipelines/lanes.py: its CPUs, its scheduling
+    policy): a floor measured elsewhere would be another machine, the more so under load."""
     from adapters.settings import get_settings
     from pipelines.lanes import apply, batch_placement
 

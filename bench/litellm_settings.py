@@ -1,14 +1,9 @@
 """What litellm's settings are worth: bare `litellm.acompletion`, with and without each one.
 
-One dev gateway (no added latency) and one `bench.floors litellm` process per variant, all
-started (imports and first calls untimed) before any is timed, then run in turns, round after
-round, so that every variant meets the same machine:
-
-- **litellm defaults**: the floor `bench.overhead` holds the pipeline to: litellm's module
-  settings untouched (only `agents/_litellm.py`'s offline environment, no per-call work);
-- each setting alone on the defaults: the service's (`agents._litellm.SETTINGS`) and the
-  `CANDIDATES`, switches for work the service does not use, measured and left out;
-- **the service's settings**: litellm as `agents._litellm.litellm()` sets it up.
+One dev gateway (no added latency), one `bench.floors litellm` process per variant, all set up
+before any is timed, then run in turns, round after round: litellm's defaults (the floor
+`bench.overhead` holds the pipeline to), each setting alone on them (the service's
+`agents._litellm.SETTINGS` and the `CANDIDATES` left out), and all of the service's.
 
 `python -m bench.litellm_settings [--count N] [--rounds R] [--quick]`; `make bench` writes it
 to bench/RESULTS.md (section 1b).
