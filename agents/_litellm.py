@@ -46,18 +46,12 @@ SETTINGS: dict[str, Any] = {
 }
 
 
-def bare_litellm() -> ModuleType:
-    """The litellm module with its own defaults (offline environment only)."""
-    prepare_offline_env()
-    import litellm as _litellm
-
-    return _litellm
-
-
 @functools.cache
 def litellm() -> ModuleType:
-    """The litellm module, configured for this service."""
-    ll = bare_litellm()
+    """The litellm module, offline and with the service's `SETTINGS`."""
+    prepare_offline_env()
+    import litellm as ll
+
     for name, value in SETTINGS.items():
         setattr(ll, name, value)
     return ll

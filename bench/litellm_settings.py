@@ -38,7 +38,9 @@ def configured(variant: str | None) -> Any:
 
     if variant == SERVICE:
         return _litellm.litellm()
-    ll = _litellm.bare_litellm()
+    _litellm.prepare_offline_env()
+    import litellm as ll
+
     if variant and variant != DEFAULTS:
         setattr(ll, *BY_CODE[variant])
     return ll

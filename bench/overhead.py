@@ -4,10 +4,9 @@ In one run, against one dev gateway (no added latency) and one Redis:
 - the **queue floor**: N bare Dramatiq no-op messages through a bare worker with the
   Procfile's flags (`bench/noop_worker.py`);
 - the **client floors**: the same N chat requests product copy sends, from one process and
-  one event loop, as many at once as the worker has threads: through plain `litellm.acompletion`
-  with litellm's own default settings (the floor the target is measured against), and through
-  the pipeline's gateway client (litellm with the service's settings, `agents/_litellm.py`);
-  each takes the CPUs and scheduling policy the pipeline's batch worker takes (pipelines/lanes.py);
+  one event loop on the batch worker's CPU, as many at once as the worker has threads: plain
+  `litellm.acompletion` with litellm's defaults (the target's floor), and the pipeline's
+  gateway client (litellm with the service's settings);
 - the **pipeline**: N product-copy jobs (distinct products: no cache can answer) submitted
   as the API does, run by the Procfile's worker, published to the local object store.
 
