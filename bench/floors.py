@@ -80,24 +80,18 @@ async def _drive(calls: list[Any], concurrency: int) -> tuple[float, int]:
 async def litellm_floor(
     base_url: str, reqs: list[dict[str, Any]], concurrency: int, setting: str | None = None
 ) -> tuple[float, int]:
-    """Plain `litellm.acompletion`: litellm's own settings, or one `setting` on them
-    (`bench.litellm_settings`; "service" for all of the service's)."""
+    """Plain `litellm.acompletion`: its defaults, or one `setting` of `bench.litellm_settings`."""
     from bench.litellm_settings import configured
 
-    ll = configured(setting)
-    headers = {"cf-aig-metadata": json.dumps({"store": "bench", "pipeline": "floor"})}
-
-    def call(req: dict[str, Any]) -> Any:
-        return lambda: ll.acompletion(
-            **req,
-            api_base=f"{base_url}/openai",
-            api_key="gateway-managed",
-            extra_headers=headers,
-            timeout=60,
-            max_retries=0,
-        )
-
-    return await _drive([call(r) for r in reqs], concurrency)
+    call = functools.partial(
+        configured(setting).acompletion,
+        api_base=f"{base_url}/openai",
+        api_key="gateway-managed",
+        extra_headers={"cf-aig-metadata": json.dumps({"store": "bench", "pipeline": "floor"})},
+        timeout=60,
+        max_retries=0,
+    )
+    return await _drive([functools.partial(call, **r) for r in reqs], concurrency)
 
 
 async def gateway_floor(base_url: str, reqs: list[dict[str, Any]], concurrency: int) -> tuple[float, int]:
