@@ -15,9 +15,19 @@ from entrypoints.api.auth import Gate
 from entrypoints.api.context import ApiContext
 from entrypoints.api.errors import install_handlers
 from entrypoints.api.health import HealthMonitor, PublicHealthz
+from entrypoints.api.known_stores import KnownStores
 from entrypoints.api.limits import BodyLimit, route_caps
 from entrypoints.api.metrics import ApiMetrics, RequestLog
-from entrypoints.api.routes import batches, costs, generations, health, outputs, themes
+from entrypoints.api.routes import (
+    batches,
+    costs,
+    generations,
+    health,
+    outputs,
+    shopify_webhooks,
+    stores,
+    themes,
+)
 
 SWITCH_INTERVAL_S = 0.0005
 DESCRIPTION = """\
@@ -63,7 +73,9 @@ def create_app(context: ApiContext | None = None, settings: Settings | None = No
     app.state.health = monitor
     app.state.metrics = metrics = ApiMetrics(ctx.redis)
     install_handlers(app)
-    routers = [m.router for m in (generations, outputs, batches, themes, costs, health)]
+    routers = [
+        m.router for m in (stores, generations, outputs, batches, themes, costs, health, shopify_webhooks)
+    ]
     for router in routers:
         app.include_router(router)
     # The body caps routes declare by name (`json_body(..., cap=...)`), in bytes.
@@ -71,10 +83,13 @@ def create_app(context: ApiContext | None = None, settings: Settings | None = No
     caps = {
         "generation": (min(settings.api_generation_max_body_bytes, largest), "API_GENERATION_MAX_BODY_BYTES"),
         "upload": (largest, "API_MAX_BODY_BYTES"),
+        "catalog": (settings.catalog_export_max_bytes, "CATALOG_EXPORT_MAX_BYTES"),  # streamed, not held
     }
     # Added innermost first: a request meets PublicHealthz, RequestLog, Gate (401/403/429), BodyLimit.
     declared = route_caps((route for router in routers for route in router.routes), caps)
     app.add_middleware(BodyLimit, caps=declared, timeout_s=settings.api_body_timeout_s)
+    # After the gate, before the body: a store nobody added is a 404 naming `stores add`.
+    app.add_middleware(KnownStores, aredis=ctx.aredis, timeout_s=settings.api_redis_timeout_s)
     app.add_middleware(
         Gate,
         tokens=ctx.tokens,

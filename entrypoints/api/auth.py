@@ -26,6 +26,7 @@ from entrypoints.api.errors import ApiError, error_response
 from entrypoints.api.limits import RateLimiter
 
 _STORE_PATH = re.compile(r"^/v1/stores/([^/]*)(?:/|$)")
+SHOPIFY_WEBHOOKS = "/v1/shopify/webhooks"  # signed by Shopify with the app's secret, not a bearer token
 _HOW_TO = "send 'Authorization: Bearer <token>' (create one with `wandstore-agents tokens create STORE`)"
 RETRY_AFTER_S = 5
 
@@ -53,7 +54,8 @@ class Gate:
         self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/v1/") or path == SHOPIFY_WEBHOOKS:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})

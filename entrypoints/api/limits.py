@@ -29,6 +29,7 @@ class RouteCap:
     path: re.Pattern[str]
     max_bytes: int
     setting: str  # the variable that sets it, for the 413's message
+    stream: bool = False  # the route reads its body itself as it arrives, within the cap (uploads)
 
 
 def route_caps(routes: Iterable[object], caps: dict[str, tuple[int, str]]) -> list[RouteCap]:
@@ -39,12 +40,13 @@ def route_caps(routes: Iterable[object], caps: dict[str, tuple[int, str]]) -> li
     out = []
     for route in routes:
         extra = getattr(route, "openapi_extra", None) or {}
-        name = extra.get("x-body-cap")
+        name = extra.get("x-body-cap", extra.get("x-body-stream"))
         if name is None:
             continue
         max_bytes, setting = caps[name]  # a KeyError here is a typo in a route, found at start
         methods = frozenset(getattr(route, "methods", None) or ())
-        out.append(RouteCap(methods, route.path_regex, max_bytes, setting))  # type: ignore[attr-defined]
+        stream = "x-body-stream" in extra
+        out.append(RouteCap(methods, route.path_regex, max_bytes, setting, stream))  # type: ignore[attr-defined]
     return out
 
 
@@ -83,6 +85,9 @@ class BodyLimit:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
             await self._too_large(scope, receive, send, max_bytes, setting)
+            return
+        if any(c.stream and scope["method"] in c.methods and c.path.match(scope["path"]) for c in self.caps):
+            await self.app(scope, receive, send)  # an upload: the route counts and times it as it reads
             return
         chunks: list[bytes] = []
         size = 0

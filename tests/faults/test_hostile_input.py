@@ -280,6 +280,7 @@ def api_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from entrypoints.api import create_app
     from entrypoints.api.context import ApiContext
     from pipelines.status import JobStatus
+    from tests.fixtures.stores import add_sample_stores
 
     settings = load_settings(api_rate_limit=1_000_000, api_max_body_bytes=1024 * 1024)
     objects = LocalStore(tmp_path_factory.mktemp("hostile-api"))
@@ -290,6 +291,7 @@ def api_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     # Another store's output, which store "stanley1913" must never read.
     put_json(objects, "stores/electricshop/products/1/copy.json", {"secret": "electricshop-only"})
     put_json(objects, "stores/stanley1913/products/1/copy.json", {"title": "ours"})
+    add_sample_stores(ctx.redis)  # the API acts only for stores someone added
     token = ctx.tokens.create("stanley1913", "hostile-input tests", SCOPES).token
     assert isinstance(ctx.status, JobStatus)
     with TestClient(create_app(ctx), raise_server_exceptions=False) as client:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import sample_products
 from tests.fixtures.api import BODY_LIMIT, OPS_TOKEN, ApiHarness, serve_app
+from tests.fixtures.stores import add_sample_stores, add_store
 
 STORE = "stanley1913"
 OTHER = "electricshop"
@@ -43,7 +44,9 @@ def jobs_of_store(api: ApiHarness, store: str) -> list[str]:
 def merchant_client(api: ApiHarness, store: str) -> httpx.Client:
     """A merchant tool's client: a token with every scope (catalog runs, theme builds, activation)."""
     from adapters.tokens import SCOPES
+    from tests.fixtures.stores import add_store
 
+    add_store(api.ctx.redis, store)  # the API acts only for stores someone added
     return api.running.client(api.ctx.tokens.create(store, "merchant tool", SCOPES).token)
 
 
@@ -315,6 +318,7 @@ def test_a_pipeline_not_deployed_is_refused_with_501(
     # Given a build without the personalization pipeline
     monkeypatch.delitem(submitters.SUBMITTERS, "personalization")
     store = "undeployed-store"
+    add_store(api.ctx.redis, store)
     # When it is asked for
     response = api.client("ops").post(
         f"/v1/stores/{store}/generations", json={"pipeline": "personalization", "input": {"shopper_id": "s1"}}
@@ -334,6 +338,7 @@ def test_rate_limit_is_per_store_and_says_when_to_retry(api: ApiHarness) -> None
     settings = load_settings(ops_api_token=OPS_TOKEN, api_rate_limit=3, api_rate_window_s=60)
     ctx = compose.api_context(settings, store=api.ctx.store)
     stores = ("rate-a", "rate-b")
+    add_sample_stores(ctx.redis, *stores)
     tokens = {s: ctx.tokens.create(s).token for s in stores}
     with serve_app(create_app(ctx)) as running:
         url = "/v1/stores/{s}/outputs/stores/{s}/x.json"

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import sample_products
 from tests.fixtures.api import OPS_TOKEN, RunningApi, WebhookReceiver, serve_app
+from tests.fixtures.stores import add_sample_stores
 from tests.integration.test_api import poll
 from tests.integration.test_api_webhooks import wait_webhook
 
@@ -36,6 +37,7 @@ def lane_api(lane: Any) -> Iterator[tuple[RunningApi, Any]]:
         webhook_allow_private_hosts=True,
     )
     ctx = compose.api_context(settings, store=lane.objects(), broker=lane.broker)
+    add_sample_stores(ctx.redis, "personal-refused")  # the lanes' own Redis: the API acts for stores added
     write_snapshot(ctx.store, STORE, {"products": sample_products(STORE)})
     WebhookSecrets(ctx.redis).get_or_create(STORE)  # as ops make it: callbacks never make one
     with serve_app(create_app(ctx)) as running:

@@ -6,6 +6,7 @@ from typing import Any
 
 from tests.conftest import sample_products
 from tests.fixtures.api import ApiHarness
+from tests.fixtures.stores import add_store
 from tests.integration.test_api import merchant_client, poll
 
 STORE = "stanley1913"
@@ -59,6 +60,7 @@ def test_activating_unknown_or_malformed_builds_is_refused(api: ApiHarness) -> N
 
 def test_theme_build_input_is_checked_before_enqueue(api: ApiHarness) -> None:
     store = "themeless-store"
+    add_store(api.ctx.redis, store)  # added, with no catalog yet
     client = api.client("ops")
     no_catalog = client.post(
         f"/v1/stores/{store}/generations", json={"pipeline": "theme_build", "input": {"brief": BRIEF}}

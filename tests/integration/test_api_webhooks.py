@@ -11,6 +11,7 @@ import pytest
 from adapters.signing import SignatureError, sign, verify_signature
 from tests.conftest import sample_products
 from tests.fixtures.api import ApiHarness, WebhookReceiver
+from tests.fixtures.stores import add_store
 from tests.integration.test_api import poll
 
 STORE = "kiids-kingdom"
@@ -151,6 +152,7 @@ def test_callbacks_to_private_addresses_are_refused_unless_allowed(api: ApiHarne
     # Given an API with the production default (callbacks to public addresses only)
     ctx = compose.api_context(load_settings(ops_api_token=OPS_TOKEN), store=api.ctx.store)
     store = "private-callbacks"
+    add_store(ctx.redis, store)
     with serve_app(create_app(ctx)) as running, running.client(OPS_TOKEN) as client:
         # When callbacks to loopback, cloud metadata or a private network are asked for
         codes = {}
