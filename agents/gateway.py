@@ -96,7 +96,8 @@ class GatewayClient:
     """Async chat completions through AI Gateway; safe to share across hundreds of calls.
 
     Calls go out on this client's own aiohttp session per event loop (litellm's
-    `shared_session`), which `aclose()` closes before the loop ends.
+    `shared_session`), which `aclose()` closes before the loop ends. litellm keeps the first
+    session it was given per loop: calls after `aclose()` on that loop use one of its own.
     """
 
     def __init__(self, config: GatewayConfig) -> None:
