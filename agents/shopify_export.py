@@ -1,8 +1,9 @@
 """Read a Shopify products export one product at a time, so a large upload never sits parsed in memory.
 
 Accepts what `agents.shopify.load_products` accepts: `{"products": [...]}` (other top-level
-keys are skipped), a bare list, `{"product": {...}}` or one product. A 64 MB export parsed
-whole is ~10x that in Python objects; read this way it costs one product and one chunk.
+keys are skipped), a bare list, `{"product": {...}}` or one product. Parsed whole, the sample
+exports take twice their size as Python objects; read this way an export of any size costs one
+product and one 64 KB window.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""`wandstore-agents demo`: the main job, end to end, on embedded defaults."""
+"""`wandstore-agents demo`: the main job, end to end, on embedded defaults.
+
+The path a new store takes: `stores add`, then its catalog (an upload of its products
+export; the demo has no Shopify to sync from), then personalization from that catalog, product
+copy and a theme build, all through real messages to a real worker.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,12 @@ from entrypoints.cli.costs import print_costs
 from entrypoints.cli.output import console, print_json, print_table
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "shopify"
-SAMPLE_STORES = ("stanley1913", "electricshop", "kiids-kingdom")
+# The sample stores' shops, currencies and locales (data/shopify/SOURCES.md: the prices are GBP and INR).
+SAMPLE_STORES = {
+    "stanley1913": {"shop_domain": "stanley1913.myshopify.com", "currency": "GBP", "locale": "en-GB"},
+    "electricshop": {"shop_domain": "electricshop.myshopify.com", "currency": "GBP", "locale": "en-GB"},
+    "kiids-kingdom": {"shop_domain": "kiids-kingdom.myshopify.com", "currency": "INR", "locale": "en-IN"},
+}
 COSTS_BY = ("store", "model", "prompt")
 THEME_STORE = "stanley1913"
 
@@ -25,6 +35,61 @@ def sample_products(per_store: int) -> list[tuple[str, dict[str, Any]]]:
         data = json.loads((DATA_DIR / f"{store}.products.json").read_text(encoding="utf-8"))
         out.extend((store, p) for p in data["products"][:per_store])
     return out
+
+
+def add_stores_and_catalogs(svc: Any) -> list[dict[str, Any]]:
+    """`stores add` and `catalog upload` for each sample store; one row per store."""
+    from adapters.stores import StoreRegistry
+    from pipelines.catalog_snapshot import write_export
+
+    registry = StoreRegistry(svc.redis)
+    rows = []
+    for store, fields in SAMPLE_STORES.items():
+        record, _ = registry.update(store, **fields)
+        with (DATA_DIR / f"{store}.products.json").open("rb") as export:
+            summary = write_export(svc.store, store, export, currency=record.currency)
+        counts = summary["counts"]
+        rows.append(
+            {
+                "store": store,
+                "shop": record.shop_domain,
+                "currency": record.currency,
+                "live": counts["live"],
+                "not shown": counts["total"] - counts["live"],
+                "skipped": counts["skipped"],
+            }
+        )
+    return rows
+
+
+def personalize_shoppers(broker: Any, svc: Any) -> list[tuple[str, str]]:
+    """One shopper per store, ranked from the store's catalog (no candidates sent); (store, job id)."""
+    from pipelines.catalog_snapshot import live_rows
+    from pipelines.submit import submit_personalize
+
+    jobs = []
+    for store in SAMPLE_STORES:
+        live = live_rows(svc.store.get(f"stores/{store}/catalog.json").json())
+        context = {"segment": "returning", "device": "iPhone", "viewed": [str(live[0]["id"])]}
+        jobs.append((store, submit_personalize(broker, svc.status, store, "demo-shopper-1", context)))
+    return jobs
+
+
+def _personalized(svc: Any, jobs: list[tuple[str, str]], results: list[dict[str, Any]]) -> list[Any]:
+    rows = []
+    for (store, _), info in zip(jobs, results, strict=True):
+        keys = info.get("output_keys") or []
+        doc = svc.store.get(keys[0]).json() if keys else {}
+        rows.append(
+            {
+                "store": store,
+                "status": info.get("status"),
+                "first picks": ", ".join(doc.get("ranked_product_ids", [])[:3]) or info.get("error", ""),
+                "served": doc.get("meta", {}).get("served", ""),
+                "key": keys[0] if keys else "",
+            }
+        )
+    return rows
 
 
 def wait_for(status: Any, job_ids: list[str], label: str, timeout_s: float = 300) -> list[dict[str, Any]]:
@@ -57,8 +122,8 @@ def demo(
     from adapters.costs import since_snapshot, summarize
     from adapters.ledger import Ledger
     from entrypoints import compose
-    from entrypoints.cli.themes import demo_report, demo_submit
-    from pipelines.submit import submit_product_copy
+    from entrypoints.cli.themes import DEMO_BRIEF, demo_report
+    from pipelines.submit import submit_product_copy, submit_theme_build
 
     broker = compose.process_broker()
     svc = compose.services()
@@ -72,9 +137,14 @@ def demo(
     worker = Worker(broker, worker_threads=32, worker_timeout=50)
     worker.start()
     try:
+        # The stores, then their catalogs: every pipeline below starts from these.
+        catalogs = add_stores_and_catalogs(svc)
+        shoppers = personalize_shoppers(broker, svc)
         products = sample_products(per_store)
         # A theme build for one sample store runs alongside the product copy.
-        theme_job = demo_submit(broker, svc, THEME_STORE, DATA_DIR)
+        theme_job = submit_theme_build(broker, svc.status, THEME_STORE, DEMO_BRIEF, objects=svc.store)
+        waited = wait_for(svc.status, [job for _, job in shoppers], "personalization")
+        personalized = _personalized(svc, shoppers, waited)
         runs = []
         # Twice: the second run is the same requests again, served from the result cache.
         for label in ("product copy", "product copy, again"):
@@ -88,8 +158,28 @@ def demo(
     rows, again = runs
     if as_json:
         theme_row = demo_report(svc, theme, as_json=True)
-        print_json({"product_copy": rows, "second_run": again, "costs": costs, "theme_build": theme_row})
+        print_json(
+            {
+                "catalogs": catalogs,
+                "personalization": personalized,
+                "product_copy": rows,
+                "second_run": again,
+                "costs": costs,
+                "theme_build": theme_row,
+            }
+        )
         return
+    print_table(
+        catalogs,
+        ["store", "shop", "currency", "live", "not shown", "skipped"],
+        title="stores added, catalogs uploaded (only live products reach shoppers)",
+        right=["live", "not shown", "skipped"],
+    )
+    print_table(
+        personalized,
+        ["store", "status", "first picks", "served", "key"],
+        title="a shopper per store, personalized from the store's catalog",
+    )
     print_table(
         rows,
         ["store", "product", "status", "key", "tokens", "cost_usd", "served"],
