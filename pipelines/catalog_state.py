@@ -23,6 +23,8 @@ from adapters.errors import BrokerUnavailable
 
 SYNC_LOCK = "wandstore:catalog:syncing:"
 PENDING = "wandstore:catalog:pending:"
+PENDING_AT = "wandstore:catalog:pending-at:"
+DELETED = "wandstore:catalog:deleted:"
 APPLY_DUE = "wandstore:catalog:apply-due:"
 PRODUCT = "wandstore:catalog:product:"
 REGEN = "wandstore:catalog:regen:"
@@ -31,16 +33,35 @@ WEBHOOK_SEEN = "wandstore:shopify:webhook:"
 SYNC_LOCK_TTL_MS = 10 * 60 * 1000  # renewed every page; a dead sync frees the store within this
 PRODUCT_TTL_S = 2 * 24 * 3600
 WEBHOOK_SEEN_TTL_S = 3 * 24 * 3600  # Shopify retries a delivery for up to 48 hours
+DELETED_TTL_S = 3 * 24 * 3600  # a late update of a deleted product is ignored this long
 
 # Delete a key only while it still holds our value (a lock or a token).
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
-# Take a whole hash at once: fields that arrive after this are the next fold's.
+# Keep a product's payload unless the one kept is newer (webhooks may arrive out of order).
+# KEYS: the product's hash. ARGV: payload, its updated_at in epoch seconds ('' if unknown), ttl.
+_KEEP = """
+local kept = redis.call('hget', KEYS[1], 'at')
+if kept and kept ~= '' and ARGV[2] ~= '' and tonumber(kept) > tonumber(ARGV[2]) then return 0 end
+redis.call('hset', KEYS[1], 'product', ARGV[1], 'at', ARGV[2])
+redis.call('expire', KEYS[1], ARGV[3])
+return 1
+"""
+# Stage one product's edit unless the one staged is newer. KEYS: staged edits, their times.
+# ARGV: product id, the edit (JSON), its updated_at in epoch seconds ('' unknown; 1e18 a deletion).
+_STAGE = """
+local staged = redis.call('hget', KEYS[2], ARGV[1])
+if staged and staged ~= '' and ARGV[3] ~= '' and tonumber(staged) > tonumber(ARGV[3]) then return 0 end
+redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
+redis.call('hset', KEYS[2], ARGV[1], ARGV[3])
+return 1
+"""
+# Take the staged edits at once: edits that arrive after this are the next fold's.
 _TAKE = """
 local all = redis.call('hgetall', KEYS[1])
-redis.call('del', KEYS[1])
+redis.call('del', KEYS[1], KEYS[2])
 return all
 """
 
@@ -56,6 +77,8 @@ class CatalogState:
         self.r = client
         self._release = client.register_script(_RELEASE)
         self._take = client.register_script(_TAKE)
+        self._stage = client.register_script(_STAGE)
+        self._keep = client.register_script(_KEEP)
 
     def _call(self, what: str, fn: Any) -> Any:
         try:
@@ -95,14 +118,32 @@ class CatalogState:
 
     # --- staged edits ---------------------------------------------------------------------
 
-    def stage(self, store: str, product_id: str, change: dict[str, Any] | None) -> None:
-        """Stage one product's edit (a row, a skip entry, or None for a deletion); the last one wins."""
-        self._call(
-            "stage a product edit", lambda: self.r.hset(PENDING + store, product_id, json.dumps(change))
+    def stage(self, store: str, product_id: str, change: dict[str, Any] | None, at: float | None) -> bool:
+        """Stage one product's edit (a row, a skip entry, or None: deleted); False when a newer one is.
+
+        `at` is the edit's `updated_at` in epoch seconds (None: unknown). A deletion outranks every
+        edit, and for a few days after it an edit of that product is ignored (it can only be late).
+        """
+        if change is None:
+            when: str = "1e18"  # after any real time
+            self._call(
+                "remember the deletion",
+                lambda: self.r.set(f"{DELETED}{store}:{product_id}", "1", ex=DELETED_TTL_S),
+            )
+        elif self._call("read the deletions", lambda: self.r.exists(f"{DELETED}{store}:{product_id}")):
+            return False
+        else:
+            when = repr(at) if at is not None else ""
+        keys = [PENDING + store, PENDING_AT + store]
+        staged = self._call(
+            "stage a product edit",
+            lambda: self._stage(keys=keys, args=[product_id, json.dumps(change), when]),
         )
+        return bool(staged)
 
     def take_staged(self, store: str) -> dict[str, dict[str, Any] | None]:
-        flat = self._call("take the staged edits", lambda: self._take(keys=[PENDING + store]))
+        keys = [PENDING + store, PENDING_AT + store]
+        flat = self._call("take the staged edits", lambda: self._take(keys=keys))
         return {_text(flat[i]): json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     def restage(self, store: str, changes: dict[str, dict[str, Any] | None]) -> None:
@@ -132,12 +173,18 @@ class CatalogState:
 
     # --- the product as last sent, and the debounced regeneration ---------------------------
 
-    def keep_product(self, store: str, product_id: str, product: dict[str, Any]) -> None:
+    def keep_product(self, store: str, product_id: str, product: dict[str, Any], at: float | None) -> None:
+        """Keep the product as last sent, unless what is kept was updated later (`at`: epoch seconds)."""
         key = f"{PRODUCT}{store}:{product_id}"
-        self._call("keep the product", lambda: self.r.set(key, json.dumps(product), ex=PRODUCT_TTL_S))
+        self._call(
+            "keep the product",
+            lambda: self._keep(
+                keys=[key], args=[json.dumps(product), at if at is not None else "", PRODUCT_TTL_S]
+            ),
+        )
 
     def product(self, store: str, product_id: str) -> dict[str, Any] | None:
-        raw = self._call("read the product", lambda: self.r.get(f"{PRODUCT}{store}:{product_id}"))
+        raw = self._call("read the product", lambda: self.r.hget(f"{PRODUCT}{store}:{product_id}", "product"))
         return json.loads(raw) if raw else None
 
     def forget_product(self, store: str, product_id: str) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 from typing import Any
 
 from dramatiq import Broker, Message
@@ -35,6 +36,16 @@ from pipelines.submit import submit_product_copy
 TOPICS = ("products/create", "products/update", "products/delete")
 SYNC_WAIT_MS = 5000  # how often a fold waiting for a sync looks again
 log = get_logger("pipelines.product_webhooks")
+
+
+def _epoch(value: Any) -> float | None:
+    """Shopify's `updated_at` (ISO 8601 with an offset) in epoch seconds, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def later(broker: Broker, actor: str, args: tuple[Any, ...], delay_ms: int) -> str:
@@ -68,7 +79,7 @@ async def stage_event(svc: Services, broker: Broker, store: str, topic: str, pay
     state = CatalogState(svc.redis)
     if topic == "products/delete":
         pid = check_id(payload.get("id"), "product id")
-        state.stage(store, pid, None)
+        state.stage(store, pid, None, None)
         state.forget_product(store, pid)  # and any regeneration still due
         with contextlib.suppress(NotFound):  # the storefront reads this key: gone at once
             await asyncio.to_thread(svc.store.delete, product_copy_key(store, pid))
@@ -85,9 +96,11 @@ async def stage_event(svc: Services, broker: Broker, store: str, topic: str, pay
             raise InvalidInput(f"{topic}: {skipped.reason}") from None
         pid = check_id(skipped.product_id, "product id")
         change, kind = skipped.entry(), "skipped"
-    state.stage(store, pid, change)
+    at = _epoch(payload.get("updated_at"))
+    if not state.stage(store, pid, change, at):
+        return {"product_id": pid, "change": "stale"}  # a newer edit, or the deletion, is staged
     if kind != "skipped":
-        state.keep_product(store, pid, payload)
+        state.keep_product(store, pid, payload, at)
     schedule_apply(svc, broker, store)
     return {"product_id": pid, "change": kind}
 

@@ -184,6 +184,10 @@ def test_a_delete_removes_the_row_and_the_copy_the_storefront_reads(
     assert pid not in rows(api)
     with pytest.raises(NotFound):
         api.ctx.store.get(key)
+    # And an update of it delivered late does not bring it back
+    assert shopify.update(product, title="Late edit").json()["status"] == "queued"
+    settle(api)
+    assert pid not in rows(api)
     assert jobs(api, "product_copy", pid) == []
 
 
@@ -197,3 +201,28 @@ def test_a_shop_no_store_has_and_other_topics_are_acknowledged_and_ignored(
     assert unknown.json()["status"] == other.json()["status"] == "ignored"
     settle(api)
     assert jobs(api, "shopify_product_event") == []
+
+
+def test_an_older_edit_arriving_late_changes_nothing(api: ApiHarness, shopify: Shopify) -> None:
+    from pipelines.catalog_state import CatalogState
+
+    product = sample_products(STORE)[8]
+    pid = str(product["id"])
+    at = time.time()
+
+    def stamp(offset: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(at + offset))
+
+    # Given an edit, then an older one delivered after it (Shopify does not promise order)
+    assert shopify.send(
+        "products/update", admin(product, title="Newer title", updated_at=stamp(100))
+    ).is_success
+    assert shopify.send(
+        "products/update", admin(product, title="Older title", updated_at=stamp(50))
+    ).is_success
+    settle(api)
+    # Then the row, and the product a regeneration writes from, are the newer edit
+    assert rows(api)[pid]["title"] == "Newer title"
+    kept = CatalogState(api.ctx.redis).product(STORE, pid)
+    assert kept is not None and kept["title"] == "Newer title"
+    assert len(jobs(api, "product_copy", pid)) == 1
