@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from adapters.errors import InvalidInput
+from adapters.signing import WebhookSecrets
 from domain.sanitize import is_safe
 from tests.conftest import sample_products
 from tests.helpers import arun, send_plain, wait_job
@@ -231,18 +232,19 @@ def receiver() -> Iterator[tuple[str, type[_Receiver]]]:
 def test_callback_is_signed_verifiable_and_retried(
     services: Any, gateway: Any, catalog: Any, receiver: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from adapters.signing import HEADER, SignatureError, WebhookSecrets, verify_signature
+    from adapters.signing import HEADER, SignatureError, verify_signature
     from pipelines.background import drain
 
     url, handler = receiver
     monkeypatch.setattr(services.settings, "webhook_allow_private_hosts", True)  # it listens on 127.0.0.1
+    # Given the store's signing secret, made by ops (deliveries never make one)
+    secret = WebhookSecrets(services.redis).get_or_create(STORE)
     # When a personalization asks for a callback and the storefront first answers 503
     pub = personalize(services, "shopper-cb", {"segment": "callback", "callback_url": url}, job_id="job-cb")
     arun(drain())
     # Then it was delivered on the second attempt, signed with the store's webhook secret
     assert len(handler.seen) == 2
     headers, body = handler.seen[-1]
-    secret = WebhookSecrets(services.redis).get_or_create(STORE)
     verify_signature(secret, headers[HEADER], body)
     with pytest.raises(SignatureError):
         verify_signature(secret, headers[HEADER], body.replace(b"shopper-cb", b"shopper-xx"))
@@ -263,6 +265,7 @@ def test_callback_waits_out_the_storefronts_retry_after(
     url, handler = receiver
     monkeypatch.setattr(services.settings, "webhook_allow_private_hosts", True)  # it listens on 127.0.0.1
     monkeypatch.setattr(services.settings, "callback_backoff_ms", 1)
+    WebhookSecrets(services.redis).get_or_create(STORE)
     # Given a storefront that answers the first attempt "429, come back in 1 s"
     handler.answers[:] = [429]
     handler.retry_after = "1"
@@ -281,6 +284,7 @@ def test_callback_to_a_private_address_is_not_sent(
     from pipelines.background import drain
 
     url, handler = receiver
+    WebhookSecrets(services.redis).get_or_create(STORE)
     # When a callback points at a loopback address, which deployments don't allow by default
     assert not services.settings.webhook_allow_private_hosts
     personalize(services, "shopper-ssrf", {"segment": "ssrf", "callback_url": url}, job_id="job-ssrf")
