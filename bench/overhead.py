@@ -99,7 +99,8 @@ def run(count: int, *, quick: bool = False, progress: bool = True, profile: Path
     ]
     notes = [
         f"pipeline = {fmt(ratio * 100)}% of the litellm floor's rate, "
-        f"{fmt(batch.rate / gw['rate'] * 100)}% of its own gateway client's.",
+        f"{fmt(batch.rate / gw['rate'] * 100)}% of its own gateway client's; by CPU per call (steadier "
+        f"while other work shares the cores) {fmt(ll['cpu_s'] / batch.worker_cpu_s * 100)}% of the floor.",
         "client floor: litellm is plain `litellm.acompletion` with litellm's default settings; "
         "the gateway client is `agents.gateway.GatewayClient`, litellm with the service's settings "
         "(what each setting is worth: section 1b).",
