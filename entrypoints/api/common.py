@@ -74,6 +74,14 @@ class Body(Generic[M]):
         return self.size > INLINE_PARSE_BYTES
 
 
+_TOO_DEEP = {
+    "type": "json_invalid",
+    "loc": ("body",),
+    "msg": "JSON nested too deeply",
+    "ctx": {"error": "nesting"},
+}
+
+
 def _parse(raw: bytes, model: type[M], chunked: bool) -> M:
     if not raw.strip():
         raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required"}])
@@ -88,8 +96,12 @@ def _parse(raw: bytes, model: type[M], chunked: bool) -> M:
             "ctx": {"error": why},
         }
         raise RequestValidationError([error]) from None
+    except RecursionError:
+        raise RequestValidationError([_TOO_DEEP]) from None
     try:
         return model.model_validate(data)
+    except RecursionError:
+        raise RequestValidationError([_TOO_DEEP]) from None
     except ValidationError as exc:
         raise RequestValidationError(
             [{**err, "loc": ("body", *err.get("loc", ()))} for err in exc.errors(include_url=False)]
