@@ -104,7 +104,8 @@ class ResultCache:
         self.lock_ms = lock_ms
         self.wait_s = wait_s
         self._inflight: dict[tuple[int, str], asyncio.Future[dict[str, Any]]] = {}
-        # Coroutines use the event loop's own asyncio client: never a blocking round trip on the loop.
+        # Coroutines use the event loop's own asyncio client: never a blocking round trip on the loop,
+        # and the calls of one loop iteration go out as one pipeline.
         self.aio = aio
         self._release = aio.register_script(_RELEASE)
         self._renew = aio.register_script(_RENEW)
@@ -116,7 +117,7 @@ class ResultCache:
     async def get(self, pipeline: str, key: str) -> dict[str, Any] | None:
         """The cached value, or None."""
         try:
-            raw = await self.aio.client().get(PREFIX + f"{pipeline}:{key}")
+            raw = await self.aio.execute("GET", PREFIX + f"{pipeline}:{key}")
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
         return json.loads(raw) if raw else None
@@ -125,7 +126,7 @@ class ResultCache:
         """Store `value` (overwriting) for `ttl_s` seconds (default: the cache's TTL)."""
         body = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         try:
-            await self.aio.client().set(PREFIX + f"{pipeline}:{key}", body, ex=ttl_s or self.ttl_s)
+            await self.aio.execute("SET", PREFIX + f"{pipeline}:{key}", body, "EX", ttl_s or self.ttl_s)
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
 
