@@ -1,6 +1,6 @@
 """Benchmark 2, concurrency: 2,000 product-copy jobs, a gateway that takes 2 s per call, one worker.
 
-The worker is the Procfile's (`--processes 1 --threads 256`, async actors). While the jobs run,
+The worker is the Procfile's (`--processes 2 --threads 128`, async actors). While the jobs run,
 the dev gateway counts the calls it holds at once (`in_flight`), and the worker's resident
 memory is sampled. Targets: at least 256 calls in flight; throughput at least 90% of
 in-flight / latency (what that concurrency can carry); peak RSS under 1 GB.

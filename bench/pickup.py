@@ -4,8 +4,9 @@
     python -m bench.pickup --json
 
 Runs the Procfile's `interactive` line on a private valkey-server three times: with
-Dramatiq's default idle poll (1,000 ms), with the 5 ms poll this lane used before, and with
-the consumers sleeping until Redis announces a push (the default, `pipelines/fastlane.py`).
+Dramatiq's default idle poll (1,000 ms), with Dramatiq's own consumer given a 5 ms idle
+timeout for this queue, and with the consumers sleeping until Redis announces a push (the
+default, `pipelines/fastlane.py`, a redis-py PubSub subscription).
 The first two have `CONFIG` denied to the workers' Redis user, which is how a managed Redis
 that refuses it makes the lane fall back to polling. For each: the worker processes' CPU
 while idle, then personalization requests (cache hits) sent one by one at random gaps, as a
@@ -41,7 +42,7 @@ class Mode:
 
 MODES = [
     Mode("poll, Dramatiq's default (1,000 ms)", {"INTERACTIVE_POLL_MS": "1000"}, config_allowed=False),
-    Mode("poll every 5 ms (before)", {"INTERACTIVE_POLL_MS": "5"}, config_allowed=False),
+    Mode("poll every 5 ms (Dramatiq's consumer)", {"INTERACTIVE_POLL_MS": "5"}, config_allowed=False),
     Mode("woken by a push (default)", {}, config_allowed=True),
 ]
 
