@@ -133,15 +133,22 @@ class GatewayClient:
         cache_key: str | None = None,
         skip_cache: bool = False,
     ) -> dict[str, str]:
+        """AI Gateway's request headers for one call.
+
+        The gateway cache is keyed per store (`cf-aig-cache-key` = `{store}:{key}`): without a key
+        AI Gateway keys on the request body alone, and one merchant would be served, free, what
+        another generated (and could tell that it had).
+        """
         headers = {"cf-aig-metadata": _metadata(ctx, prompt_ref)}
         if self.config.token:
             headers["cf-aig-authorization"] = f"Bearer {self.config.token}"
         if skip_cache or self.config.skip_cache:
             headers["cf-aig-skip-cache"] = "true"
         elif cache_ttl:
+            if not cache_key:
+                raise PermanentGatewayError(f"{prompt_ref}: a gateway cache TTL needs a cache key")
             headers["cf-aig-cache-ttl"] = str(max(60, int(cache_ttl)))
-            if cache_key:
-                headers["cf-aig-cache-key"] = cache_key
+            headers["cf-aig-cache-key"] = f"{ctx.store}:{cache_key}"
         return headers
 
     def _api_key(self, provider: str) -> str:

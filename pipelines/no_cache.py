@@ -16,7 +16,7 @@ from pipelines.result_cache import Cached, Compute, ResultCache
 class NoResultCache(ResultCache):
     """A `ResultCache` that never answers from what it holds."""
 
-    async def get(self, pipeline: str, key: str) -> dict[str, Any] | None:
+    async def get(self, pipeline: str, key: str, *, store: str) -> dict[str, Any] | None:
         return None
 
     async def get_or_compute(
@@ -25,7 +25,8 @@ class NoResultCache(ResultCache):
         key: str,
         compute: Compute,
         *,
+        store: str,
         fresh: bool = False,
         ttl_s: int | None = None,
     ) -> Cached:
-        return await super().get_or_compute(pipeline, key, compute, fresh=True, ttl_s=ttl_s)
+        return await super().get_or_compute(pipeline, key, compute, store=store, fresh=True, ttl_s=ttl_s)

@@ -120,16 +120,18 @@ def _iso(epoch: float) -> str:
 
 
 async def _within(
-    svc: Services, digest: str, compute: Any, *, deadline: float, ttl_s: int
+    svc: Services, store: str, digest: str, compute: Any, *, deadline: float, ttl_s: int
 ) -> tuple[Cached | None, str | None]:
     """The cohort's generation by `deadline` (epoch s), or (None, why not)."""
     try:
-        cached = await svc.results.get(PIPELINE, digest)
+        cached = await svc.results.get(PIPELINE, digest, store=store)
     except BrokerUnavailable as exc:
         return None, _reason(exc)
     if cached is not None:
         return Cached(cached, hit=True), None
-    task = asyncio.ensure_future(svc.results.get_or_compute(PIPELINE, digest, compute, ttl_s=ttl_s))
+    task = asyncio.ensure_future(
+        svc.results.get_or_compute(PIPELINE, digest, compute, store=store, ttl_s=ttl_s)
+    )
     remaining = deadline - time.time() - PUBLISH_RESERVE_S
     try:
         # Shielded: when the deadline passes, the generation goes on and fills the cohort's cache.
@@ -152,6 +154,7 @@ def _reason(exc: Exception) -> str:
 async def _fallback(
     svc: Services,
     *,
+    store: str,
     last_key: str,
     catalog: Catalog,
     picks: list[Any],
@@ -162,7 +165,7 @@ async def _fallback(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The cohort's last good result (ids still in the catalog), else the default ordering."""
     try:
-        last = await svc.results.get(LAST_GOOD, last_key)
+        last = await svc.results.get(LAST_GOOD, last_key, store=store)
     except BrokerUnavailable:
         last = None
     if last is not None:
@@ -242,14 +245,14 @@ async def personalize_shopper(
             "list_cost_nano": list_cost_nano(run.records, settings.price_overrides),
             "expires_at": time.time() + ttl_s,
         }
-        await svc.results.put(LAST_GOOD, last_key, value, ttl_s=LAST_GOOD_TTL_S)
+        await svc.results.put(LAST_GOOD, last_key, value, ttl_s=LAST_GOOD_TTL_S, store=store)
         return value
 
     got: Cached | None = None
     if len(picks) < MIN_RANKED:
         reason: str | None = "too_few_candidates"  # nothing for a model to choose between
     else:
-        got, reason = await _within(svc, digest, compute, deadline=deadline, ttl_s=ttl_s)
+        got, reason = await _within(svc, store, digest, compute, deadline=deadline, ttl_s=ttl_s)
 
     extra = {**shared, "shopper_id": shopper}
     cohort_cache = "fallback"
@@ -264,6 +267,7 @@ async def personalize_shopper(
     else:
         body, meta = await _fallback(
             svc,
+            store=store,
             last_key=last_key,
             catalog=catalog,
             picks=picks,

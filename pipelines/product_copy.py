@@ -94,7 +94,8 @@ async def generate_product_copy(
         return {"body": run.output.model_dump(), "meta": meta, "list_cost_nano": saved}
 
     # The digest covers prompt version, model and normalized input: equal digests, equal copy.
-    got = await svc.results.get_or_compute(PIPELINE, digest, compute, fresh=opts.force_fresh)
+    # Shared within the store only: another merchant's identical product is generated anew.
+    got = await svc.results.get_or_compute(PIPELINE, digest, compute, store=store, fresh=opts.force_fresh)
     meta = got.value["meta"]
     if got.hit:
         meta = served_from_cache(meta, job_id=job_id, extra=extra)

@@ -1,15 +1,18 @@
 """The result cache: a generation already made for identical inputs is reused, not re-bought.
 
 Any pipeline can use it; an entry is one JSON object (for product copy, the published
-body and its `meta`) stored in Redis under `wandstore:rc:{pipeline}:{key}` for
+body and its `meta`) stored in Redis under `wandstore:rc:{store}:{pipeline}:{key}` for
 `RESULT_CACHE_TTL_S`. Usage::
 
     key = cache_key(pipeline, prompt.ref, prompt.meta.model, variables)  # or any stable parts
-    got = await svc.results.get_or_compute(pipeline, key, compute, fresh=opts.force_fresh)
+    got = await svc.results.get_or_compute(pipeline, key, compute, store=store, fresh=opts.force_fresh)
     got.value  # what `compute()` returned (now, or in an earlier job / another process)
     got.hit    # True: served from the cache, no model was called for this request
 
-- **The key decides sharing.** Put into it everything that changes the output (prompt
+- **Entries are the store's own.** Every entry and every lock is under its store (a required
+  argument), so two merchants with identical catalogs never share a generation, a job id or
+  a timing, and no store can learn from a hit that another generated the same thing.
+- **The key decides sharing** within a store. Put into it everything that changes the output (prompt
   version, model, normalized input) and nothing that doesn't: two requests with one key
   get one generation (e.g. a cohort-shared personalization, a theme brief).
 - **Single flight.** Concurrent requests for one key make one `compute()` call: in a
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,7 +37,7 @@ from typing import Any
 
 import redis
 
-from adapters.errors import BrokerUnavailable
+from adapters.errors import BrokerUnavailable, InvalidInput
 from adapters.logs import get_logger
 from adapters.redis_conn import AsyncRedis
 from pipelines.publish import input_hash
@@ -43,6 +47,7 @@ PREFIX = "wandstore:rc:"
 LOCK_PREFIX = "wandstore:rc-lock:"
 
 Compute = Callable[[], Awaitable[dict[str, Any]]]
+_STORE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 # Compare-and-delete / compare-and-extend: only the holder's token may touch its lock.
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -72,6 +77,13 @@ redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
 if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
 return 1
 """
+
+
+def scoped(store: str, pipeline: str, key: str) -> str:
+    """`{store}:{pipeline}:{key}`: where an entry (under `PREFIX`) and its lock (under `LOCK_PREFIX`) live."""
+    if not _STORE.match(store):
+        raise InvalidInput(f"result cache: store {store!r} must be a store slug ({_STORE.pattern})")
+    return f"{store}:{pipeline}:{key}"
 
 
 def cache_key(*parts: Any) -> str:
@@ -114,26 +126,29 @@ class ResultCache:
 
     # --- plain access -----------------------------------------------------------
 
-    async def get(self, pipeline: str, key: str) -> dict[str, Any] | None:
-        """The cached value, or None."""
+    async def get(self, pipeline: str, key: str, *, store: str) -> dict[str, Any] | None:
+        """`store`'s cached value, or None."""
         try:
-            raw = await self.aio.execute("GET", PREFIX + f"{pipeline}:{key}")
+            raw = await self.aio.execute("GET", PREFIX + scoped(store, pipeline, key))
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
         return json.loads(raw) if raw else None
 
-    async def put(self, pipeline: str, key: str, value: dict[str, Any], ttl_s: int | None = None) -> None:
-        """Store `value` (overwriting) for `ttl_s` seconds (default: the cache's TTL)."""
+    async def put(
+        self, pipeline: str, key: str, value: dict[str, Any], ttl_s: int | None = None, *, store: str
+    ) -> None:
+        """Store `value` for `store` (overwriting) for `ttl_s` seconds (default: the cache's TTL)."""
+        entry = PREFIX + scoped(store, pipeline, key)
         body = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         try:
-            await self.aio.execute("SET", PREFIX + f"{pipeline}:{key}", body, "EX", ttl_s or self.ttl_s)
+            await self.aio.execute("SET", entry, body, "EX", ttl_s or self.ttl_s)
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
 
-    def delete(self, pipeline: str, key: str) -> None:
-        """Forget one entry."""
+    def delete(self, pipeline: str, key: str, *, store: str) -> None:
+        """Forget one of `store`'s entries."""
         try:
-            self.r.delete(PREFIX + f"{pipeline}:{key}")
+            self.r.delete(PREFIX + scoped(store, pipeline, key))
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"result cache unreachable: {exc}") from None
 
@@ -145,15 +160,17 @@ class ResultCache:
         key: str,
         compute: Compute,
         *,
+        store: str,
         fresh: bool = False,
         ttl_s: int | None = None,
     ) -> Cached:
-        """The cached value for (`pipeline`, `key`), or `compute()`'s, computed once however many ask."""
+        """`store`'s value for (`pipeline`, `key`), or `compute()`'s, computed once however many ask."""
+        where = scoped(store, pipeline, key)
         if fresh:
             value = await compute()
-            await self.put(pipeline, key, value, ttl_s)
+            await self.put(pipeline, key, value, ttl_s, store=store)
             return Cached(value, hit=False)
-        loop_key = (id(asyncio.get_running_loop()), f"{pipeline}:{key}")
+        loop_key = (id(asyncio.get_running_loop()), where)
         while True:
             flight = self._inflight.get(loop_key)
             if flight is None:
@@ -168,7 +185,7 @@ class ResultCache:
         flight = asyncio.get_running_loop().create_future()
         self._inflight[loop_key] = flight
         try:
-            got = await self._across_processes(pipeline, key, compute, ttl_s)
+            got = await self._across_processes(where, compute, ttl_s)
         except BaseException as exc:
             if isinstance(exc, Exception):
                 flight.set_exception(exc)
@@ -182,9 +199,9 @@ class ResultCache:
         finally:
             self._inflight.pop(loop_key, None)
 
-    async def _across_processes(self, pipeline: str, key: str, compute: Compute, ttl_s: int | None) -> Cached:
-        entry = PREFIX + f"{pipeline}:{key}"
-        lock = LOCK_PREFIX + f"{pipeline}:{key}"
+    async def _across_processes(self, where: str, compute: Compute, ttl_s: int | None) -> Cached:
+        entry = PREFIX + where
+        lock = LOCK_PREFIX + where
         owner = _job_id()
         token = f"{owner}|{uuid.uuid4().hex}"
         deadline = asyncio.get_running_loop().time() + self.wait_s
@@ -196,9 +213,10 @@ class ResultCache:
             if taken:
                 break
             if asyncio.get_running_loop().time() >= deadline:
-                log.warning("result_cache_wait_timeout", pipeline=pipeline, key=key, wait_s=self.wait_s)
+                log.warning("result_cache_wait_timeout", entry=where, wait_s=self.wait_s)
                 value = await compute()
-                await self.put(pipeline, key, value, ttl_s)
+                body = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+                await self._store([lock, entry], ["", body, ttl_s or self.ttl_s])
                 return Cached(value, hit=False)
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 0.2)

@@ -41,8 +41,8 @@ def test_a_retried_job_takes_over_its_own_result_cache_lock(redis_client: Any, r
     aio = get_async_redis(redis_server.url)
     # Given a lock left behind by a delivery of job-1 that died (its lease still running)
     cache = ResultCache(redis_client, aio, ttl_s=60)
-    lock = "wandstore:rc-lock:product_copy:sha256:abc"
-    entry = "wandstore:rc:product_copy:sha256:abc"
+    lock = "wandstore:rc-lock:s1:product_copy:sha256:abc"
+    entry = "wandstore:rc:s1:product_copy:sha256:abc"
     redis_client.set(lock, "job-1|deadbeef", px=30_000)
     # Then a later delivery of job-1 takes it over at once, while any other job still waits for it
     look = cache._get_or_acquire

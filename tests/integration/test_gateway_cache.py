@@ -45,8 +45,8 @@ def test_headers_carry_ttl_and_key_or_skip_cache(services: Any) -> None:
     ctx = CallContext(store="s1", pipeline="product_copy", job_id="j1")
     # When a prompt sets a TTL
     cached = gw.headers(ctx, "product_copy@v1", cache_ttl=86400, cache_key="product_copy@v1:abc")
-    # Then the TTL and the key are sent
-    assert cached["cf-aig-cache-ttl"] == "86400" and cached["cf-aig-cache-key"] == "product_copy@v1:abc"
+    # Then the TTL and the key, scoped to the store, are sent
+    assert cached["cf-aig-cache-ttl"] == "86400" and cached["cf-aig-cache-key"] == "s1:product_copy@v1:abc"
     assert "cf-aig-skip-cache" not in cached
     # When a fresh answer is forced, the gateway is told to skip its cache (and nothing is cached)
     fresh = gw.headers(ctx, "product_copy@v1", cache_ttl=86400, cache_key="k", skip_cache=True)

@@ -182,7 +182,7 @@ def test_slow_model_falls_back_to_the_cohorts_last_good_result_by_the_deadline(
     context = {"segment": "deadline", "viewed": of_type(catalog, "Mugs")[:2]}
     # Given a cohort with a good generation that has since left the result cache
     first = personalize(services, "shopper-1", context)
-    services.results.delete(PIPELINE, first.meta["input_hash"])
+    services.results.delete(PIPELINE, first.meta["input_hash"], store=first.meta["store"])
     # When the model takes 1.2 s and the caller allows 300 ms
     gateway.faults([{"kind": "latency", "latency_ms": 1200}])
     started = time.monotonic()

@@ -96,7 +96,9 @@ def test_single_flight_across_processes(redis_client: Any, redis_server: Any) ->
         return {"answer": 42}
 
     async def many() -> list[Any]:
-        return await asyncio.gather(*(caches[i % 2].get_or_compute("test", "k1", compute) for i in range(10)))
+        return await asyncio.gather(
+            *(caches[i % 2].get_or_compute("test", "k1", compute, store="s1") for i in range(10))
+        )
 
     # When ten callers, five in each, ask at once
     got = arun(many())
@@ -125,8 +127,8 @@ def test_a_failed_computation_is_taken_over_by_a_waiter(redis_client: Any, redis
 
     async def two() -> list[Any]:
         return await asyncio.gather(
-            cache.get_or_compute("test", "k2", compute),
-            cache.get_or_compute("test", "k2", compute),
+            cache.get_or_compute("test", "k2", compute, store="s1"),
+            cache.get_or_compute("test", "k2", compute, store="s1"),
             return_exceptions=True,
         )
 
