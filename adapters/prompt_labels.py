@@ -4,6 +4,10 @@ One hash per agent, `wandstore:prompt-labels:{agent}`, field = label, value = JS
 `{version, weight, previous, updated_at}`; and a capped history list per agent,
 `wandstore:prompt-labels:{agent}:history`, newest first. Moves are transactions
 (WATCH/MULTI), so two people promoting at once can't lose each other's `previous`.
+
+Every move (and `clear`) also bumps one counter, `wandstore:prompt-labels:epoch`, in the same
+transaction. Workers read it on every call (one GET, pipelined with the call's other Redis work)
+and re-read their labels when it moved, so a move reaches the next job, not the next cache expiry.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ from typing import Any
 import redis
 
 from adapters.errors import BrokerUnavailable, InvalidInput
+from adapters.redis_conn import AsyncRedis
 
 PREFIX = "wandstore:prompt-labels:"
+# Bumped by every label move of any agent; workers compare it with the epoch their labels came with.
+EPOCH_KEY = PREFIX + "epoch"
 PRODUCTION = "production"
 HISTORY_LIMIT = 500
 LABEL_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -105,6 +112,13 @@ class PromptLabels:
             raise BrokerUnavailable(f"could not read prompt labels from Redis: {exc}") from None
         return {_text(k): LabelState.from_json(v) for k, v in raw.items()}
 
+    def epoch(self) -> int:
+        """How many label moves Redis has seen (0 before the first)."""
+        try:
+            return int(self.r.get(EPOCH_KEY) or 0)
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not read the prompt label epoch from Redis: {exc}") from None
+
     def get(self, agent: str, label: str) -> LabelState | None:
         return self.get_all(agent).get(label)
 
@@ -164,7 +178,10 @@ class PromptLabels:
     def clear(self, agent: str) -> None:
         """Forget every label and the history of `agent` (the files' defaults apply again)."""
         try:
-            self.r.delete(_key(agent), _key(agent) + ":history")
+            with self.r.pipeline(transaction=True) as pipe:
+                pipe.delete(_key(agent), _key(agent) + ":history")
+                pipe.incr(EPOCH_KEY)
+                pipe.execute()
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not clear prompt labels in Redis: {exc}") from None
 
@@ -191,6 +208,7 @@ class PromptLabels:
             )
             pipe.lpush(key + ":history", json.dumps(entry, separators=(",", ":")))
             pipe.ltrim(key + ":history", 0, HISTORY_LIMIT - 1)
+            pipe.incr(EPOCH_KEY)  # in the same MULTI: once a move returns, every reader sees it moved
             result["state"] = state
 
         try:
@@ -198,3 +216,16 @@ class PromptLabels:
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not move prompt label in Redis: {exc}") from None
         return result["state"]
+
+
+class LabelEpoch:
+    """The label epoch for coroutines: `await epoch()` is one GET, sent with the loop's other calls."""
+
+    def __init__(self, aio: AsyncRedis) -> None:
+        self.aio = aio
+
+    async def __call__(self) -> int:
+        try:
+            return int(await self.aio.execute("GET", EPOCH_KEY) or 0)
+        except (redis.RedisError, OSError) as exc:
+            raise BrokerUnavailable(f"could not read the prompt label epoch from Redis: {exc}") from None

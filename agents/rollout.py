@@ -14,9 +14,9 @@ import asyncio
 import hashlib
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from adapters.errors import BrokerUnavailable
@@ -97,25 +97,51 @@ def traffic_shares(
     return shares
 
 
+EpochReader = Callable[[], Awaitable[int]]
+# How long a call waits for the label epoch before it goes on with the labels it has.
+EPOCH_WAIT_S = 0.5
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """An agent's labels, until when they serve without a read, and the epoch they were read at."""
+
+    expires: float
+    labels: dict[str, LabelState]
+    epoch: int
+
+
 class LabelResolver:
     """`AgentRuntime.resolve_version`: labels read through a short in-process cache.
 
-    A label move reaches every worker within about `ttl_s` without a Redis round trip per
-    call. An expired entry keeps serving while one refresh runs in the resolver's own
-    thread (stale while revalidating), so no model call ever waits on Redis once an agent
-    has been seen, and a Redis outage (whose client retries with backoff) can't pile up
-    threads or stall the event loop's executor. When Redis can't be read, the last labels
-    seen keep serving (else the files' default).
+    With `epoch` (the label epoch, bumped by every move in the move's own transaction), every call
+    first reads the epoch: one GET that goes out with the call's other Redis work. When it moved,
+    the call waits for one fresh read of the labels (shared by every call that saw the move), so
+    after `prompts promote` or `rollback` returns, the next job anywhere runs on the new labels.
+
+    Otherwise labels serve for `ttl_s`; an expired entry keeps serving while one refresh runs in
+    the resolver's own thread (stale while revalidating). When Redis can't be read (the epoch nor
+    the labels), the last labels seen keep serving (else the files' default), and a stalled
+    Redis can't pile up threads or stall the event loop's executor.
     """
 
-    def __init__(self, source: LabelSource, prompts: PromptRegistry, ttl_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        source: LabelSource,
+        prompts: PromptRegistry,
+        ttl_s: float = 2.0,
+        epoch: EpochReader | None = None,
+    ) -> None:
         self.source = source
         self.prompts = prompts
         self.ttl_s = ttl_s
-        self._cache: dict[str, tuple[float, dict[str, LabelState]]] = {}
-        self._inflight: dict[str, Future[dict[str, LabelState]]] = {}
+        self.epoch = epoch
+        self._cache: dict[str, _Entry] = {}
+        self._inflight: dict[str, Future[_Entry]] = {}
         self._lock = threading.Lock()
         self._generation = 0
+        # The epoch last read from Redis: a label read started after it holds labels at least that new.
+        self._seen = -1
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prompt-labels")
 
     async def __call__(self, agent: str, ctx: CallContext) -> str | None:
@@ -133,16 +159,21 @@ class LabelResolver:
 
     async def labels_of(self, agent: str) -> dict[str, LabelState]:
         cached = self._cache.get(agent)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        if self.epoch is not None:
+            now = await self._current_epoch()
+            # `!=`, not `<`: a Redis that lost its data starts counting again from 0.
+            if now is not None and (cached is None or cached.epoch != now):
+                return await self._read_at(agent, now)
+        if cached is not None and cached.expires > time.monotonic():
+            return cached.labels
         pending = self._refresh(agent)
         if cached is not None:
-            return cached[1]
-        return await asyncio.wrap_future(pending)
+            return cached.labels
+        return (await asyncio.wrap_future(pending)).labels
 
     async def refresh(self, agent: str) -> dict[str, LabelState]:
         """Read `agent`'s labels now (joining a read already in flight)."""
-        return await asyncio.wrap_future(self._refresh(agent))
+        return (await asyncio.wrap_future(self._refresh(agent))).labels
 
     def invalidate(self, agent: str | None = None) -> None:
         """Forget cached labels (all agents, or one) so the next call reads Redis afresh."""
@@ -152,31 +183,52 @@ class LabelResolver:
                 self._cache.pop(name, None)
                 self._inflight.pop(name, None)
 
-    def _refresh(self, agent: str) -> Future[dict[str, LabelState]]:
+    async def _current_epoch(self) -> int | None:
+        assert self.epoch is not None
+        try:
+            now = await asyncio.wait_for(self.epoch(), EPOCH_WAIT_S)
+        except (BrokerUnavailable, TimeoutError):
+            return None  # Redis is away or slow: the labels last seen serve
+        self._seen = now
+        return now
+
+    async def _read_at(self, agent: str, epoch: int) -> dict[str, LabelState]:
+        # A read already in flight may have started before the move: then read once more.
+        entry = await asyncio.wrap_future(self._refresh(agent))
+        for _ in range(2):
+            if entry.epoch >= epoch:
+                break
+            entry = await asyncio.wrap_future(self._refresh(agent))
+        return entry.labels
+
+    def _refresh(self, agent: str) -> Future[_Entry]:
         # One read per agent at a time, whichever event loop (or thread) asks.
         with self._lock:
             pending = self._inflight.get(agent)
             if pending is None:
-                pending = self._reader.submit(self._read, agent, self._generation)
+                pending = self._reader.submit(self._read, agent, self._generation, self._seen)
                 self._inflight[agent] = pending
             return pending
 
-    def _read(self, agent: str, generation: int) -> dict[str, LabelState]:
+    def _read(self, agent: str, generation: int, epoch: int) -> _Entry:
         previous = self._cache.get(agent)
-        labels = previous[1] if previous is not None else {}
+        entry = previous or _Entry(0.0, {}, -1)
         try:
             labels = self.source.get_all(agent)
             self._warn_unknown(agent, labels)
+            entry = _Entry(0.0, labels, epoch)
         except BrokerUnavailable as exc:
             log.warning("prompt_labels_unavailable", agent=agent, error=str(exc))
         except (ValueError, KeyError, TypeError) as exc:  # a label Redis holds but we can't decode
             log.error("prompt_labels_unreadable", agent=agent, error=str(exc))
+            entry = _Entry(0.0, entry.labels, epoch)  # read again only on the next move or expiry
         finally:
+            entry = replace(entry, expires=time.monotonic() + self.ttl_s)
             with self._lock:
                 if generation == self._generation:
-                    self._cache[agent] = (time.monotonic() + self.ttl_s, labels)
+                    self._cache[agent] = entry
                     self._inflight.pop(agent, None)
-        return labels
+        return entry
 
     def _warn_unknown(self, agent: str, labels: Mapping[str, LabelState]) -> None:
         # A label can point at a version this worker's files don't have yet (a deploy in

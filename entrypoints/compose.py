@@ -16,7 +16,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from adapters.ledger import Ledger
 from adapters.logs import configure_logging, get_logger, register_private_path, register_secrets
-from adapters.prompt_labels import PromptLabels
+from adapters.prompt_labels import LabelEpoch, PromptLabels
 from adapters.redis_conn import AsyncRedis, get_async_redis, get_redis, resolve_url
 from adapters.redis_durability import require_durable
 from adapters.settings import Settings, get_settings
@@ -98,7 +98,9 @@ def build_services(settings: Settings) -> Services:
         gateway=GatewayClient(gateway_config(settings)),
         prompts=prompts,
         sink=LedgerSink(Ledger(client), settings, aio),
-        resolve_version=LabelResolver(PromptLabels(client), prompts, ttl_s=settings.prompt_labels_ttl_s),
+        resolve_version=LabelResolver(
+            PromptLabels(client), prompts, ttl_s=settings.prompt_labels_ttl_s, epoch=LabelEpoch(aio)
+        ),
     )
     cache = ResultCache if settings.caches_enabled else NoResultCache
     results = cache(client, aio, ttl_s=settings.result_cache_ttl_s)
