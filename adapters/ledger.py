@@ -26,6 +26,7 @@ from typing import Any
 import redis
 
 from adapters.errors import BrokerUnavailable, BudgetExceeded
+from adapters.pipeline_names import canonical
 
 NANO = Decimal("0.000000001")
 LEDGER = "wandstore:ledger:"
@@ -396,7 +397,8 @@ class Ledger:
                     continue
                 for field, value in self.r.hgetall(f"{LEDGER}{owner}:{day}").items():
                     pipeline, agent, model, prompt, metric = _text(field).split("|")
-                    yield Cell(owner, day, pipeline, agent, model, prompt, metric, int(value))
+                    # canonical: counters written before the names were one say `personalize`
+                    yield Cell(owner, day, canonical(pipeline), agent, model, prompt, metric, int(value))
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not read the ledger: {exc}") from None
 

@@ -143,9 +143,9 @@ def product_copy_tokens(model: str = GPT) -> CallTokens:
 
 
 @functools.cache
-def per_call_usd(model: str, pipeline: str = "personalize") -> Decimal:
+def per_call_usd(model: str, pipeline: str = "personalization") -> Decimal:
     """List price of one call of `pipeline` on `model`, from the project's price table."""
     from agents.pricing import price_for
 
-    tokens = personalizer_tokens(model) if pipeline == "personalize" else product_copy_tokens(model)
+    tokens = personalizer_tokens(model) if pipeline == "personalization" else product_copy_tokens(model)
     return price_for(model).cost(tokens.usage())

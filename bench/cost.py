@@ -157,7 +157,7 @@ def _drain(client: Client, queue: str, total: int, label: str, progress: bool) -
 
 PIPELINES = (
     ("product_copy", "catalog copy"),
-    ("personalize", "personalization"),
+    ("personalization", "personalization"),
     ("theme_build", "theme builds"),
 )
 

@@ -534,7 +534,7 @@ def _run(cfg: Config, procs: Processes, root: Path) -> dict[str, Any]:
 
     phases = asyncio.run(both())
     report = cost_report(Ledger(client), store=STORE, by=("pipeline",))
-    ledger_row = next((r for r in report["rows"] if r["pipeline"] == "personalize"), {})
+    ledger_row = next((r for r in report["rows"] if r["pipeline"] == "personalization"), {})
     stats = httpx.get(gateway_root + "/_dev/stats").json()
     return summarize(cfg, phases, ledger_row, stats)
 
@@ -656,7 +656,7 @@ def table(result: dict[str, Any]) -> str:
     )
     led = result["ledger"]
     lines.append(
-        "- ledger (pipeline `personalize`, the whole run with its warm-up): "
+        "- ledger (pipeline `personalization`, the whole run with its warm-up): "
         f"{led['personalize_model_calls']} model calls, "
         f"{led['personalize_result_cache_hits']} result-cache hits, cohort hit ratio "
         f"{(led['cohort_hit_ratio'] or 0):.1%}"

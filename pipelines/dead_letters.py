@@ -27,6 +27,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 
 from adapters.errors import BrokerUnavailable, InvalidInput
 from adapters.logs import get_logger, scrub
+from adapters.pipeline_names import canonical
 from pipelines.dramatiq_gaps import DeadLetterStore, exception_of
 from pipelines.status import PREFIX as JOB_PREFIX
 from pipelines.status import JobStatus
@@ -282,7 +283,7 @@ class DeadLetterReasons(Middleware):
                 "status": "failed",
                 "dead_letter_queue": q_name(message.queue_name),
                 "dead_at": _iso(time.time()),
-                "pipeline": info.get("pipeline") or message.actor_name,
+                "pipeline": canonical(info.get("pipeline") or message.actor_name),
                 "queue": info.get("queue") or q_name(message.queue_name),
             }
             if not info.get("error"):

@@ -21,6 +21,7 @@ from typing import Any
 from dramatiq.middleware import Middleware
 
 from adapters.logs import get_logger
+from adapters.pipeline_names import canonical
 from adapters.settings import get_settings
 from agents.usage import Served, UsageRecord, nano_to_usd
 
@@ -72,13 +73,13 @@ def _instruments() -> Instruments:
         job_duration=Histogram(
             "wandstore_job_duration_seconds",
             "Time to process a message.",
-            ["actor", "queue", "outcome"],
+            ["pipeline", "queue", "outcome"],
             buckets=_SECONDS,
         ),
         queue_wait=Histogram(
             "wandstore_job_queue_wait_seconds",
             "Time from enqueue (or retry eta) to processing.",
-            ["actor", "queue"],
+            ["pipeline", "queue"],
             buckets=_SECONDS,
         ),
     )
@@ -169,7 +170,7 @@ class WorkerMetrics(Middleware):
     def before_process_message(self, broker: Any, message: Any) -> None:
         now_ms = time.time() * 1000
         ready_ms = max(float(message.message_timestamp), float(message.options.get("eta") or 0))
-        instruments().queue_wait.labels(message.actor_name, message.queue_name).observe(
+        instruments().queue_wait.labels(canonical(message.actor_name), message.queue_name).observe(
             max(now_ms - ready_ms, 0) / 1000
         )
         message.options["_metrics_started"] = time.perf_counter()
@@ -181,7 +182,7 @@ class WorkerMetrics(Middleware):
         if started is None:
             return
         outcome = "done" if exception is None else ("failed" if message.failed else "retried")
-        instruments().job_duration.labels(message.actor_name, message.queue_name, outcome).observe(
+        instruments().job_duration.labels(canonical(message.actor_name), message.queue_name, outcome).observe(
             time.perf_counter() - started
         )
 

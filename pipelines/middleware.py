@@ -12,6 +12,7 @@ from dramatiq.middleware import AsyncIO, Middleware
 
 from adapters.errors import InvalidInput, PermanentError, RetryableError
 from adapters.logs import get_logger, scrub
+from adapters.pipeline_names import canonical
 from pipelines.durable import DurableStatus
 
 log = get_logger("pipelines")
@@ -107,7 +108,7 @@ class JobTracking(Middleware):
             message.message_id,
             status="running",
             started_at=time.time(),
-            pipeline=message.actor_name,
+            pipeline=canonical(message.actor_name),
             queue=message.queue_name,
             store=_store_of(message),
         )

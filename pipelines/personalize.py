@@ -25,6 +25,7 @@ from typing import Any
 
 from adapters.errors import BrokerUnavailable, InvalidInput, WandstoreError
 from adapters.logs import get_logger
+from adapters.pipeline_names import PERSONALIZATION
 from agents.gateway import response_format_for
 from agents.personalizer import PersonalizerAgent
 from agents.prompts import Prompt
@@ -49,7 +50,9 @@ from pipelines.publish import build_meta, now_iso, publish
 from pipelines.result_cache import Cached, cache_key
 from pipelines.services import Services
 
-PIPELINE = "personalize"
+PIPELINE = PERSONALIZATION
+# The result cache's namespace for cohort generations: its old name, so entries written before stay valid.
+CACHE = "personalize"
 LAST_GOOD = "personalize_last_good"
 LAST_GOOD_TTL_S = 7 * 24 * 3600
 # Time kept back from the deadline for publishing (a local write is ~1 ms, an R2 PUT tens of ms).
@@ -124,14 +127,12 @@ async def _within(
 ) -> tuple[Cached | None, str | None]:
     """The cohort's generation by `deadline` (epoch s), or (None, why not)."""
     try:
-        cached = await svc.results.get(PIPELINE, digest, store=store)
+        cached = await svc.results.get(CACHE, digest, store=store)
     except BrokerUnavailable as exc:
         return None, _reason(exc)
     if cached is not None:
         return Cached(cached, hit=True), None
-    task = asyncio.ensure_future(
-        svc.results.get_or_compute(PIPELINE, digest, compute, store=store, ttl_s=ttl_s)
-    )
+    task = asyncio.ensure_future(svc.results.get_or_compute(CACHE, digest, compute, store=store, ttl_s=ttl_s))
     remaining = deadline - time.time() - PUBLISH_RESERVE_S
     try:
         # Shielded: when the deadline passes, the generation goes on and fills the cohort's cache.
@@ -228,7 +229,7 @@ async def personalize_shopper(
     def inputs() -> tuple[dict[str, Any], str, str]:
         variables = agent.variables(cohort.signals(), [c.prompt_row for c in picks])
         # Everything that decides the generation, nothing that is the shopper's own: one key per cohort.
-        digest = cache_key(PIPELINE, store, prompt.ref, prompt.meta.model, variables)
+        digest = cache_key(CACHE, store, prompt.ref, prompt.meta.model, variables)
         return variables, digest, cache_key(LAST_GOOD, store, cohort.signals())
 
     # The same for every shopper of the cohort while the catalog lasts.
@@ -254,7 +255,8 @@ async def personalize_shopper(
     else:
         got, reason = await _within(svc, store, digest, compute, deadline=deadline, ttl_s=ttl_s)
 
-    extra = {**shared, "shopper_id": shopper}
+    # `pipeline` too: a cached generation or last good result written before the names were one.
+    extra = {**shared, "pipeline": PIPELINE, "shopper_id": shopper}
     cohort_cache = "fallback"
     if got is not None:
         finished = float(got.value["expires_at"]) - ttl_s

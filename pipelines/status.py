@@ -9,6 +9,7 @@ from typing import Any
 import redis
 
 from adapters.errors import BrokerUnavailable
+from adapters.pipeline_names import canonical
 
 PREFIX = "wandstore:job:"
 TTL_S = 7 * 24 * 3600
@@ -134,6 +135,8 @@ class JobStatus:
                 out[key] = int(text)
             elif key in ("created_at", "updated_at", "started_at", "finished_at"):
                 out[key] = float(text)
+            elif key == "pipeline":
+                out[key] = canonical(text)  # a status written before the names were one
             else:
                 out[key] = text
         return out

@@ -6,6 +6,7 @@ from typing import Any
 
 from dramatiq import Broker, Message
 
+from adapters.pipeline_names import canonical
 from agents.shopify import parse_product
 from domain.keys import check_id, check_store
 from pipelines.cohorts import parse_context
@@ -26,7 +27,7 @@ def send(
 ) -> str:
     """Record the job as queued, then enqueue it; returns the job (message) id."""
     message: Message[Any] = Message(queue_name=queue, actor_name=actor, args=args, kwargs={}, options={})
-    status.queued(message.message_id, pipeline=actor, store=store, queue=queue, **(extra or {}))
+    status.queued(message.message_id, pipeline=canonical(actor), store=store, queue=queue, **(extra or {}))
     broker.enqueue(message)
     return message.message_id
 

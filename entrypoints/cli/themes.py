@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from adapters.pipeline_names import THEME_BUILD
 from entrypoints.cli.jobs import AS_JSON, STORE, enqueue_app, read_products, run_app
 from entrypoints.cli.known import known_store
 from entrypoints.cli.output import console, fail, print_json, print_table
@@ -108,7 +109,7 @@ def run_theme_build(
     _save_products(svc.store, store, products)
     payload = brief_from(brief, audience, tone, palette_hint)
     build_id = new_build_id()
-    svc.status.queued(build_id, pipeline="build_theme", store=store, queue="inline", build_id=build_id)
+    svc.status.queued(build_id, pipeline=THEME_BUILD, store=store, queue="inline", build_id=build_id)
 
     with console.status(f"theme build {build_id}: queued") as spinner:
 
@@ -157,7 +158,7 @@ def enqueue_theme_build(
     products: Path | None = PRODUCTS,
     as_json: bool = AS_JSON,
 ) -> None:
-    """Validate and enqueue one build_theme job on queue `batch`; prints the build id (= job id)."""
+    """Validate and enqueue one theme build on queue `batch`; prints the build id (= job id)."""
     from entrypoints import compose
 
     broker = compose.process_broker()

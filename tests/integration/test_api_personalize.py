@@ -63,7 +63,7 @@ def test_personalization_round_trip_and_its_callback_attempt(
     status = poll(client, response.json()["status_url"])
     # Then the shopper's personalization is published, and readable through the API
     assert status["status"] == "done", status
-    assert status["pipeline"] == "personalize"
+    assert status["pipeline"] == "personalization"
     assert status["output_keys"] == [f"stores/{STORE}/shoppers/shopper-42/personalization.json"]
     doc = client.get(status["output_urls"][0]).json()
     assert doc["ranked_product_ids"] and set(doc["ranked_product_ids"]) <= products

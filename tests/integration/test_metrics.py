@@ -71,7 +71,7 @@ def test_worker_metrics_count_tokens_cost_hits_and_jobs(
     assert value(after, "wandstore_cache_hits_total", layer="result", **store) == 1
     assert value(after, "wandstore_model_calls_total", served="fresh", **store) == 1
     # and job durations and queue waits were observed
-    jobs = {"actor": "product_copy", "queue": "batch"}
+    jobs = {"pipeline": "product_copy", "queue": "batch"}
     for name in ("wandstore_job_duration_seconds_count", "wandstore_job_queue_wait_seconds_count"):
         assert value(after, name, **jobs) - value(before, name, **jobs) == 2, name
 

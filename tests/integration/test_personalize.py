@@ -134,7 +134,7 @@ def test_second_shopper_of_a_cohort_is_served_from_the_cache(
     assert "recently_viewed" in second.body["reason_codes"]
     # And the ledger counts one generation and one result-cache hit for the pipeline
     rows = cost_report(Ledger(services.redis), store=STORE, by=("pipeline",))["rows"]
-    row = next(r for r in rows if r["pipeline"] == "personalize")
+    row = next(r for r in rows if r["pipeline"] == "personalization")
     assert (row["calls"], row["result_cache_hits"]) == (1, 1)
 
 
@@ -177,12 +177,12 @@ def test_slow_model_falls_back_to_the_cohorts_last_good_result_by_the_deadline(
     services: Any, gateway: Any, catalog: Any
 ) -> None:
     from pipelines.background import drain
-    from pipelines.personalize import PIPELINE
+    from pipelines.personalize import CACHE
 
     context = {"segment": "deadline", "viewed": of_type(catalog, "Mugs")[:2]}
     # Given a cohort with a good generation that has since left the result cache
     first = personalize(services, "shopper-1", context)
-    services.results.delete(PIPELINE, first.meta["input_hash"], store=first.meta["store"])
+    services.results.delete(CACHE, first.meta["input_hash"], store=first.meta["store"])
     # When the model takes 1.2 s and the caller allows 300 ms
     gateway.faults([{"kind": "latency", "latency_ms": 1200}])
     started = time.monotonic()
@@ -428,7 +428,7 @@ def test_plain_message_is_published_by_the_interactive_worker(gateway: Any, lane
     assert doc["headline"] and doc["subheadline"] and doc["banner_text"]
     assert datetime.fromisoformat(doc["expires_at"].replace("Z", "+00:00")) > datetime.now(UTC)
     meta = doc["meta"]
-    assert meta["pipeline"] == "personalize" and meta["prompt_ref"] == "personalizer@v1"
+    assert meta["pipeline"] == "personalization" and meta["prompt_ref"] == "personalizer@v1"
     assert meta["job_id"] == job and meta["shopper_id"] == "shopper-42" and meta["served"] == "fresh"
     assert meta["input_hash"].startswith("sha256:") and meta["fallback"] is None
 

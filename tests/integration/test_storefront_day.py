@@ -29,7 +29,7 @@ def test_the_replay_shares_a_generation_exactly_when_the_service_would(replay: R
     # context -> cohort -> shortlist -> digest
     from agents.personalizer import PersonalizerAgent
     from pipelines.cohorts import cohort_of, parse_context, shortlist
-    from pipelines.personalize import PIPELINE
+    from pipelines.personalize import CACHE
     from pipelines.result_cache import cache_key
 
     agent = PersonalizerAgent(cast(Any, None))
@@ -42,7 +42,7 @@ def test_the_replay_shares_a_generation_exactly_when_the_service_would(replay: R
         cohort = cohort_of(parse_context(replay.traffic.context(i)), catalog)
         rows = [c.prompt_row for c in shortlist(catalog, cohort)]
         variables = agent.variables(cohort.signals(), rows)
-        digest = cache_key(PIPELINE, store, service.prompt_ref, service.model, variables)
+        digest = cache_key(CACHE, store, service.prompt_ref, service.model, variables)
         pairs.add((keyed.of_atom[layer.atom_of[i]], digest))
     # Then the replay's identities and the service's result-cache keys are one to one
     identities = {identity for identity, _ in pairs}
@@ -85,7 +85,7 @@ def test_catalog_edits_invalidate_exactly_the_cohorts_whose_digest_they_change(r
     # Given the day's edits that change a candidate row, and the service's digest of each shortlist
     from agents.personalizer import PersonalizerAgent
     from pipelines.cohorts import Candidate, Catalog, Cohort, shortlist
-    from pipelines.personalize import PIPELINE
+    from pipelines.personalize import CACHE
     from pipelines.result_cache import cache_key
 
     agent = PersonalizerAgent(cast(Any, None))
@@ -96,7 +96,7 @@ def test_catalog_edits_invalidate_exactly_the_cohorts_whose_digest_they_change(r
         cohort = Cohort("new", "en", "mobile", "direct", cats, "empty")
         variables = agent.variables(cohort.signals(), [c.prompt_row for c in shortlist(catalog, cohort)])
         slug = replay.traffic.stores[store].slug
-        return cache_key(PIPELINE, slug, service.prompt_ref, service.model, variables)
+        return cache_key(CACHE, slug, service.prompt_ref, service.model, variables)
 
     rate = 50.0
     edits = [e for e in catalog_edits(replay.traffic, rate) if EDIT_CHANGES_ROW[e.kind]][:12]
