@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     anthropic_api_key: SecretStr | None = None
     gateway_timeout_s: float = Field(default=60.0, gt=0)
+    # Pipelines whose model calls ask AI Gateway not to log their payload
+    # (`cf-aig-collect-log-payload: false`): a shopper's context stays out of the gateway's logs.
+    gateway_no_log_payload: list[str] = Field(default_factory=lambda: ["personalize", "personalization"])
 
     # Object store. R2 when credentials are set, the local folder otherwise.
     r2_access_key_id: SecretStr | None = None
@@ -52,6 +55,9 @@ class Settings(BaseSettings):
     prompt_labels_ttl_s: float = Field(default=2.0, ge=0, le=300)
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")
+    # Traces over OTLP/HTTP to `{endpoint}/v1/traces` (adapters/telemetry.py); unset: none, at no cost.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "wandstore-agents"
 
     # Accounting (issue 3 fills these in).
     daily_budget_usd: float = Field(default=50.0, ge=0)

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ValidationError
 
 from adapters.errors import InvalidOutput
 from adapters.logs import get_logger
-from agents.gateway import CallResult
+from agents import spans
+from agents.gateway import CallResult, provider_of
 from agents.pricing import price_for
 from agents.prompts import Prompt
 from agents.runtime import AgentRuntime
@@ -94,8 +95,21 @@ class Agent(Generic[Out]):
         extra_messages: list[dict[str, str]] | None = None,
     ) -> AgentRun[Out]:
         """Render, call, validate; on invalid output ask once more with the errors, then fail."""
+        with spans.agent_span(self.name, ctx) as span:
+            run = await self._run(ctx, variables, version, extra_messages)
+            spans.end_agent(span, run.cost_nano, run.served.value)
+            return run
+
+    async def _run(
+        self,
+        ctx: CallContext,
+        variables: dict[str, Any],
+        version: str | None,
+        extra_messages: list[dict[str, str]] | None,
+    ) -> AgentRun[Out]:
         ctx = ctx.for_agent(self.name)
         prompt = await self.prompt_for(ctx, version)
+        spans.note_prompt(prompt)
         messages = prompt.render(variables) + list(extra_messages or [])
         run: AgentRun[Out] = AgentRun(output=None, prompt=prompt)  # type: ignore[arg-type]
         for attempt in range(2):
@@ -142,18 +156,20 @@ class Agent(Generic[Out]):
         key = call_key(prompt, messages)
         reservation = await self.runtime.sink.reserve(ctx, meta.model, worst)
         try:
-            result = await self.runtime.gateway.complete(
-                model=meta.model,
-                messages=messages,
-                ctx=ctx,
-                prompt_ref=prompt.ref,
-                response_model=prompt.output_model,
-                temperature=meta.temperature,
-                max_tokens=meta.max_tokens,
-                cache_ttl=None if repair else meta.gateway_cache_ttl,
-                cache_key=key,
-                skip_cache=ctx.force_fresh or repair,
-            )
+            with spans.model_span(meta.model, provider_of(meta.model), ctx, prompt) as span:
+                result = await self.runtime.gateway.complete(
+                    model=meta.model,
+                    messages=messages,
+                    ctx=ctx,
+                    prompt_ref=prompt.ref,
+                    response_model=prompt.output_model,
+                    temperature=meta.temperature,
+                    max_tokens=meta.max_tokens,
+                    cache_ttl=None if repair else meta.gateway_cache_ttl,
+                    cache_key=key,
+                    skip_cache=ctx.force_fresh or repair,
+                )
+                spans.end_model_call(span, result)
         except BaseException:
             await self.runtime.sink.release(reservation)
             raise
@@ -175,6 +191,7 @@ class Agent(Generic[Out]):
                 job_id=ctx.job_id,
                 # Deterministic, so a redelivered job's calls are recognized (see the ledger).
                 call_id=key,
+                gateway_step=result.step,
             )
         )
         return result, reservation

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from adapters.errors import PermanentGatewayError, RateLimited, TransientGatewayError
 from adapters.logs import scrub
+from agents import gateway_headers
 from agents._litellm import litellm
 from agents.pricing import price_for
 from agents.usage import CallContext, Served, Usage
@@ -40,6 +41,8 @@ class GatewayConfig:
     price_overrides: dict[str, dict[str, float]] | None = None
     # Never answer from AI Gateway's cache (CACHES_ENABLED=false).
     skip_cache: bool = False
+    # Pipelines sent with `cf-aig-collect-log-payload: false` (GATEWAY_NO_LOG_PAYLOAD).
+    no_log_payload: tuple[str, ...] = gateway_headers.NO_LOG_PAYLOAD_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class CallResult:
     latency_ms: float
     model: str
     provider: str
+    step: int | None = None  # cf-aig-step: which step of a gateway fallback chain answered
 
     @property
     def served(self) -> Served:
@@ -149,6 +153,12 @@ class GatewayClient:
                 raise PermanentGatewayError(f"{prompt_ref}: a gateway cache TTL needs a cache key")
             headers["cf-aig-cache-ttl"] = str(max(60, int(cache_ttl)))
             headers["cf-aig-cache-key"] = f"{ctx.store}:{cache_key}"
+        # Event id, request timeout, log payload, trace context (agents/gateway_headers.py).
+        headers.update(
+            gateway_headers.call_headers(
+                ctx, timeout_s=self.config.timeout_s, no_log_payload=self.config.no_log_payload
+            )
+        )
         return headers
 
     def _api_key(self, provider: str) -> str:
@@ -219,6 +229,7 @@ class GatewayClient:
             latency_ms=latency_ms,
             model=model,
             provider=provider,
+            step=gateway_headers.served_step(headers),
         )
 
 

@@ -88,6 +88,8 @@ class UsageRecord:
     # What a cache saved: the list price of the tokens a gateway HIT replayed, or of the
     # generation a result-cache hit reused. Never part of the cost.
     saved_nano: int = 0
+    # AI Gateway's `cf-aig-step`: which step of its fallback chain answered (0 the first; None: not sent).
+    gateway_step: int | None = None
 
     @property
     def cost_usd(self) -> Decimal:
@@ -112,4 +114,5 @@ class UsageRecord:
             "job_id": self.job_id,
             "call_id": self.call_id,
             "outcome": self.outcome,
+            "gateway_step": self.gateway_step,
         }

@@ -21,6 +21,7 @@ from adapters.redis_conn import AsyncRedis, get_async_redis, get_redis, resolve_
 from adapters.redis_durability import require_durable
 from adapters.settings import Settings, get_settings
 from adapters.store import ObjectStore, open_store
+from adapters.telemetry import setup_tracing
 from adapters.tokens import TokenStore
 from agents.gateway import GatewayClient, GatewayConfig
 from agents.prompts import PromptRegistry
@@ -55,6 +56,8 @@ def configure(settings: Settings) -> None:
     # Job errors reach tenants: they name the setting, never this host's folders.
     register_private_path(str(settings.local_store_dir.expanduser().resolve()), "LOCAL_STORE_DIR")
     register_private_path(str(settings.local_backup_dir.expanduser().resolve()), "LOCAL_BACKUP_DIR")
+    # Traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; nothing is installed otherwise.
+    setup_tracing(settings.otel_exporter_otlp_endpoint, settings.otel_service_name)
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -86,6 +89,7 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         timeout_s=settings.gateway_timeout_s,
         skip_cache=not settings.caches_enabled,
         price_overrides=settings.price_overrides,
+        no_log_payload=tuple(settings.gateway_no_log_payload),
     )
 
 

@@ -27,6 +27,7 @@ from pipelines.metrics import WorkerMetrics
 from pipelines.middleware import AsyncEventLoop, JobTracking, LogContext, should_retry
 from pipelines.poison import ArgumentCheck
 from pipelines.queues import BATCH, INTERACTIVE
+from pipelines.tracing import JobTrace
 
 MAX_RETRIES = 6
 
@@ -61,6 +62,8 @@ def build_broker(settings: Settings, client: redis.Redis) -> RedisBroker:
     middleware = [
         # First in the list, so its after_* hooks run last: once Retries has decided.
         JobTracking(),
+        # Next: its after hook ends the job's span once Retries has decided, before the status is written.
+        JobTrace(),
         WorkerMetrics(),
         LogContext(),
         AgeLimit(),

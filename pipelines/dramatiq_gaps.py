@@ -35,10 +35,24 @@ ones it has closed.
    write those keys; nothing else does.
 7. **The exception a message failed with**: `after_nack` hooks get only the message, whose
    exception Dramatiq keeps in `MessageProxy._exception` (`exception_of`).
+8. **Maintenance on demand** (Bogdanp/dramatiq#401, #692). The Redis broker puts a dead worker's
+   claimed messages back only in "maintenance", which `dispatch.lua` runs on a random 1 in
+   `maintenance_chance` commands, for the one queue the command names: a quiet fleet left a
+   killed worker's jobs stranded for minutes. A worker's heartbeat is any of its broker
+   commands, so one whose threads are all busy for longer than the timeout (#692) can be
+   taken for dead while it runs. `maintain` runs the broker's own dispatch script
+   with its maintenance flag set, once per queue, under a command the script does not know
+   (so it does nothing else); every call is also this worker's heartbeat
+   (pipelines/maintenance.py calls it on a timer).
+9. **Where a message is.** Dramatiq gives each enqueued copy of a message a Redis id of its
+   own (`options["redis_message_id"]`, new at every retry and delay hop) and keeps its body in
+   `{ns}:{queue}.msgs` until it is acked or dead-lettered. `location_of`, `present` and
+   `find_messages` read that (pipelines/lost_jobs.py: a job whose message is gone is lost).
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -50,7 +64,7 @@ from typing import Any
 import redis
 from dramatiq.broker import Consumer, MessageProxy
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import dq_name, q_name
+from dramatiq.common import current_millis, dq_name, q_name
 from dramatiq.errors import ConnectionClosed, DecodeError
 from dramatiq.middleware import Middleware, Retries
 
@@ -260,6 +274,105 @@ class DeadLetterStore:
         return dropped
 
 
+# A command dispatch.lua has no branch for: the call only heartbeats and, when asked, maintains.
+_MAINTAIN_ONLY = "wandstore_maintain"
+
+
+def dead_workers(broker: RedisBroker, now_ms: int | None = None) -> list[str]:
+    """Workers whose last heartbeat is older than the broker's `heartbeat_timeout` (gap 8)."""
+    now_ms = current_millis() if now_ms is None else now_ms
+    found = broker.client.zrangebyscore(
+        f"{broker.namespace}:__heartbeats__", 0, now_ms - broker.heartbeat_timeout
+    )
+    return sorted(_text(w) for w in found)  # type: ignore[union-attr]
+
+
+def claimed_by(broker: RedisBroker, worker_ids: Iterable[str], queues: Iterable[str]) -> int:
+    """How many messages `worker_ids` hold claimed on `queues` (gap 8)."""
+    layout = Layout(broker.namespace)
+    pipe = broker.client.pipeline(transaction=False)
+    for worker in worker_ids:
+        for queue in queues:
+            pipe.scard(layout.claims(worker, queue))
+    return sum(int(n) for n in pipe.execute())
+
+
+def maintain(broker: RedisBroker, queues: Iterable[str], *, requeue_dead: bool = True) -> None:
+    """This worker's heartbeat, then (if `requeue_dead`) Dramatiq's maintenance on each queue (gap 8).
+
+    Maintenance puts the messages claimed on `queue` by workers silent for longer than
+    `broker.heartbeat_timeout` back on `queue`, and drops dead letters older than
+    `broker.dead_message_ttl`. One round trip for every queue.
+    """
+    names = sorted(queues) if requeue_dead else sorted(queues)[:1]
+    if not names:
+        return
+    dispatch = broker.scripts["dispatch"]
+    now = current_millis()
+    limit = broker._max_unpack_size()
+    pipe = broker.client.pipeline(transaction=False)
+    for queue in names:
+        # ARGV as dispatch.lua's header lays it out (tests/unit/test_dramatiq_pin.py checks it).
+        args = [
+            _MAINTAIN_ONLY,
+            now,
+            queue,
+            broker.broker_id,
+            broker.heartbeat_timeout,
+            broker.dead_message_ttl,
+            1 if requeue_dead else 0,
+            limit,
+        ]
+        dispatch(keys=[broker.namespace], args=args, client=pipe)
+    pipe.execute()
+
+
+def location_of(message: Any) -> tuple[str, str] | None:
+    """(queue, Redis id) of the copy of `message` a Redis broker just enqueued (gap 9)."""
+    redis_id = (getattr(message, "options", None) or {}).get("redis_message_id")
+    return (str(message.queue_name), str(redis_id)) if redis_id else None
+
+
+def present(client: redis.Redis, places: list[tuple[str, str]], namespace: str = "dramatiq") -> list[bool]:
+    """For each (queue, Redis id): is that copy still queued, delayed or running? (gap 9)"""
+    if not places:
+        return []
+    layout = Layout(namespace)
+    pipe = client.pipeline(transaction=False)
+    for queue, redis_id in places:
+        pipe.hexists(layout.messages(queue), redis_id)
+    return [bool(x) for x in pipe.execute()]
+
+
+def find_messages(
+    client: redis.Redis, queues: Iterable[str], message_ids: Iterable[str], namespace: str = "dramatiq"
+) -> dict[str, tuple[str, str]]:
+    """Message id -> (queue, Redis id) of any copy of those messages queued, delayed, running or
+    dead-lettered on `queues` (each with its delay queue). Reads every body: for the few jobs
+    whose recorded location is gone, not for every job (gap 9)."""
+    wanted = set(message_ids)
+    found: dict[str, tuple[str, str]] = {}
+    if not wanted:
+        return found
+    layout = Layout(namespace)
+    for queue in sorted({q_name(q) for q in queues}):
+        for name, key in (
+            (queue, layout.messages(queue)),
+            (dq_name(queue), layout.messages(dq_name(queue))),
+            (queue + ".XQ", layout.dead_messages(queue)),
+        ):
+            for rid, body in client.hscan_iter(key, count=500):
+                try:
+                    message_id = json.loads(body).get("message_id")
+                except (ValueError, AttributeError):
+                    continue  # undecodable: the consumer dead-letters it (gap 1)
+                if message_id in wanted:
+                    found[message_id] = (name, _text(rid))
+                    if len(found) == len(wanted):
+                        return found
+    return found
+
+
 def queue_depth(
     client: redis.Redis, queues: Iterable[str], namespace: str = "dramatiq"
 ) -> dict[str, tuple[int, int]]:
@@ -326,7 +439,13 @@ __all__ = [
     "GuardedConsumer",
     "Layout",
     "StopOnce",
+    "claimed_by",
+    "dead_workers",
     "exception_of",
+    "find_messages",
     "ignoring_repeats",
+    "location_of",
+    "maintain",
+    "present",
     "queue_depth",
 ]

@@ -42,6 +42,7 @@ class Instruments:
     budget_refusals: Any
     job_duration: Any
     queue_wait: Any
+    jobs_lost: Any
 
 
 _lock = threading.Lock()
@@ -82,6 +83,11 @@ def _instruments() -> Instruments:
             ["pipeline", "queue"],
             buckets=_SECONDS,
         ),
+        jobs_lost=Counter(
+            "wandstore_jobs_lost",
+            "Accepted jobs whose message vanished from Redis, reported lost (pipelines/lost_jobs.py).",
+            ["pipeline"],
+        ),
     )
 
 
@@ -108,6 +114,10 @@ def observe_usage(record: UsageRecord) -> None:
 
 def observe_budget_refusal(store: str, pipeline: str) -> None:
     instruments().budget_refusals.labels(store, pipeline).inc()
+
+
+def observe_job_lost(pipeline: str) -> None:
+    instruments().jobs_lost.labels(pipeline).inc()
 
 
 def registry() -> Any:

@@ -85,6 +85,11 @@ def record_result(job_id: str, **fields: Any) -> None:
     _results.setdefault(job_id, {}).update(fields)
 
 
+def recorded_result(job_id: str) -> dict[str, Any]:
+    """What `job_id` recorded so far for its final status (read by the job's span before it ends)."""
+    return dict(_results.get(job_id) or {})
+
+
 class JobTracking(Middleware):
     """Keep `wandstore:job:<message id>` current: running, retrying, done or failed with a reason.
 

@@ -55,7 +55,9 @@ class GenerationStatus(BaseModel):
     id: str
     store: str | None = None
     pipeline: str | None = None
-    status: str = Field(description="queued, running, retrying, done or failed")
+    status: str = Field(
+        description="queued, running, retrying, done, failed, or lost (its message vanished from Redis)"
+    )
     progress: str | None = None
     attempts: int = 0
     output_keys: list[str] = Field(default_factory=list)

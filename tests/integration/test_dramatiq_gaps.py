@@ -108,3 +108,98 @@ def test_redis_timeouts_and_lost_connections_are_connection_losses_to_dramatiq(
     for call in (lambda: next(consumer), lambda: consumer.ack(None), lambda: consumer.requeue([])):
         with pytest.raises(ConnectionClosed):
             call()  # type: ignore[no-untyped-call]
+
+
+def _peer(broker: WandstoreBroker, redis_client: Any, **kwargs: Any) -> WandstoreBroker:
+    """Another worker process's broker on the same namespace (its own worker id)."""
+    other = WandstoreBroker(client=redis_client, namespace=broker.namespace, **kwargs)
+    other.declare_queue("q")
+    return other
+
+
+def _heartbeat_at(broker: WandstoreBroker, redis_client: Any, worker: WandstoreBroker, ms: int) -> None:
+    redis_client.zadd(f"{broker.namespace}:__heartbeats__", {worker.broker_id: ms})
+
+
+def _queued(broker: WandstoreBroker, redis_client: Any) -> int:
+    return int(redis_client.llen(f"{broker.namespace}:q"))
+
+
+def test_maintain_requeues_only_what_dead_workers_held(broker: WandstoreBroker, redis_client: Any) -> None:
+    from dramatiq.common import current_millis
+
+    from pipelines.dramatiq_gaps import claimed_by, dead_workers, maintain
+
+    # Given a worker that claimed two messages and went silent 20 s ago, and a live one holding one
+    dead, live = _peer(broker, redis_client), _peer(broker, redis_client)
+    for _ in range(3):
+        broker.enqueue(_message())
+    assert len(_drain(dead.consume("q", prefetch=2), want=2)) == 2
+    assert len(_drain(live.consume("q", prefetch=1), want=1)) == 1
+    _heartbeat_at(broker, redis_client, dead, current_millis() - 20_000)
+    survivor = _peer(broker, redis_client, heartbeat_timeout=15_000)
+    assert dead_workers(survivor) == [dead.broker_id]
+    assert claimed_by(survivor, [dead.broker_id], ["q"]) == 2
+    # When a survivor only heartbeats, nothing moves
+    maintain(survivor, ["q", "q.DQ"], requeue_dead=False)
+    assert _queued(broker, redis_client) == 0
+    # When it maintains, the dead worker's two messages are back on the queue, the live one's not
+    maintain(survivor, ["q", "q.DQ"])
+    assert _queued(broker, redis_client) == 2
+    assert claimed_by(survivor, [live.broker_id], ["q"]) == 1
+    # and the dead worker is forgotten, the survivor's own heartbeat recorded
+    beats = {m.decode() for m in redis_client.zrange(f"{broker.namespace}:__heartbeats__", 0, -1)}
+    assert dead.broker_id not in beats and survivor.broker_id in beats
+
+
+def test_the_maintenance_timer_recovers_a_dead_workers_messages_on_an_idle_fleet(
+    broker: WandstoreBroker, redis_client: Any
+) -> None:
+    import time
+
+    from dramatiq.common import current_millis
+
+    from pipelines.maintenance import BrokerMaintenance
+
+    # Given a dead worker holding a message, and a survivor that sends no broker command at all
+    dead = _peer(broker, redis_client)
+    broker.enqueue(_message())
+    assert len(_drain(dead.consume("q", prefetch=1), want=1)) == 1
+    _heartbeat_at(broker, redis_client, dead, current_millis() - 5_000)
+    survivor = _peer(broker, redis_client, heartbeat_timeout=1_000)
+    timer = BrokerMaintenance(interval_ms=50)
+    # When the survivor's worker boots, its maintenance thread runs on its own
+    timer.after_worker_boot(survivor, None)
+    try:
+        deadline = time.monotonic() + 5
+        while _queued(broker, redis_client) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        timer.before_worker_shutdown(survivor, None)
+    # Then the message is back on its queue, and the survivor heartbeats
+    assert _queued(broker, redis_client) == 1
+    assert redis_client.zscore(f"{broker.namespace}:__heartbeats__", survivor.broker_id) is not None
+
+
+def test_after_redis_was_away_longer_than_the_timeout_nobody_is_judged_dead_at_once(
+    broker: WandstoreBroker, redis_client: Any
+) -> None:
+    import time
+
+    from dramatiq.common import current_millis
+
+    from pipelines.maintenance import Maintainer
+
+    # Given a worker holding a message whose heartbeat is stale only because Redis was away
+    other = _peer(broker, redis_client)
+    broker.enqueue(_message())
+    assert len(_drain(other.consume("q", prefetch=1), want=1)) == 1
+    _heartbeat_at(broker, redis_client, other, current_millis() - 5_000)
+    survivor = _peer(broker, redis_client, heartbeat_timeout=1_000)
+    maintainer = Maintainer(survivor, lost_after_s=None)
+    maintainer._last_ok = time.monotonic() - 10  # this process could not reach Redis for 10 s either
+    # When the survivor's first pass after the outage runs
+    maintainer.tick()
+    # Then it only heartbeats: the other worker keeps its message for one timeout to speak up
+    assert _queued(broker, redis_client) == 0
+    assert redis_client.zscore(f"{broker.namespace}:__heartbeats__", survivor.broker_id) is not None

@@ -127,7 +127,9 @@ class Gateway:
         state.stats.requests += 1
         raw = await request.body()
         headers = request.headers
-        out_headers = {"cf-aig-log-id": _log_id(), "cf-aig-cache-status": "MISS"}
+        state.record_headers(headers)
+        # One endpoint, no fallback chain here: the first (and only) step always serves.
+        out_headers = {"cf-aig-log-id": _log_id(), "cf-aig-cache-status": "MISS", "cf-aig-step": "0"}
         try:
             _check_metadata(headers.get("cf-aig-metadata"))
             ttl = _number_header(headers, "cf-aig-cache-ttl")
@@ -280,6 +282,10 @@ class Gateway:
         """GET /_dev/stats."""
         return JSONResponse(self.state.stats.as_dict())
 
+    async def requests(self, request: Request) -> Response:
+        """GET /_dev/requests: the AI Gateway and trace headers of recent model calls, oldest first."""
+        return JSONResponse({"requests": list(self.state.seen_headers)})
+
     async def reset(self, request: Request) -> Response:
         """POST /_dev/reset: forget stats, caches, faults and runtime config."""
         self.state.reset()
@@ -308,6 +314,7 @@ def create_app(latency_ms: int = 0, hostile: bool = False) -> Starlette:
         Route("/_dev/config", gw.config, methods=["GET", "POST"]),
         Route("/_dev/faults", gw.faults, methods=["GET", "POST", "DELETE"]),
         Route("/_dev/stats", gw.stats, methods=["GET"]),
+        Route("/_dev/requests", gw.requests, methods=["GET"]),
         Route("/_dev/reset", gw.reset, methods=["POST"]),
         Route(base + "/{rest:path}", gw.not_found, methods=["GET", "POST", "PUT", "DELETE"]),
     ]

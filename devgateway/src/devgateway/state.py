@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -12,6 +13,19 @@ from devgateway.faults import FaultQueue
 K = TypeVar("K")
 V = TypeVar("V")
 _MAX_SEEN_SYSTEMS = 50_000
+_MAX_SEEN_REQUESTS = 1000
+# Request headers `GET /_dev/requests` shows (never cf-aig-authorization).
+_SHOWN_HEADERS = (
+    "cf-aig-metadata",
+    "cf-aig-event-id",
+    "cf-aig-request-timeout",
+    "cf-aig-collect-log-payload",
+    "cf-aig-skip-cache",
+    "cf-aig-cache-ttl",
+    "cf-aig-cache-key",
+    "traceparent",
+    "tracestate",
+)
 
 
 class LRU(Generic[K, V]):
@@ -109,6 +123,7 @@ class GatewayState:
         self.responses: LRU[str, CachedResponse] = LRU(20_000)
         self.answers: LRU[tuple[str, bool, tuple[str, ...], str], Any] = LRU(8_192)
         self.seen_systems: set[tuple[str, str]] = set()
+        self.seen_headers: deque[dict[str, str]] = deque(maxlen=_MAX_SEEN_REQUESTS)
 
     def reset(self) -> None:
         """Back to a fresh gateway: no stats, caches, faults or runtime config."""
@@ -118,6 +133,11 @@ class GatewayState:
         self.responses.clear()
         self.answers.clear()
         self.seen_systems.clear()
+        self.seen_headers.clear()
+
+    def record_headers(self, headers: Mapping[str, str]) -> None:
+        """Remember a model call's AI Gateway and trace headers (for tests: what the client sent)."""
+        self.seen_headers.append({name: headers[name] for name in _SHOWN_HEADERS if name in headers})
 
     def cached(self, key: str) -> CachedResponse | None:
         """A live gateway-cache entry under `key`, or None."""

@@ -36,6 +36,8 @@ WHAT_TO_DO = {
     "RateLimited": "The model provider kept rate-limiting through every retry; POST again in a few minutes.",
     "PermanentGatewayError": "The AI gateway refused the request (credentials, model or request); "
     "ops must check the gateway configuration.",
+    "JobLost": "Redis lost the job's message, so it never ran to the end: POST the generation again "
+    "(ops: docs/failures.md, 'A job reported lost').",
 }
 TRANSIENT = "A dependency stayed unavailable through every retry; POST again later (ops: see /healthz)."
 UNKNOWN = "An unexpected error; ops can find this job id in the worker logs."
@@ -72,7 +74,7 @@ def status_view(request: Request, info: dict[str, Any]) -> GenerationStatus:
         cost_usd=info.get("cost_usd"),
         served=info.get("served"),
         # A retrying job keeps its last error in the hash; it is an error only once the job failed.
-        error=describe_error(info.get("error")) if status == "failed" else None,
+        error=describe_error(info.get("error")) if status in ("failed", "lost") else None,
         batch=info.get("batch"),
         callback_url=info.get("callback_url"),
         webhook=info.get("webhook"),
