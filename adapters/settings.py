@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.errors import ConfigError
@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # Pipelines whose model calls ask AI Gateway not to log their payload
     # (`cf-aig-collect-log-payload: false`): a shopper's context stays out of the gateway's logs.
     gateway_no_log_payload: list[str] = Field(default_factory=lambda: ["personalize", "personalization"])
+    # The Cloudflare API (AI Gateway's log feedback: a reviewer's rejections and edits). Feedback
+    # is sent only when the token is set; the base URL points elsewhere in tests (the dev gateway).
+    cf_api_token: SecretStr | None = None
+    cf_api_base_url: str = "https://api.cloudflare.com/client/v4"
 
     # Object store. R2 when credentials are set, the local folder otherwise.
     r2_access_key_id: SecretStr | None = None
@@ -67,6 +71,23 @@ class Settings(BaseSettings):
     # False: no answer from the result cache or AI Gateway's cache (benchmarks, debugging).
     caches_enabled: bool = True
 
+    # Pacing to provider limits (adapters/rate_limiter.py): per model, requests and tokens per
+    # minute, as JSON `{"gpt-4o-mini": {"rpm": 500, "tpm": 200000}}` (bare or "openai/..." names;
+    # a prompt's front matter may set them for its model, these win). Unset: not paced.
+    model_limits: dict[str, dict[str, int]] = Field(default_factory=dict)
+    # The share of each model's budget kept for the interactive lane (personalization): batch
+    # calls use at most the rest.
+    model_limit_interactive_share: float = Field(default=0.2, ge=0, le=0.9)
+    # How far ahead of the steady rate the fleet may start calls (seconds of the budget).
+    model_limit_burst_s: float = Field(default=1.0, gt=0, le=60)
+    # Longest a batch call waits for its slot; past it the call goes to the prompt's fallback
+    # model, or the job is retried when a slot is free. Interactive calls wait until their deadline.
+    model_limit_max_wait_s: float = Field(default=300.0, ge=0, le=3600)
+    # A primary model with a fallback: tries before switching (5xx, connection errors, 429s), and
+    # how long every process then goes straight to the fallback.
+    model_primary_attempts: int = Field(default=2, ge=1, le=5)
+    model_down_s: float = Field(default=30.0, ge=0, le=3600)
+
     # Shopper personalization (the interactive lane).
     # An idle `interactive` consumer waits for a push on its queue at most this long
     # (pipelines/fastlane.py); it polls every `interactive_poll_ms` when it cannot wait.
@@ -88,10 +109,27 @@ class Settings(BaseSettings):
     # (no AOF/RDB, or a maxmemory policy that evicts). False only where losing them is fine.
     redis_require_durable: bool = True
 
-    # Broker: a worker silent for this long is dead and its claimed messages are requeued, by a
-    # maintenance pass that runs on this many of every million broker commands (Dramatiq's defaults).
-    broker_heartbeat_timeout_ms: int = Field(default=60_000, ge=1000)
-    broker_maintenance_chance: int = Field(default=1000, ge=0, le=1_000_000)
+    # Broker (docs/decisions/0016-broker-maintenance-on-a-timer.md). Every worker process runs the
+    # broker's maintenance every BROKER_MAINTENANCE_INTERVAL_MS (5 s): it is the process's heartbeat,
+    # and it requeues the messages of workers silent for BROKER_HEARTBEAT_TIMEOUT_MS (15 s): a dead
+    # worker's jobs run again within about 20 s. The timeout must be at least 3 intervals, so a live
+    # worker is never declared dead for one late beat. Dramatiq's own 1-in-N-per-million maintenance
+    # on broker commands is then not needed (0).
+    broker_heartbeat_timeout_ms: int = Field(default=15_000, ge=1000)
+    broker_maintenance_interval_ms: int = Field(default=5_000, ge=100, le=600_000)
+    broker_maintenance_chance: int = Field(default=0, ge=0, le=1_000_000)
+    # An open job (queued, running, retrying) unwritten this long whose message is in no queue, delay
+    # queue or worker's hands is reported `lost` (pipelines/lost_jobs.py).
+    jobs_lost_after_s: float = Field(default=120.0, ge=1)
+
+    # Fairness between stores on the batch lane (pipelines/fair.py, docs/operations in
+    # docs/processes.md): jobs wait in per-store lists and move onto `batch` round-robin while
+    # fewer than `fair_window` are queued and not started. False: first in, first out.
+    fair_dispatch: bool = True
+    fair_window: int = Field(default=128, ge=1, le=100_000)
+    fair_tick_ms: int = Field(default=50, ge=5, le=5000)
+    fair_lease_ms: int = Field(default=2000, ge=200, le=60_000)
+    fair_stale_s: int = Field(default=60, ge=1, le=3600)  # a queued job never seen starting stops counting
 
     # Worker metrics.
     metrics_host: str = "127.0.0.1"
@@ -103,6 +141,11 @@ class Settings(BaseSettings):
     api_rate_window_s: int = Field(default=60, ge=1)
     api_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # catalog uploads; no route more
     api_generation_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)  # POST .../generations
+    # Theme preview share links (adapters/share_links.py): signed with this secret (comma-separated:
+    # the first signs, any verifies); unset, a random one kept in Redis, shared by every API process.
+    share_link_secret: SecretStr | None = None
+    share_link_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)  # when the request names none
+    share_link_max_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
     # Isolation (docs/api-isolation.md): how long a request waits for each dependency before a 503,
     # and how long a client may take to send its headers and its body.
     api_redis_timeout_s: float = Field(default=3.0, gt=0)
@@ -116,7 +159,9 @@ class Settings(BaseSettings):
     local_store_min_free_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     catalog_export_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     catalog_batch_max_products: int = Field(default=20_000, ge=1)
-    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    # One store's webhook deliveries in flight at once: a slow receiver slows only its own store.
+    webhook_store_concurrency: int = Field(default=4, ge=1, le=1000)
     webhook_max_attempts: int = Field(default=6, ge=1, le=7)
     webhook_backoff_ms: int = Field(default=1000, ge=1)
     webhook_allow_private_hosts: bool = False  # callbacks to loopback/private addresses (dev, tests)
@@ -139,6 +184,26 @@ class Settings(BaseSettings):
     catalog_apply_delay_ms: int = Field(default=1000, ge=0, le=600_000)
     copy_regen_debounce_s: float = Field(default=30.0, ge=0, le=86_400)
 
+    @field_validator("model_limits")
+    @classmethod
+    def _model_limits(cls, v: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        for model, spec in v.items():
+            if not isinstance(spec, dict) or not spec or set(spec) - {"rpm", "tpm"}:
+                raise ValueError(f'{model!r} must map to {{"rpm": N, "tpm": N}} (one or both)')
+            if any(not isinstance(n, int) or n < 1 for n in spec.values()):
+                raise ValueError(f"{model!r}: rpm and tpm must be positive integers")
+        return v
+
+    @model_validator(mode="after")
+    def _heartbeat_outlasts_beats(self) -> Settings:
+        if self.broker_heartbeat_timeout_ms < 3 * self.broker_maintenance_interval_ms:
+            raise ValueError(
+                f"BROKER_HEARTBEAT_TIMEOUT_MS ({self.broker_heartbeat_timeout_ms}) must be at least 3 x "
+                f"BROKER_MAINTENANCE_INTERVAL_MS ({self.broker_maintenance_interval_ms}): a worker "
+                "heartbeats once per interval, and one late beat must not make it dead"
+            )
+        return self
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, v: str | None) -> str | None:
@@ -146,7 +211,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return v or None
 
-    @field_validator("ai_gateway_url", "r2_endpoint_url", "shopify_api_base_url")
+    @field_validator("ai_gateway_url", "r2_endpoint_url", "shopify_api_base_url", "cf_api_base_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
         if v and not re.match(r"^https?://[^\s/]+", v):
@@ -201,8 +266,10 @@ class Settings(BaseSettings):
 def _explain(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
-        var = str(err["loc"][0]).upper() if err["loc"] else "?"
-        parts.append(f"{var}: {err['msg']}")
+        if not err["loc"]:  # a rule across settings: its message names them
+            parts.append(str(err["msg"]).removeprefix("Value error, "))
+            continue
+        parts.append(f"{str(err['loc'][0]).upper()}: {err['msg']}")
     return "invalid configuration: " + "; ".join(parts)
 
 

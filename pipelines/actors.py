@@ -17,7 +17,7 @@ from adapters.errors import InvalidInput, PermanentError, RetryableError
 from adapters.retry import honour
 from pipelines.middleware import record_result, should_retry
 from pipelines.product_copy import generate_product_copy
-from pipelines.queues import BATCH, INTERACTIVE
+from pipelines.queues import BATCH, DELIVERIES, INTERACTIVE
 from pipelines.services import get_services
 
 NEVER_RETRY = (PermanentError, InvalidInput)
@@ -45,12 +45,18 @@ async def product_copy(store: str, product: dict[str, Any], options: dict[str, A
 
     async def work(job_id: str) -> None:
         published = await generate_product_copy(svc, store, product, options, job_id=job_id)
+        if published.push:
+            from pipelines.drafts_push import submit_followup
+
+            submit_followup(dramatiq.get_broker(), store, published.draft_id)
         record_result(
             job_id,
             output_keys=[published.key],
             cost_usd=published.cost_usd,
             served=published.meta["served"],
-            progress="published",
+            draft_id=published.draft_id,
+            live=str(published.live).lower(),
+            progress="published" if published.live else "waiting for review",
         )
 
     await run_job(work)
@@ -77,15 +83,36 @@ async def build_theme(store: str, brief: dict[str, Any]) -> None:
         result = await run_build(
             svc, store, brief, build_id=build_id, job_id=job_id, progress=status_progress(svc, job_id)
         )
+        pointer = [result.pointer_key] if result.live else []
         record_result(
             job_id,
-            output_keys=[result.theme_key, result.preview_key, result.pointer_key],
+            output_keys=[result.theme_key, result.preview_key, *pointer],
             cost_usd=result.meta["cost_usd"],
             served=result.meta["served"],
+            draft_id=result.draft_id,
+            live=str(result.live).lower(),
             progress="done",
         )
 
     await run_job(work)
+
+
+async def draft_followup(store: str, draft_id: str) -> None:
+    """After a draft was decided: mark AI Gateway's logs with the feedback, push approved copy to Shopify."""
+    from pipelines.drafts_push import followup
+
+    svc = get_services()
+
+    async def work(job_id: str) -> None:
+        done = await followup(svc, store, draft_id)
+        record_result(job_id, progress=f"feedback {done['feedback']}, shopify {done['shopify']}")
+
+    await run_job(work)
+
+
+def _delivery_retry(retries: int, exc: BaseException) -> bool:
+    # deliver_job bounds its attempts itself (WEBHOOK_MAX_ATTEMPTS), and a deferral is no attempt.
+    return isinstance(exc, dramatiq.Retry) or should_retry(retries, exc)
 
 
 def _interactive_retry(retries: int, exc: BaseException) -> bool:
@@ -190,13 +217,22 @@ def declare_actors(broker: Broker) -> dict[str, Actor[Any, Any]]:
     batch: dict[str, Any] = {"broker": broker, "queue_name": BATCH, "throws": NEVER_RETRY}
     declared = [
         dramatiq.actor(actor_name="product_copy", **batch)(product_copy),
-        dramatiq.actor(actor_name="deliver_webhook", **batch)(deliver_webhook),
+        # Its own queue (a slow receiver holds no batch work up), ahead of prefetched batch jobs.
+        dramatiq.actor(
+            broker=broker,
+            actor_name="deliver_webhook",
+            queue_name=DELIVERIES,
+            throws=NEVER_RETRY,
+            retry_when=_delivery_retry,
+            priority=-1,
+        )(deliver_webhook),
         dramatiq.actor(actor_name="build_theme", **batch)(build_theme),
         # A 10,000-product catalog at Shopify's standard rate takes longer than the default limit.
         dramatiq.actor(actor_name="catalog_sync", time_limit=6 * 3600 * 1000, **batch)(catalog_sync),
         dramatiq.actor(actor_name="shopify_product_event", **batch)(shopify_product_event),
         dramatiq.actor(actor_name="catalog_apply", **batch)(catalog_apply),
         dramatiq.actor(actor_name="regenerate_copy", **batch)(regenerate_copy),
+        dramatiq.actor(actor_name="draft_followup", **batch)(draft_followup),
         dramatiq.actor(
             broker=broker,
             actor_name="personalize",

@@ -1,4 +1,4 @@
-"""Product copy: one Shopify product to `stores/{store}/products/{id}/copy.json`."""
+"""Product copy: one Shopify product to a draft, and (policy permitting) to its `copy.json`."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from agents.product_copy import ProductCopyAgent
 from agents.shopify import describe_errors, parse_product
 from agents.usage import CallContext
 from domain.catalog import ARCHIVED, DRAFT, UNPUBLISHED, visibility
+from domain.drafts import draft_key
 from domain.keys import check_store, product_copy_key
 from pipelines.accounting import list_cost_nano, record_result_cache_hit, served_from_cache
-from pipelines.publish import build_meta, input_hash, publish
+from pipelines.drafts_review import propose_copy
+from pipelines.publish import build_meta, input_hash
 from pipelines.services import Services
 
 PIPELINE = "product_copy"
@@ -33,9 +35,12 @@ class CopyOptions(BaseModel):
 
 @dataclass
 class Published:
-    key: str
+    key: str  # the live copy's key, or the draft's while it waits for review
     product_id: str
     meta: dict[str, Any]
+    draft_id: str = ""
+    live: bool = True
+    push: bool = False  # approved copy queued for the store's Shopify push
 
     @property
     def cost_usd(self) -> str:
@@ -61,7 +66,10 @@ async def generate_product_copy(
     *,
     job_id: str = "",
 ) -> Published:
-    """Validate, write, check and publish copy for one product. Invalid input writes nothing."""
+    """Validate, write and check copy for one product, as a draft; publish it if the store's policy says so.
+
+    Invalid input writes nothing.
+    """
     check_store(store)
     item = parse_product(product)
     opts = parse_options(options)
@@ -91,7 +99,8 @@ async def generate_product_copy(
         run = await agent.run(ctx, variables, version=prompt.version)
         meta = build_meta(pipeline=PIPELINE, run=run, digest=digest, job_id=job_id, extra=extra)
         saved = list_cost_nano(run.records, svc.settings.price_overrides)
-        return {"body": run.output.model_dump(), "meta": meta, "list_cost_nano": saved}
+        logs = [r.gateway_log_id for r in run.records if r.gateway_log_id]
+        return {"body": run.output.model_dump(), "meta": meta, "list_cost_nano": saved, "log_ids": logs}
 
     # The digest covers prompt version, model and normalized input: equal digests, equal copy.
     # Shared within the store only: another merchant's identical product is generated anew.
@@ -108,14 +117,34 @@ async def generate_product_copy(
             saved_nano=int(got.value.get("list_cost_nano", 0)),
         )
     # Off the event loop: an R2 PUT takes tens of ms, and this loop is serving hundreds of jobs.
-    await asyncio.to_thread(publish, svc.store, key, got.value["body"], meta)
+    proposed = await asyncio.to_thread(
+        propose_copy,
+        svc.redis,
+        svc.store,
+        store=store,
+        product=item.model_dump(mode="json"),
+        body=got.value["body"],
+        meta=meta,
+        image_ids=list(variables["image_ids"]),
+        job_id=job_id,
+        log_ids=[] if got.hit else list(got.value.get("log_ids") or []),
+    )
     log.info(
-        "copy_published",
+        "copy_published" if proposed.live else "copy_waits_for_review",
         store=store,
         product_id=item.id,
         key=key,
+        draft_id=proposed.draft_id,
         cost_usd=meta["cost_usd"],
         served=meta["served"],
         prompt=prompt.ref,
     )
-    return Published(key=key, product_id=item.id, meta=meta)
+    where = key if proposed.live else draft_key(store, proposed.draft_id)
+    return Published(
+        key=where,
+        product_id=item.id,
+        meta=meta,
+        draft_id=proposed.draft_id,
+        live=proposed.live,
+        push=proposed.push,
+    )

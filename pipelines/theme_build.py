@@ -1,7 +1,9 @@
 """Theme builds: a brief and a store's products in, a published storefront theme out.
 
 Steps: brand -> design -> layout -> copy (one call per section, in parallel) -> review
-(at most two rounds; the critic may send named parts back once) -> publish. Every
+(at most two rounds; the critic may send named parts back once) -> publish the build's
+files and its draft; the storefront's pointer moves only when the store's policy allows
+(`drafts_review.propose_theme`: `auto`, checks passed, critic approved). Every
 agent's output passes deterministic checks before the critic sees it; a failing check
 goes back to the agent that made it, with the numbers, for one more round, and what
 still fails after that is fixed deterministically (and recorded in `theme.json`).
@@ -21,6 +23,7 @@ from typing import Any
 from adapters.errors import InvalidInput, InvalidOutput, NotFound, PermanentError
 from adapters.logs import get_logger
 from adapters.store import ObjectStore
+from adapters.stores import StoreRegistry
 from agents.base import Agent, AgentRun
 from agents.theme import (
     BrandStrategistAgent,
@@ -42,10 +45,11 @@ from domain.themes import checks
 from domain.themes.catalogue import SECTIONS
 from domain.themes.render import render_files, render_theme_json
 from domain.themes.safety import file_problems
+from pipelines.drafts_review import propose_theme
 from pipelines.publish import now_iso
 from pipelines.services import Services
 from pipelines.theme_document import PIPELINE, BuildParts, design_summary, page_summary, theme_document
-from pipelines.theme_publish import MANIFEST, activate, publish_files
+from pipelines.theme_publish import MANIFEST, publish_files
 from pipelines.theme_steps import StepStore
 
 CHECK_ROUNDS = 2  # the agent's answer, then one more round with the failing numbers
@@ -63,10 +67,12 @@ class BuildResult:
     store: str
     build_id: str
     keys: list[str]
-    pointer: dict[str, Any]
+    pointer: dict[str, Any] | None  # None while the build's draft waits for review
     meta: dict[str, Any]
     adjustments: list[dict[str, Any]]
     review: dict[str, Any]
+    draft_id: str = ""
+    live: bool = False
 
     @property
     def theme_key(self) -> str:
@@ -135,6 +141,7 @@ def _usage_rows(run: AgentRun[Any]) -> list[dict[str, Any]]:
             "cached_prompt_tokens": r.usage.cached_prompt_tokens,
             "completion_tokens": r.usage.completion_tokens,
             "served": r.served.value,
+            "log_id": r.gateway_log_id,
         }
         for r in run.records
     ]
@@ -167,6 +174,7 @@ class ThemeBuild:
         self.copywriter = SectionCopywriterAgent(runtime)
         self.critic = ThemeCriticAgent(runtime)
         self.records: dict[str, dict[str, Any]] = {}
+        self.currency = ""  # the store record's, frozen with the inputs
 
     # --- steps ---------------------------------------------------------------
 
@@ -190,16 +198,24 @@ class ThemeBuild:
         brief = self.brief.model_dump()
         if saved is None:
             products = load_catalog(self.svc.store, self.store)
+            # A brief without a locale is in the store's; prices are in the store's currency.
+            record = StoreRegistry(self.svc.redis).get(self.store)
+            brief["locale"] = brief.get("locale") or (record.locale if record else "en")
             saved = {
                 "store": self.store,
                 "brief": brief,
                 "products": [asdict(p) for p in products],
+                "currency": record.currency if record else "",
             }
             self.steps.put("inputs", saved)
-        elif saved["store"] != self.store or saved["brief"] != brief:
-            raise InvalidInput(
-                f"build {self.build_id} was started for another store or brief; use a new build id"
-            )
+        else:
+            kept = {**saved["brief"], "locale": saved["brief"].get("locale")}
+            if saved["store"] != self.store or kept != {**brief, "locale": brief["locale"] or kept["locale"]}:
+                raise InvalidInput(
+                    f"build {self.build_id} was started for another store or brief; use a new build id"
+                )
+        self.brief = ThemeBrief.model_validate(saved["brief"])
+        self.currency = saved.get("currency", "")
         return [StoreProduct(**{**p, "tags": tuple(p["tags"])}) for p in saved["products"]]
 
     def _brand_vars(self, name: str, products: list[StoreProduct]) -> dict[str, Any]:
@@ -277,8 +293,8 @@ class ThemeBuild:
             step,
             self.designer,
             variables,
-            checks.design_problems,
-            checks.fix_design,
+            lambda tokens: checks.design_problems(tokens, self.brief.palette_hint),
+            lambda tokens: checks.fix_design(tokens, self.brief.palette_hint),
             feedback=feedback,
             previous=previous,
         )
@@ -329,6 +345,7 @@ class ThemeBuild:
                 products=shown,
                 feedback=fb,
                 previous=prev,
+                locale=self.brief.locale,
             )
 
         return await self._checked(
@@ -336,7 +353,7 @@ class ThemeBuild:
             self.copywriter,
             variables,
             lambda words: checks.copy_problems(spec, words),
-            lambda words: checks.fix_copy(spec, words),
+            lambda words: checks.fix_copy(spec, words, self.brief.locale),
             feedback=feedback,
             previous=previous,
         )
@@ -460,6 +477,7 @@ class ThemeBuild:
             layout=layout,
             copies=copies,
             reviews=reviews,
+            currency=self.currency,
             # Sorted: steps finish in any order (copy runs concurrently), and a resumed build must
             # render the same bytes, or publishing meets its own earlier files as a conflict.
             records={step: self.records[step] for step in sorted(self.records)},
@@ -471,12 +489,22 @@ class ThemeBuild:
         if unsafe:
             raise PermanentError(f"refusing to publish theme build {self.build_id}: " + "; ".join(unsafe[:5]))
         keys = publish_files(self.svc.store, self.store, self.build_id, files)
+        # The build's files are written; whether it goes live is the store's policy (drafts_review).
         published = self.steps.get("published")
         if published is None:
-            pointer = activate(self.svc.store, self.store, self.build_id)
-            self.steps.put("published", {"pointer": pointer})
-        else:
-            pointer = published["pointer"]
+            logs = [row.get("log_id") for r in self.records.values() for row in r["usage"]]
+            proposed = propose_theme(
+                self.svc.redis,
+                self.svc.store,
+                store=self.store,
+                build_id=self.build_id,
+                doc=doc,
+                job_id=self.ctx.job_id,
+                log_ids=[x for x in logs if x],
+            )
+            published = {"pointer": proposed.pointer, "draft_id": proposed.draft_id, "live": proposed.live}
+            self.steps.put("published", published)
+        pointer = published["pointer"]
         meta = doc["meta"]
         log.info(
             "theme_published",
@@ -486,9 +514,19 @@ class ThemeBuild:
             cost_usd=meta["cost_usd"],
             calls=meta["calls"],
             approved=doc["review"]["approved"],
+            draft_id=published.get("draft_id"),
+            live=bool(published.get("live", True)),
         )
         return BuildResult(
-            self.store, self.build_id, keys, pointer, meta, doc["checks"]["adjustments"], doc["review"]
+            self.store,
+            self.build_id,
+            keys,
+            pointer,
+            meta,
+            doc["checks"]["adjustments"],
+            doc["review"],
+            draft_id=str(published.get("draft_id") or ""),
+            live=bool(published.get("live", True)),
         )
 
 

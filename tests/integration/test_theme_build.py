@@ -67,6 +67,14 @@ def build(svc: Any, build_id: str | None = None, brief: dict[str, Any] | None = 
     return arun(build_theme(svc, kw.pop("store", STORE), brief or BRIEF, build_id=build_id, **kw))
 
 
+def approve(svc: Any, result: Any, store: str = STORE) -> None:
+    """A person approves the build's draft (a store's themes wait for review by default)."""
+    from pipelines.drafts_review import approve as approve_draft
+
+    assert not result.live and result.pointer is None
+    approve_draft(svc.redis, svc.store, store, result.draft_id, by="test")
+
+
 def manifest(svc: Any, build_id: str, store: str = STORE) -> dict[str, Any]:
     doc: dict[str, Any] = svc.store.get(f"themes/{store}/builds/{build_id}/theme.json").json()
     return doc
@@ -104,10 +112,11 @@ class Watched:
 # --- the build ------------------------------------------------------------------
 
 
-def test_worker_build_publishes_every_file_then_the_pointer(
+def test_worker_build_publishes_every_file_then_the_pointer_once_approved(
     store_kind: Any, worker: Any, gateway: Any
 ) -> None:
     from entrypoints import compose
+    from pipelines.drafts_review import approve as approve_draft
 
     broker = compose.process_broker()
 
@@ -120,11 +129,10 @@ def test_worker_build_publishes_every_file_then_the_pointer(
     assert info["progress"] == "done" and info["build_id"] == job
     doc = manifest(store_kind, job)
     prefix = f"themes/{STORE}/builds/{job}/"
-    assert info["output_keys"] == [
-        prefix + "theme.json",
-        prefix + "preview.html",
-        f"themes/{STORE}/current.json",
-    ]
+    assert info["output_keys"] == [prefix + "theme.json", prefix + "preview.html"]
+    # And it waits for review (the default for themes): no pointer yet, a draft named in the status
+    assert info["live"] == "false" and info["draft_id"]
+    assert not store_kind.store.exists(f"themes/{STORE}/current.json")
     # And every file theme.json lists is there, with its hash and content type
     expected = {"tokens.css", "theme.css", "preview.html"} | {s["fragment"] for s in doc["sections"]}
     assert set(doc["files"]) == expected
@@ -139,7 +147,8 @@ def test_worker_build_publishes_every_file_then_the_pointer(
     # And the page starts with the hero and ends with the footer, from the catalogue only
     types = [s["type"] for s in doc["sections"]]
     assert types[0] == "hero" and types[-1] == "footer" and len(set(types)) == len(types)
-    # And the pointer names this build; cost is counted by agent
+    # And once approved, the pointer names this build; cost is counted by agent
+    approve_draft(store_kind.redis, store_kind.store, STORE, info["draft_id"], by="test")
     assert pointer(store_kind)["build_id"] == job
     meta = doc["meta"]
     assert set(meta["cost_by_agent"]) == set(AGENTS)
@@ -180,8 +189,9 @@ def test_pointer_is_written_only_after_every_file_exists(catalog: Any, gateway: 
     # Given a store that records what existed when the pointer was written
     watched = Watched(catalog.store)
     catalog.store = watched
-    # When a theme is built
+    # When a theme is built and approved
     result = build(catalog)
+    approve(catalog, result)
     # Then every build file was there before the pointer, theme.json was the last of them
     prefix = f"themes/{STORE}/builds/{result.build_id}/"
     files = [prefix + p for p in manifest(catalog, result.build_id)["files"]] + [prefix + "theme.json"]
@@ -193,6 +203,7 @@ def test_pointer_is_written_only_after_every_file_exists(catalog: Any, gateway: 
 def test_failed_publish_keeps_the_old_theme_and_a_rerun_finishes(catalog: Any, gateway: Any) -> None:
     # Given a published theme
     first = build(catalog)
+    approve(catalog, first)
     # When the next build's publish fails half-way (preview.html can't be written)
     watched = Watched(catalog.store, fail_on="preview.html")
     catalog.store = watched
@@ -205,6 +216,7 @@ def test_failed_publish_keeps_the_old_theme_and_a_rerun_finishes(catalog: Any, g
     calls = gateway.stats()["model_calls"]
     again = build(catalog, build_id="second-build-0001")
     assert gateway.stats()["model_calls"] == calls  # nothing was asked of a model again
+    approve(catalog, again)
     assert pointer(catalog)["build_id"] == again.build_id == "second-build-0001"
     assert pointer(catalog)["previous_build_id"] == first.build_id
 
@@ -306,7 +318,9 @@ def test_rollback_restores_the_previous_pointer(services: Any, gateway: Any) -> 
     services.store = open_store(get_settings())
     save_catalog(services, store)
     first = build(services, store=store)
+    approve(services, first, store)
     second = build(services, store=store, brief={**BRIEF, "tone": "quiet"})
+    approve(services, second, store)
     assert pointer(services, store)["build_id"] == second.build_id
     # When the first is activated again
     runner = CliRunner()

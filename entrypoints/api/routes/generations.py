@@ -73,6 +73,8 @@ def status_view(request: Request, info: dict[str, Any]) -> GenerationStatus:
         output_urls=[str(request.url_for("get_output", store=store, key=k)) for k in keys] if store else [],
         cost_usd=info.get("cost_usd"),
         served=info.get("served"),
+        draft_id=info.get("draft_id"),
+        live={"true": True, "false": False}.get(str(info.get("live"))),
         # A retrying job keeps its last error in the hash; it is an error only once the job failed.
         error=describe_error(info.get("error")) if status in ("failed", "lost") else None,
         batch=info.get("batch"),
@@ -105,7 +107,7 @@ async def create_generation(
     """
     ctx = ctx_of(request)
     parsed = await read_body(request, GenerationRequest)
-    body = parsed.model
+    body = parsed.model.body
     submit = SUBMITTERS.get(body.pipeline)
     if submit is None:
         raise ApiError(
@@ -116,7 +118,7 @@ async def create_generation(
     principal = principal_of(request)
     if body.pipeline == "theme_build":
         require_scope(principal, "publish", "a theme build (it makes the new theme live)")
-        if "products" in body.input:
+        if body.input.products is not None:
             require_scope(principal, "catalog", "a theme build with input.products (it replaces the catalog)")
 
     extra: dict[str, Any] = {}
