@@ -7,9 +7,11 @@ from typing import Any
 
 from agents.theme.inputs import StoreProduct
 from agents.usage import Served, nano_to_usd
+from domain.i18n import normalize
 from domain.sanitize import defang_tree
 from domain.themes import checks
 from domain.themes.catalogue import FONT_STACKS, SECTIONS
+from domain.themes.hue import hint_colours, hue_report
 from domain.themes.render import css_variables
 from pipelines.publish import input_hash
 
@@ -36,6 +38,7 @@ class BuildParts:
     copies: dict[str, Record]
     reviews: list[dict[str, Any]]
     records: dict[str, Record]  # every step this build ran or resumed, by step name
+    currency: str = ""  # ISO 4217, from the store record ('' for a store nobody added)
 
 
 def design_summary(tokens: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +102,7 @@ def theme_document(parts: BuildParts, generated_at: str) -> dict[str, Any]:
     ]
     last = parts.reviews[-1]
     tokens_out = {k: tokens[k] for k in ("palette", "typography", "shape")}
+    hint = parts.brief.get("palette_hint")
     # Check messages and review notes quote model text: defang it like every other field.
     return defang_tree(
         {
@@ -106,6 +110,8 @@ def theme_document(parts: BuildParts, generated_at: str) -> dict[str, Any]:
             "store": parts.store,
             "build_id": parts.build_id,
             "name": parts.name,
+            "locale": normalize(parts.brief.get("locale")),
+            "currency": parts.currency,
             "brief": parts.brief,
             "brand": parts.brand,
             "tokens": {
@@ -121,6 +127,10 @@ def theme_document(parts: BuildParts, generated_at: str) -> dict[str, Any]:
             "products": [p.for_theme() for p in parts.products if p.id in shown],
             "checks": {
                 "contrast": [c.as_dict() for c in checks.contrast_report(tokens["palette"])],
+                "palette_hint": {
+                    "colours": [c.as_dict() for c in hint_colours(hint)],
+                    "hues": [r.as_dict() for r in hue_report(tokens["palette"], hint)],
+                },
                 "adjustments": [note for record in used for note in record.get("notes", [])],
                 "css_dropped": css_dropped,
                 "rounds": {step: r["checks"] for step, r in parts.records.items() if "checks" in r},

@@ -7,6 +7,7 @@ from typing import Any
 from agents.base import Agent
 from agents.schemas.theme import CopyItem, SectionCopy
 from agents.theme.inputs import StoreProduct
+from domain.i18n import normalize
 from domain.sanitize import plain_text
 from domain.themes.catalogue import SectionSpec
 
@@ -24,8 +25,10 @@ class SectionCopywriterAgent(Agent[SectionCopy]):
         products: list[StoreProduct],
         feedback: list[str] | None = None,
         previous: dict[str, Any] | None = None,
+        locale: str | None = None,
     ) -> dict[str, Any]:
         return {
+            "locale": normalize(locale),
             "section": {**spec.brief(), "intent": plain_text(intent, 200)},
             "brand": brand,
             "store_name": plain_text(store_name, 80),

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from adapters.errors import InvalidInput
 from agents.shopify import ShopifyProduct, describe_errors, load_products
 from domain.sanitize import html_to_text, plain_text
 
 MAX_PRODUCTS = 60
+_LOCALE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 _SUMMARY_CHARS = 220
 
 
 class ThemeBrief(BaseModel):
-    """The brief contract: `description`, and optionally `audience`, `tone`, `palette_hint`."""
+    """The brief contract: `description`, and optionally `audience`, `tone`, `palette_hint`, `locale`.
+
+    `locale` is the language the page is written in (a tag such as `es` or `pt-BR`); left out,
+    a build takes the store record's.
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -25,6 +31,16 @@ class ThemeBrief(BaseModel):
     audience: str | None = Field(default=None, max_length=300)
     tone: str | None = Field(default=None, max_length=200)
     palette_hint: str | None = Field(default=None, max_length=200)
+    locale: str | None = Field(default=None, max_length=20, description="e.g. es, fr, de or pt-BR")
+
+    @field_validator("locale", mode="before")
+    @classmethod
+    def _locale(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().replace("_", "-")
+            if not _LOCALE.fullmatch(value):
+                raise ValueError("must be a language tag such as 'es', 'fr' or 'pt-BR'")
+        return value
 
     def as_data(self) -> dict[str, str]:
         """The brief as plain text fields for a prompt (markup removed, nothing active)."""

@@ -7,6 +7,7 @@ from typing import Any
 from agents.base import Agent
 from agents.schemas.theme import BrandStrategy
 from agents.theme.inputs import StoreProduct, ThemeBrief
+from domain.i18n import normalize
 from domain.sanitize import plain_text
 
 PROMPT_PRODUCTS = 24
@@ -25,6 +26,7 @@ class BrandStrategistAgent(Agent[BrandStrategy]):
         return {
             "store_name": plain_text(store_name, 80),
             "brief": brief.as_data(),
+            "locale": normalize(brief.locale),
             "products": [p.for_prompt(with_id=False) for p in products[:PROMPT_PRODUCTS]],
         }
 

@@ -29,6 +29,8 @@ from domain.themes.catalogue import (
 )
 from domain.themes.contrast import adjust_to_ratio, ratio
 from domain.themes.css import length_px, sanitize_declarations
+from domain.themes.hue import fix_hues, hue_problems
+from domain.themes.i18n import default_cta, section_label
 
 MODEL_CSS_FIELDS = ("heading_css", "button_css")
 # A storefront's home page shows products: at least one of these.
@@ -87,9 +89,10 @@ def contrast_report(palette: dict[str, str]) -> list[ContrastResult]:
 # --- design ---------------------------------------------------------------------
 
 
-def design_problems(tokens: dict[str, Any]) -> list[str]:
-    """Contrast pairs under WCAG 2.1 AA, invalid or out-of-range CSS values, unusable fonts."""
+def design_problems(tokens: dict[str, Any], palette_hint: str | None = None) -> list[str]:
+    """Contrast pairs under WCAG 2.1 AA, hues away from the palette hint, bad CSS values, unusable fonts."""
     problems = [c.sentence() for c in contrast_report(tokens["palette"]) if not c.passes]
+    problems.extend(hue_problems(tokens["palette"], palette_hint))
     for name, limit in RADIUS_MAX_PX.items():
         value = tokens["shape"][name]
         try:
@@ -109,14 +112,17 @@ def design_problems(tokens: dict[str, Any]) -> list[str]:
     return problems
 
 
-def fix_design(tokens: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Tokens made to pass: text colours moved toward black or white just enough, values clamped.
+def fix_design(
+    tokens: dict[str, Any], palette_hint: str | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Tokens made to pass: hues turned to the hint's, text colours moved toward black or white
+    just enough (which keeps their hue), values clamped.
 
     Raises `UnfixableContrast` (with the numbers) when a colour must sit on two backgrounds
     no single colour can serve, e.g. a dark background and a light surface.
     """
     fixed = copy.deepcopy(tokens)
-    notes: list[dict[str, Any]] = []
+    fixed["palette"], notes = fix_hues(fixed["palette"], palette_hint)
     palette = fixed["palette"]
     for rule in CONTRAST_RULES:
         before = palette[rule.fg]
@@ -285,8 +291,11 @@ def copy_problems(spec: SectionSpec, words: dict[str, Any]) -> list[str]:
     return problems
 
 
-def fix_copy(spec: SectionSpec, words: dict[str, Any]) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """Copy that fits: trimmed at a word boundary, defaults for required fields; None drops the section."""
+def fix_copy(
+    spec: SectionSpec, words: dict[str, Any], locale: str | None = None
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """Copy that fits: trimmed at a word boundary, defaults (in the brief's language) for required
+    fields; None drops the section."""
     notes: list[dict[str, Any]] = []
     fixed: dict[str, Any] = {}
     for name in COPY_FIELDS:
@@ -301,7 +310,8 @@ def fix_copy(spec: SectionSpec, words: dict[str, Any]) -> tuple[dict[str, Any] |
             )
             value = trimmed
         if not value and name in spec.required:
-            value = spec.default_cta if name == "cta_label" and spec.default_cta else spec.label
+            cta = default_cta(spec.type, locale) if spec.default_cta else ""
+            value = cta if name == "cta_label" and cta else section_label(spec.type, locale)
             notes.append({"part": f"copy:{spec.type}", "field": name, "from_length": 0, "to": value})
         fixed[name] = value
     items = []

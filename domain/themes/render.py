@@ -18,17 +18,16 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from domain.i18n import format_price, normalize
 from domain.themes.catalogue import FONT_STACKS, SECTIONS
+from domain.themes.i18n import ui_strings
+from domain.themes.images import PREVIEW_CSP, shopify_image
 
 TEMPLATES = Path(__file__).parent / "templates"
 _SAFE_CSS_VALUE = re.compile(r"^[#A-Za-z0-9 .,'\-]+$")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-NAV_LABELS = {
-    "featured_collection": "Collection",
-    "product_grid": "Shop",
-    "story": "Our story",
-    "newsletter": "Newsletter",
-}
+NAV_SECTIONS = ("featured_collection", "product_grid", "story", "newsletter")
+_CSS_STRING_SAFE = re.compile(r"[^\\\"'<>\x00-\x1f\x7f]")
 _ARTICLES = {"the", "a", "an", "le", "la", "les", "el", "der", "die", "das"}
 _GENERIC_TYPES = {"", "normal", "default", "all", "product", "products"}
 SPACE_STEPS = (1, 2, 3, 4, 6, 8, 12, 16)
@@ -60,6 +59,11 @@ def _css_value(value: Any) -> str:
     return text
 
 
+def _css_string(value: Any) -> str:
+    """Text for a CSS string in double quotes: quotes, backslashes, '<', '>' and controls escaped."""
+    return "".join(ch if _CSS_STRING_SAFE.fullmatch(ch) else f"\\{ord(ch):x} " for ch in str(value))
+
+
 @functools.cache
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -71,6 +75,7 @@ def _env() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["css_value"] = _css_value
+    env.filters["css_string"] = _css_string
     return env
 
 
@@ -119,21 +124,48 @@ def paragraphs(body: str, target: int = 280) -> list[str]:
     return out
 
 
-def _section_context(section: dict[str, Any], products: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _card(product: dict[str, Any], currency: str, locale: str) -> dict[str, Any]:
+    """A product as the templates show it: Shopify CDN image (or a letter), price in the store's money."""
+    image = product.get("image") or {}
+    src = shopify_image(image.get("src"))
+    return {
+        **product,
+        "kicker": _kicker(product),
+        "mark": _mark(product["title"]),
+        "img": {"src": src, "alt": image.get("alt") or product["title"]} if src else None,
+        "price_text": format_price(product["price"], currency, locale) if product.get("price") else "",
+    }
+
+
+def _section_context(
+    section: dict[str, Any], products: dict[str, dict[str, Any]], currency: str, locale: str
+) -> dict[str, Any]:
     spec = SECTIONS[section["type"]]
-    shown = [
-        {**products[pid], "kicker": _kicker(products[pid]), "mark": _mark(products[pid]["title"])}
-        for pid in section["product_ids"]
-        if pid in products
-    ]
+    shown = [_card(products[pid], currency, locale) for pid in section["product_ids"] if pid in products]
     copy = {**section["copy"], "paragraphs": paragraphs(section["copy"].get("body", ""))}
     return {**section, "copy": copy, "spec": spec, "products": shown}
 
 
-def render_section(section: dict[str, Any], products: dict[str, dict[str, Any]], name: str) -> str:
-    """One section's HTML fragment."""
+def doc_locale(doc: dict[str, Any]) -> str:
+    """The build's language tag: the document's, else its brief's, else English."""
+    return normalize(doc.get("locale") or (doc.get("brief") or {}).get("locale"))
+
+
+def render_section(
+    section: dict[str, Any],
+    products: dict[str, dict[str, Any]],
+    name: str,
+    *,
+    locale: str = "en",
+    currency: str = "",
+) -> str:
+    """One section's HTML fragment, its fixed words in `locale`, prices in `currency`."""
     template = _env().get_template(f"sections/{section['type']}.html.j2")
-    return template.render(section=_section_context(section, products), store_name=name)
+    return template.render(
+        section=_section_context(section, products, currency, locale),
+        store_name=name,
+        t=ui_strings(locale, name),
+    )
 
 
 def render_files(doc: dict[str, Any]) -> list[RenderedFile]:
@@ -143,6 +175,8 @@ def render_files(doc: dict[str, Any]) -> list[RenderedFile]:
     tokens_css = env.get_template("tokens.css.j2").render(css_vars=css_vars, store=doc["store"])
     theme_css = env.get_template("theme.css.j2").render(model_css=doc["model_css"])
     products = {p["id"]: p for p in doc["products"]}
+    locale, currency = doc_locale(doc), doc.get("currency") or ""
+    t = ui_strings(locale, doc["name"])
     files = [
         RenderedFile("tokens.css", tokens_css.encode(), "text/css; charset=utf-8"),
         RenderedFile("theme.css", theme_css.encode(), "text/css; charset=utf-8"),
@@ -150,16 +184,16 @@ def render_files(doc: dict[str, Any]) -> list[RenderedFile]:
     main: list[Markup] = []
     footer: list[Markup] = []
     for section in doc["sections"]:
-        html = render_section(section, products, doc["name"])
+        html = render_section(section, products, doc["name"], locale=locale, currency=currency)
         # Rendered just now with autoescape on: trusted markup from here on.
         (footer if section["type"] == "footer" else main).append(Markup(html))
         files.append(RenderedFile(section["fragment"], html.encode(), "text/html; charset=utf-8"))
-    nav = [
-        {"type": s["type"], "label": NAV_LABELS[s["type"]]}
-        for s in doc["sections"]
-        if s["type"] in NAV_LABELS
-    ]
+    shown = [s["type"] for s in doc["sections"]]
+    nav = [{"type": kind, "label": t[f"nav_{kind}"]} for kind in shown if kind in NAV_SECTIONS]
     preview = env.get_template("preview.html.j2").render(
+        lang=locale,
+        t=t,
+        csp=PREVIEW_CSP,
         name=doc["name"],
         store=doc["store"],
         build_id=doc["build_id"],

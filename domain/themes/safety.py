@@ -10,6 +10,7 @@ import re
 from html.parser import HTMLParser
 
 from domain.themes.css import stylesheet_problems
+from domain.themes.images import shopify_image
 
 _FORBIDDEN_TAGS = {
     "script",
@@ -47,6 +48,8 @@ class _Scanner(HTMLParser):
                 self.problems.append(f"inline style attribute on <{tag}>")
             elif name in _URL_ATTRS and not _SAFE_URL.fullmatch((value or "").strip()):
                 self.problems.append(f"{name} on <{tag}> is not a fragment or https URL")
+            elif tag == "img" and name == "src" and not shopify_image(value):
+                self.problems.append(f"src on <img> is not an image on Shopify's CDN: {(value or '')[:80]!r}")
         self._in_style = tag == "style"
 
     def handle_endtag(self, tag: str) -> None:
@@ -58,7 +61,7 @@ class _Scanner(HTMLParser):
 
 
 def html_problems(markup: str) -> list[str]:
-    """Scripts, frames, handlers, inline styles, unsafe URLs, and unsafe CSS in <style>."""
+    """Scripts, frames, handlers, inline styles, unsafe URLs, images off Shopify's CDN, unsafe CSS."""
     scanner = _Scanner()
     scanner.feed(markup)
     scanner.close()

@@ -24,6 +24,7 @@ from entrypoints.api.routes import (
     generations,
     health,
     outputs,
+    shared,
     shopify_webhooks,
     stores,
     themes,
@@ -74,7 +75,8 @@ def create_app(context: ApiContext | None = None, settings: Settings | None = No
     app.state.metrics = metrics = ApiMetrics(ctx.redis)
     install_handlers(app)
     routers = [
-        m.router for m in (stores, generations, outputs, batches, themes, costs, health, shopify_webhooks)
+        m.router
+        for m in (stores, generations, outputs, batches, themes, shared, costs, health, shopify_webhooks)
     ]
     for router in routers:
         app.include_router(router)

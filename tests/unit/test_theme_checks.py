@@ -227,12 +227,21 @@ def test_failed_checks_reach_the_agent_with_their_numbers(agent: str, feedback: 
         "theme_designer": lambda: {
             "brand": {},
             "palette_hint": "",
+            "hint_colours": "",
+            "hue_rule": "",
+            "locale": "en",
             "fonts": [],
             "contrast_rules": [],
             "css_properties": [],
         },
         "layout_planner": lambda: {"brand": {}, "catalogue": [], "products": [], "rules": {}},
-        "section_copywriter": lambda: {"section": {}, "brand": {}, "store_name": "x", "products": []},
+        "section_copywriter": lambda: {
+            "section": {},
+            "brand": {},
+            "store_name": "x",
+            "products": [],
+            "locale": "en",
+        },
     }[agent]()
     assert ThemeBrief(description="calm linen")
     messages = prompt.render({**variables, "feedback": [feedback], "previous": previous})

@@ -28,14 +28,35 @@ class _Unsupported(Exception):
     """The pattern uses a construct this generator does not handle."""
 
 
-def palette_colour(name: str, rng: random.Random) -> str:
-    """A hex colour chosen so text-ish names are dark, background-ish names light, others accents."""
+def palette_colour(name: str, rng: random.Random, hints: tuple[str, ...] = ()) -> str:
+    """A hex colour chosen so text-ish names are dark, background-ish names light, others accents.
+
+    With `hints` (colours the prompt's palette hint gives), accents are one of those, darkened
+    (which keeps its hue) until white text on it reads at 4.5:1, as a designer honouring it would.
+    """
     lowered = name.lower()
     if any(h in lowered for h in _LIGHT_HINTS):
         return rng.choice(LIGHT)
     if any(h in lowered for h in _DARK_HINTS):
         return rng.choice(DARK)
+    if hints:
+        return _dark_enough(rng.choice(hints))
     return rng.choice(ACCENT)
+
+
+def _luminance(colour: str) -> float:
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _dark_enough(colour: str) -> str:
+    rgb = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    for step in range(21):
+        scaled = "#" + "".join(f"{round(c * (1 - step / 20)):02x}" for c in rgb)
+        if 1.05 / (_luminance(scaled) + 0.05) >= 4.5:
+            return scaled
+    return "#000000"
 
 
 def _category_chars(category: Any) -> str:

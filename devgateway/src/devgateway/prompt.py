@@ -20,6 +20,9 @@ _MAX_WORDS = 4000
 _ENOUGH_DATA_WORDS = 12
 _EDGES = "'\u2019-"
 _MAX_WORD_LEN = 24
+# A line that says "palette hint" in prose (not inside quoted or JSON data, such as feedback).
+_HINT_LINE = re.compile(r"(?im)^[^\"\[{\n]*\b(?:palette|colou?r) hint\b.*$")
+_HEX = re.compile(r"#[0-9a-fA-F]{6}\b")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Material:
 
     words: tuple[str, ...]
     candidate_ids: tuple[str | int, ...] = field(default=())
+    # Colours a "palette hint" line of the prompt gives as #rrggbb: a designer honours them.
+    hint_colours: tuple[str, ...] = field(default=())
 
 
 def content_text(content: Any) -> str:
@@ -172,4 +177,5 @@ def material(conversation: Conversation) -> Material:
     # The data (a product, a brief) is what a real answer talks about; the prose is instructions.
     words = data if len(data) >= _ENOUGH_DATA_WORDS else data + prose
     unique_ids = tuple(dict.fromkeys(ids))
-    return Material(words=tuple(words[:_MAX_WORDS]), candidate_ids=unique_ids)
+    hints = tuple(dict.fromkeys(h.lower() for line in _HINT_LINE.findall(source) for h in _HEX.findall(line)))
+    return Material(words=tuple(words[:_MAX_WORDS]), candidate_ids=unique_ids, hint_colours=hints)

@@ -113,6 +113,7 @@ class _Generator:
         self.root = root
         self.words = list(material.words) or list(FALLBACK_WORDS)
         self.ids = list(material.candidate_ids)
+        self.hints = tuple(material.hint_colours)
         self.rng = rng
         self.hostile = hostile
         self.payloads = payloads or HOSTILE_PAYLOADS
@@ -345,7 +346,7 @@ class _Generator:
             if formatted is not None:
                 return fit_text(formatted, low, high, self._filler(8))
         if _hint(lowered, ("colour", "color", "hex")):
-            return fit_text(palette_colour(lowered, self.rng), low, high, self._filler(4))
+            return fit_text(palette_colour(lowered, self.rng, self.hints), low, high, self._filler(4))
         if (lowered == "id" or lowered.endswith("_id")) and self.ids:
             return fit_text(str(self.rng.choice(self.ids)), low, high, self._filler(4))
         if lowered.endswith("html") or lowered == "html":
@@ -372,7 +373,7 @@ class _Generator:
 
     def _patterned(self, pattern: str, name: str, low: int, high: int | None) -> str:
         if looks_like_hex_colour_pattern(pattern):
-            colour = palette_colour(name, self.rng)
+            colour = palette_colour(name, self.rng, self.hints)
             candidates = [colour, colour[:4] if len(colour) == 7 else colour]
             for candidate in candidates:
                 if self._fits(candidate, pattern, low, high):

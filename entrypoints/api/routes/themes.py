@@ -1,17 +1,18 @@
-"""Theme builds: list a store's published builds, activate one (rollback or roll forward)."""
+"""Theme builds: list a store's published builds, activate one (rollback or roll forward), share one."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from adapters.errors import InvalidInput
 from domain.keys import BUILD_RE
 from entrypoints.api.auth import needs
-from entrypoints.api.common import StorePath, bearer, ctx_of
+from entrypoints.api.common import StorePath, bearer, ctx_of, iso
 from entrypoints.api.errors import ApiError
-from entrypoints.api.schemas import ThemeBuilds, ThemePointer
+from entrypoints.api.routes.shared import share_secrets
+from entrypoints.api.schemas import ThemeBuilds, ThemePointer, ThemeShare
 
 router = APIRouter(prefix="/v1", tags=["themes"], dependencies=[Depends(bearer)])
 BuildPath = Annotated[str, Path(pattern=BUILD_RE.pattern, description="A build id from the themes list")]
@@ -48,3 +49,47 @@ async def activate_theme(store: StorePath, build_id: BuildPath, request: Request
         )
     except InvalidInput as exc:
         raise ApiError(404, "not_found", str(exc)) from None
+
+
+@router.post(
+    "/stores/{store}/themes/{build_id}/share",
+    response_model=ThemeShare,
+    responses={404: {"description": "No published build with that id"}},
+    dependencies=[needs("publish", "sharing a theme preview")],
+)
+async def share_theme(
+    store: StorePath,
+    build_id: BuildPath,
+    request: Request,
+    expires_in_s: Annotated[
+        int | None, Query(ge=60, description="How long the link works (default SHARE_LINK_TTL_S)")
+    ] = None,
+) -> Any:
+    """A signed link that opens the build's preview in a browser without a token, until it expires.
+
+    Needs scope `publish`: the link reaches anyone it is sent to, for as long as it lasts, and
+    revoking the token that made it does not revoke it (changing the secret does).
+    """
+    from adapters.share_links import sign
+    from domain.keys import theme_build_prefix
+
+    ctx = ctx_of(request)
+    settings = ctx.settings
+    ttl = expires_in_s or settings.share_link_ttl_s
+    if ttl > settings.share_link_max_ttl_s:
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"expires_in_s: {ttl} is longer than SHARE_LINK_MAX_TTL_S ({settings.share_link_max_ttl_s})",
+        )
+    key = theme_build_prefix(store, build_id) + "preview.html"
+    if not await ctx.pools.store.run(ctx.store.exists, key):
+        raise ApiError(404, "not_found", f"theme build {build_id!r} of store {store!r} is not published")
+    expires, sig = sign(await share_secrets(ctx), store, build_id, ttl)
+    url = request.url_for("shared_theme_preview", store=store, build_id=build_id)
+    return {
+        "url": str(url.include_query_params(expires=expires, sig=sig)),
+        "expires_at": iso(expires),
+        "build_id": build_id,
+        "store": store,
+    }
