@@ -26,12 +26,14 @@ from typing import Any
 from adapters.errors import BrokerUnavailable, InvalidInput, WandstoreError
 from adapters.logs import get_logger
 from adapters.pipeline_names import PERSONALIZATION
+from adapters.stores import StoreRegistry
 from agents.gateway import response_format_for
 from agents.personalizer import PersonalizerAgent
 from agents.prompts import Prompt
 from agents.schemas.personalization import MIN_RANKED
 from agents.tokens import count_messages
 from agents.usage import CallContext, Served
+from domain.i18n import pick
 from domain.keys import catalog_snapshot_key, check_id, check_store, personalization_key
 from pipelines.accounting import list_cost_nano, record_result_cache_hit, served_from_cache
 from pipelines.background import keep, spawn
@@ -57,10 +59,48 @@ LAST_GOOD = "personalize_last_good"
 LAST_GOOD_TTL_S = 7 * 24 * 3600
 # Time kept back from the deadline for publishing (a local write is ~1 ms, an R2 PUT tens of ms).
 PUBLISH_RESERVE_S = 0.02
-DEFAULT_TEXT = {
-    "headline": "Picked for you",
-    "subheadline": "A few favourites from the store, chosen for what you have been browsing.",
-    "banner_text": "Take a look at what is popular right now.",
+# The words of a fallback (no model answered in time), by language: the shopper's, else the store's.
+DEFAULT_TEXT: dict[str, dict[str, str]] = {
+    "en": {
+        "headline": "Picked for you",
+        "subheadline": "A few favourites from the store, chosen for what you have been browsing.",
+        "banner_text": "Take a look at what is popular right now.",
+    },
+    "es": {
+        "headline": "Elegidos para ti",
+        "subheadline": "Algunos favoritos de la tienda, elegidos según lo que has estado viendo.",
+        "banner_text": "Echa un vistazo a lo más popular ahora mismo.",
+    },
+    "fr": {
+        "headline": "Sélectionnés pour vous",
+        "subheadline": "Quelques favoris de la boutique, choisis d'après ce que vous avez consulté.",
+        "banner_text": "Découvrez ce qui plaît en ce moment.",
+    },
+    "de": {
+        "headline": "Für Sie ausgewählt",
+        "subheadline": "Ein paar Favoriten aus dem Shop, passend zu dem, was Sie sich angesehen haben.",
+        "banner_text": "Entdecken Sie, was gerade beliebt ist.",
+    },
+    "it": {
+        "headline": "Scelti per te",
+        "subheadline": "Alcuni preferiti del negozio, scelti in base a ciò che hai guardato.",
+        "banner_text": "Scopri cosa va di più in questo momento.",
+    },
+    "pt": {
+        "headline": "Escolhidos para si",
+        "subheadline": "Alguns favoritos da loja, escolhidos a partir do que tem visto.",
+        "banner_text": "Veja o que está a ser mais procurado agora.",
+    },
+    "pt-br": {
+        "headline": "Escolhidos para você",
+        "subheadline": "Alguns favoritos da loja, escolhidos a partir do que você andou vendo.",
+        "banner_text": "Veja o que está em alta agora.",
+    },
+    "nl": {
+        "headline": "Voor jou gekozen",
+        "subheadline": "Een paar favorieten uit de winkel, gekozen op basis van wat je hebt bekeken.",
+        "banner_text": "Bekijk wat nu populair is.",
+    },
 }
 log = get_logger("pipelines.personalize")
 _SNAKE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -146,6 +186,15 @@ async def _within(
         return None, _reason(exc)
 
 
+def _store_locale(svc: Services, store: str) -> str | None:
+    """The store record's locale (for a shopper who sent none); None when unknown or unreadable."""
+    try:
+        record = StoreRegistry(svc.redis).get(store)
+    except BrokerUnavailable:
+        return None
+    return record.locale if record else None
+
+
 def _reason(exc: Exception) -> str:
     """A short code for `meta.fallback_reason` (the details may hold model text: logs only)."""
     log.warning("personalization_generation_failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
@@ -163,8 +212,10 @@ async def _fallback(
     digest: str,
     job_id: str,
     extra: dict[str, Any],
+    locale: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The cohort's last good result (ids still in the catalog), else the default ordering."""
+    """The cohort's last good result (ids still in the catalog), else the default ordering
+    with the default words in `locale`."""
     try:
         last = await svc.results.get(LAST_GOOD, last_key, store=store)
     except BrokerUnavailable:
@@ -175,7 +226,7 @@ async def _fallback(
             meta = served_from_cache(last["meta"], job_id=job_id, extra=extra)
             return {**last["body"], "ranked_product_ids": ids}, {**meta, "fallback": "last_good"}
     body = {
-        **DEFAULT_TEXT,
+        **pick(DEFAULT_TEXT, locale),
         "ranked_product_ids": default_ranking(picks),
         "reason_codes": ["default_ordering"],
     }
@@ -223,7 +274,15 @@ async def personalize_shopper(
     picks = shortlist(catalog, cohort)
     agent = PersonalizerAgent(svc.runtime)
     # The shopper id is for routing (sticky prompt versions); it never reaches a prompt.
-    call_ctx = CallContext(store=store, pipeline=PIPELINE, job_id=job_id, extra={"shopper_id": shopper})
+    # The interactive lane's share of the model's rate budget, waited for until the deadline at most.
+    call_ctx = CallContext(
+        store=store,
+        pipeline=PIPELINE,
+        job_id=job_id,
+        extra={"shopper_id": shopper},
+        lane="interactive",
+        deadline=deadline,
+    )
     prompt = await agent.prompt_for(call_ctx.for_agent(agent.name))
 
     def inputs() -> tuple[dict[str, Any], str, str]:
@@ -277,6 +336,7 @@ async def personalize_shopper(
             digest=digest,
             job_id=job_id,
             extra=extra,
+            locale=ctx.locale or _store_locale(svc, store),
         )
         meta["served"] = Served.FALLBACK.value
         expires_at = time.time() + settings.personalization_fallback_ttl_s

@@ -248,3 +248,118 @@ def test_failed_checks_reach_the_agent_with_their_numbers(agent: str, feedback: 
     assert feedback in messages[-1]["content"] and "the previous one" in messages[-1]["content"]
     first = prompt.render({**variables, "feedback": [], "previous": None})
     assert feedback not in first[-1]["content"]
+
+
+# --- the palette hint: hue distance ---------------------------------------------
+
+
+def _hue(colour: str) -> float:
+    """HSL hue in degrees, measured here independently of domain.themes.hue."""
+    r, g, b = (int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    hi, lo = max(r, g, b), min(r, g, b)
+    if hi == r:
+        h = ((g - b) / (hi - lo)) % 6
+    elif hi == g:
+        h = (b - r) / (hi - lo) + 2
+    else:
+        h = (r - g) / (hi - lo) + 4
+    return h * 60
+
+
+def _apart(a: float, b: float) -> float:
+    d = abs(a - b) % 360
+    return min(d, 360 - d)
+
+
+@pytest.mark.parametrize(
+    ("hint", "names", "hues"),
+    [
+        ("navy and blue", ["navy", "blue"], [240, 240]),
+        ("deep forest green and warm off-white", ["forest green", "off-white"], [120, None]),
+        ("azul marino y azul, con blanco", ["azul marino", "azul", "blanco"], [240, 240, None]),
+        ("Rot und Waldgrün", ["rot", "waldgrün"], [0, 120]),
+        ("brand colour #0b3d91, accent #f60", ["#0b3d91", "#ff6600"], [218, 24]),
+        ("cream and charcoal", ["cream", "charcoal"], [None, None]),
+        ("rosewood tones", [], []),
+        ("", [], []),
+    ],
+)
+def test_colours_are_read_from_a_hint_by_name_or_hex(hint: str, names: list[str], hues: list) -> None:
+    from domain.themes.hue import hint_colours
+
+    found = hint_colours(hint)
+    assert [c.name for c in found] == names
+    assert [None if c.hue is None else round(c.hue) for c in found] == hues
+
+
+def test_palette_far_from_the_hinted_hue_is_sent_back_with_the_degrees() -> None:
+    # Given a hint for navy and blue, and a teal primary with a red accent (what the issue saw)
+    design = tokens(primary="#0f766e", accent="#b91c1c")
+    # When the design is checked
+    problems = checks.design_problems(design, "navy and blue")
+    # Then both roles are reported with their hue and distance from the nearest hinted colour
+    assert any(
+        p.startswith("palette.primary #0f766e has hue 175°, 65° from the nearest colour of the palette hint")
+        for p in problems
+    ), problems
+    assert any(p.startswith("palette.accent #b91c1c has hue 0°, 120°") for p in problems), problems
+    assert all("within 30°" in p for p in problems if "hue" in p)
+    # And the measured distance agrees with an independent computation
+    assert round(_apart(_hue("#0f766e"), 240)) == 65
+
+
+def test_palette_near_the_hinted_hue_passes_and_no_hint_means_no_hue_check() -> None:
+    design = tokens(primary="#1d4ed8", accent="#4338ca")  # hues 224° and 245°: both near 240°
+    assert checks.design_problems(design, "navy and blue") == []
+    teal = tokens(primary="#0f766e")
+    assert checks.design_problems(teal, None) == []
+    assert checks.design_problems(teal, "cream and charcoal") == []  # neutrals leave hues free
+
+
+def test_a_grey_primary_fails_a_hint_that_asks_for_a_hue() -> None:
+    problems = checks.design_problems(tokens(primary="#333333"), "navy")
+    assert problems and "palette.primary #333333 is grey (no hue)" in problems[0]
+
+
+def test_fix_turns_hues_to_the_hint_then_keeps_contrast() -> None:
+    # Given a palette whose hues ignore the hint and whose button label fails contrast
+    design = tokens(primary="#0f766e", accent="#b91c1c", on_primary="#0f766e")
+    # When the rounds ran out and the fix-up runs
+    fixed, notes = checks.fix_design(design, "forest green")
+    # Then primary and accent now sit within 30° of green, measured independently
+    for role in ("primary", "accent"):
+        assert _apart(_hue(fixed["palette"][role]), 120) <= 30, fixed["palette"][role]
+    # And every contrast pair still passes, and every change is recorded with its reason
+    assert checks.design_problems(fixed, "forest green") == []
+    fields = [n["field"] for n in notes]
+    assert fields.count("palette.primary") >= 1 and "palette.accent" in fields
+    assert any("turned to hue 120°" in n.get("reason", "") for n in notes)
+
+
+def test_copy_defaults_are_in_the_brief_language() -> None:
+    fixed, _ = checks.fix_copy(SECTIONS["newsletter"], {"heading": "Únete", "cta_label": ""}, "es")
+    assert fixed is not None and fixed["cta_label"] == "Suscribirse"
+    fixed, _ = checks.fix_copy(SECTIONS["hero"], {"heading": "", "subheading": "x", "cta_label": ""}, "de-AT")
+    assert fixed is not None and (fixed["heading"], fixed["cta_label"]) == ("Willkommen", "Jetzt einkaufen")
+
+
+@pytest.mark.parametrize(
+    ("src", "allowed"),
+    [
+        ("https://cdn.shopify.com/s/files/1/0375/3269/6635/files/a.png?v=1", True),
+        ("https://stanley1913.myshopify.com/cdn/shop/files/a.jpg", True),
+        ("https://stanley1913.myshopify.com/admin/a.jpg", False),
+        ("https://evil.example/cdn.shopify.com/a.png", False),
+        ("https://cdn.shopify.com.evil.example/a.png", False),
+        ("http://cdn.shopify.com/s/files/a.png", False),
+        ("https://user@cdn.shopify.com/s/a.png", False),
+        ('https://cdn.shopify.com/s/a.png" onerror="x', False),
+        ("javascript:alert(1)", False),
+    ],
+)
+def test_only_shopify_cdn_images_are_shown_or_published(src: str, allowed: bool) -> None:
+    from domain.themes.images import shopify_image
+
+    assert bool(shopify_image(src)) is allowed
+    problems = file_problems("preview.html", f'<img src="{src}" alt="">')
+    assert (problems == []) is allowed, problems
