@@ -154,11 +154,34 @@ class _OneWritePerLine:
         return getattr(self._stream, name)
 
 
+# The command line's choice (`entrypoints/cli/main.py`): on a terminal, warnings only unless
+# `--verbose`. None: LOG_LEVEL as set (the Procfile's processes, pipes, tests).
+_cli_floor: int | None = None  # show nothing below this
+_cli_ceiling: int | None = None  # show everything from this up
+
+
+def set_cli_verbosity(verbose: bool, terminal: bool) -> None:
+    """The CLI's log level from here on: `--verbose` shows INFO (LOG_LEVEL=DEBUG stays DEBUG); on a
+    terminal without it, warnings and errors only; otherwise (a pipe, a file) LOG_LEVEL as set."""
+    global _cli_floor, _cli_ceiling
+    _cli_ceiling = logging.INFO if verbose else None
+    _cli_floor = logging.WARNING if terminal and not verbose else None
+
+
+def _effective(level_no: int) -> int:
+    if _cli_ceiling is not None:
+        level_no = min(level_no, _cli_ceiling)
+    if _cli_floor is not None:
+        level_no = max(level_no, _cli_floor)
+    return level_no
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
     """Route structlog and stdlib logging to one JSON line per event on stderr."""
     level_no = logging.getLevelName(level.upper())
     if not isinstance(level_no, int):
         level_no = logging.INFO
+    level_no = _effective(level_no)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

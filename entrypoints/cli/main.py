@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
-from adapters.errors import WandstoreError
+from adapters.errors import ConfigError, WandstoreError
 from entrypoints.cli import backup, costs, demo, gateway, jobs
 from entrypoints.cli.catalog import catalog_app
 from entrypoints.cli.dlq import dlq_app
@@ -44,13 +46,56 @@ app.command("restore", help="Write a backup back into Redis; keys that exist are
 app.add_typer(dlq_app, name="dlq")
 
 
-def main() -> None:
-    try:
-        app()
-    except WandstoreError as exc:
-        from entrypoints.cli.output import fail
+VERBOSE = "--verbose"
 
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(
+        False,
+        VERBOSE,
+        help="Show info logs on stderr (on a terminal only warnings show). Accepted after the command too.",
+    ),
+) -> None:
+    """Agent pipelines for WandStore storefronts: product copy, personalization, themes."""
+
+
+def split_verbose(argv: list[str]) -> tuple[bool, list[str]]:
+    """`--verbose` anywhere before a `--`, and the arguments without it."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    head = [a for a in argv[:end] if a != VERBOSE]
+    return len(head) != end, head + argv[end:]
+
+
+def start_logging(verbose: bool) -> None:
+    """Logs on stderr from the first line: warnings only on a terminal unless `--verbose`."""
+    from adapters.logs import configure_logging, set_cli_verbosity
+    from adapters.settings import get_settings
+
+    set_cli_verbosity(verbose, terminal=sys.stderr.isatty())
+    try:
+        settings = get_settings()
+    except ConfigError:
+        configure_logging()  # the command reports the bad setting when it reads it
+        return
+    configure_logging(settings.log_level, settings.log_format)
+
+
+def main() -> None:
+    from entrypoints.cli.output import fail
+
+    verbose, args = split_verbose(sys.argv[1:])
+    start_logging(verbose)
+    try:
+        app(args=args, prog_name="wandstore-agents")
+    except WandstoreError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted", code=130)
+    except Exception as exc:
+        if verbose:
+            raise
+        fail(f"{type(exc).__name__}: {exc} (a bug: run again with --verbose for the traceback)", code=1)
 
 
 if __name__ == "__main__":
