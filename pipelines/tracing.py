@@ -1,4 +1,4 @@
-"""One span per job: `job {actor}`, the parent of the job's agent steps and model calls.
+"""One span per job: `job {pipeline}`, the parent of the job's agent steps and model calls.
 
 The span starts before the actor runs and is the current span of the worker thread; Dramatiq's
 AsyncIO middleware hands the actor's coroutine to the event loop with a copy of that thread's
@@ -17,6 +17,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from adapters.logs import scrub
+from adapters.pipeline_names import canonical
 from adapters.telemetry import context_from, trace_headers, tracer
 from pipelines.middleware import recorded_result
 
@@ -36,8 +37,9 @@ class JobTrace(Middleware):
         self._lock = threading.Lock()
 
     def before_process_message(self, broker: Any, message: Any) -> None:
+        pipeline = canonical(message.actor_name)
         span = tracer().start_span(
-            f"job {message.actor_name}",
+            f"job {pipeline}",
             context=context_from(message.options),
             kind=SpanKind.CONSUMER,
         )
@@ -46,7 +48,7 @@ class JobTrace(Middleware):
             store = args[0] if args and isinstance(args[0], str) else None
             span.set_attributes(
                 {
-                    "wandstore.pipeline": message.actor_name,
+                    "wandstore.pipeline": pipeline,
                     "wandstore.job_id": message.message_id,
                     "messaging.system": "dramatiq",
                     "messaging.destination.name": message.queue_name,

@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fixtures.gateway",
     "tests.fixtures.api",
     "tests.fixtures.lane",
+    "tests.fixtures.otlp",
     "tests.fixtures.shopify",
     "tests.fixtures.stores",
 ]
