@@ -1,4 +1,4 @@
-"""A store's Shopify Admin GraphQL API: the catalog, page by page, within Shopify's throttle.
+"""A store's Shopify Admin GraphQL API: the catalog, page by page, and approved copy pushed back.
 
 `POST {base}/admin/api/{version}/graphql.json` with `X-Shopify-Access-Token`, where `base`
 is `SHOPIFY_API_BASE_URL` (a `{shop}` in it becomes the shop domain) or `https://{shop}`.
@@ -10,7 +10,9 @@ a `THROTTLED` refusal is waited out for the missing points, never treated as a f
 Errors are translated here: callers see `ShopifyAuthError` (a person must set a new token),
 `ShopifyUnavailable` (retry later) or `ShopifyQueryError`, never an httpx exception.
 Products are handed on in the Admin REST shape (`id`, `body_html`, `variants[].price`, ...)
-that uploads use too, so one parser reads both.
+that uploads use too, so one parser reads both. A push reads the product's text first
+(`product_text`), then writes it with `productUpdate` and image alts with `fileUpdate`;
+a mutation's `userErrors` are a `ShopifyQueryError` (refused input is not retried).
 """
 
 from __future__ import annotations
@@ -51,7 +53,36 @@ query MoreVariants($id: ID!, $after: String) {
 }
 """.replace("VARIANT_FIELDS", VARIANT_FIELDS)
 SHOP_QUERY = "query Shop { shop { name currencyCode myshopifyDomain } }"
-QUERIES = (PRODUCTS_QUERY, MORE_VARIANTS_QUERY, SHOP_QUERY)
+# What a push compares with what the draft was made from (a merchant's edit since is a conflict).
+PRODUCT_TEXT_QUERY = """
+query ProductText($id: ID!) {
+  product(id: $id) {
+    id title descriptionHtml updatedAt seo { title description }
+    media(first: 20) { nodes { ... on MediaImage { id alt } } }
+  }
+}
+"""
+QUERIES = (PRODUCTS_QUERY, MORE_VARIANTS_QUERY, SHOP_QUERY, PRODUCT_TEXT_QUERY)
+# Approved copy back to the product (2024-10 and later: `productUpdate(product:)`); image alt
+# text through `fileUpdate`, which replaced the deprecated `productUpdateMedia`.
+PRODUCT_UPDATE_MUTATION = """
+mutation PushCopy($product: ProductUpdateInput!) {
+  productUpdate(product: $product) {
+    product { id updatedAt }
+    userErrors { field message }
+  }
+}
+"""
+ALT_TEXT_MUTATION = """
+mutation PushAltText($files: [FileUpdateInput!]!) {
+  fileUpdate(files: $files) {
+    files { id alt }
+    userErrors { field message code }
+  }
+}
+"""
+MUTATIONS = (PRODUCT_UPDATE_MUTATION, ALT_TEXT_MUTATION)
+MUTATION_VERSIONS = ("2024-10", "2025-01")  # the versions whose schema has `productUpdate(product:)`
 
 MAX_VARIANTS = 250  # what a snapshot row keeps of a product (agents.shopify's limit)
 THROTTLE_GIVE_UP_S = 300.0  # one query throttled this long in all: retry the job later
@@ -174,7 +205,8 @@ class AdminApi:
             if "ACCESS_DENIED" in codes:
                 raise ShopifyAuthError(
                     f"the Admin API token of {self.shop} lacks an access scope the catalog needs "
-                    "(read_products): grant it in the app's settings, then set the token again"
+                    "(read_products; write_products and write_files to push copy): grant it in the app's "
+                    "settings, then set the token again"
                 )
             raise ShopifyQueryError(f"Shopify refused the query for {self.shop}: {_messages(errors)}")
 
@@ -255,6 +287,53 @@ class AdminApi:
             if not after:
                 raise ShopifyQueryError(f"Shopify said {self.shop} has another page but gave no cursor")
 
+    # --- what a push needs ------------------------------------------------------------------
+
+    async def product_text(self, product_id: str) -> dict[str, Any] | None:
+        """A product's title, description, SEO, `updatedAt` and image alts now; None when it is gone."""
+        data = await self.query(PRODUCT_TEXT_QUERY, {"id": product_gid(product_id)})
+        node = data.get("product")
+        if not isinstance(node, dict):
+            return None
+        seo = node.get("seo") or {}
+        media = [
+            m for m in (node.get("media") or {}).get("nodes") or [] if isinstance(m, dict) and m.get("id")
+        ]
+        return {
+            "id": _gid_tail(node.get("id")),
+            "title": node.get("title"),
+            "description_html": node.get("descriptionHtml") or "",
+            "updated_at": node.get("updatedAt"),
+            "seo_title": seo.get("title"),
+            "meta_description": seo.get("description"),
+            "image_alts": {_gid_tail(m["id"]): m.get("alt") for m in media},
+        }
+
+    async def update_product(
+        self, product_id: str, *, title: str, description_html: str, seo_title: str, seo_description: str
+    ) -> dict[str, Any]:
+        """`productUpdate`: title, description HTML and SEO; returns the product's id and new `updatedAt`."""
+        product = {
+            "id": product_gid(product_id),
+            "title": title,
+            "descriptionHtml": description_html,
+            "seo": {"title": seo_title, "description": seo_description},
+        }
+        data = await self.query(PRODUCT_UPDATE_MUTATION, {"product": product})
+        result = data.get("productUpdate") or {}
+        _refused(result, f"productUpdate of product {product_id}")
+        return dict(result.get("product") or {})
+
+    async def update_alt_text(self, alts: dict[str, str]) -> list[dict[str, Any]]:
+        """`fileUpdate`: the alt text of product images (MediaImage ids -> alt)."""
+        if not alts:
+            return []
+        files = [{"id": f"gid://shopify/MediaImage/{i}", "alt": alt} for i, alt in alts.items()]
+        data = await self.query(ALT_TEXT_MUTATION, {"files": files})
+        result = data.get("fileUpdate") or {}
+        _refused(result, "fileUpdate of image alt text")
+        return list(result.get("files") or [])
+
     async def _variants(self, node: dict[str, Any]) -> list[dict[str, Any]]:
         connection = node.get("variants") or {}
         variants = list(connection.get("nodes") or [])
@@ -269,6 +348,17 @@ class AdminApi:
         if cost is not None:
             self.bucket.last_cost = cost  # the next query is a catalog page again
         return variants[:MAX_VARIANTS]
+
+
+def product_gid(product_id: str) -> str:
+    return product_id if str(product_id).startswith("gid://") else f"gid://shopify/Product/{product_id}"
+
+
+def _refused(result: dict[str, Any], what: str) -> None:
+    """A mutation's `userErrors`: Shopify refused the input (a person must look), never retried."""
+    errors = result.get("userErrors") or []
+    if errors:
+        raise ShopifyQueryError(f"Shopify refused the {what}: {_messages(errors)}")
 
 
 def _code(error: Any) -> str | None:

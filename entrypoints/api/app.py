@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from adapters import __version__
 from adapters.settings import Settings, get_settings
 from entrypoints import compose
+from entrypoints.api import openapi
 from entrypoints.api.auth import Gate
 from entrypoints.api.context import ApiContext
 from entrypoints.api.errors import install_handlers
@@ -18,9 +19,11 @@ from entrypoints.api.health import HealthMonitor, PublicHealthz
 from entrypoints.api.known_stores import KnownStores
 from entrypoints.api.limits import BodyLimit, route_caps
 from entrypoints.api.metrics import ApiMetrics, RequestLog
+from entrypoints.api.openapi import operation_id
 from entrypoints.api.routes import (
     batches,
     costs,
+    drafts,
     generations,
     health,
     outputs,
@@ -68,18 +71,18 @@ def create_app(context: ApiContext | None = None, settings: Settings | None = No
         description=DESCRIPTION,
         docs_url="/docs",
         redoc_url=None,
+        generate_unique_id_function=operation_id,  # createGeneration, not create_generation_v1_...
         lifespan=lifespan,
     )
     app.state.ctx = ctx
     app.state.health = monitor
     app.state.metrics = metrics = ApiMetrics(ctx.redis)
     install_handlers(app)
-    routers = [
-        m.router
-        for m in (stores, generations, outputs, batches, themes, shared, costs, health, shopify_webhooks)
-    ]
+    modules = (stores, generations, outputs, batches, themes, shared, drafts, costs, health, shopify_webhooks)
+    routers = [m.router for m in modules]
     for router in routers:
         app.include_router(router)
+    openapi.install(app)
     # The body caps routes declare by name (`json_body(..., cap=...)`), in bytes.
     largest = settings.api_max_body_bytes
     caps = {
@@ -99,7 +102,7 @@ def create_app(context: ApiContext | None = None, settings: Settings | None = No
         aredis=ctx.aredis,
         timeout_s=settings.api_redis_timeout_s,
     )
-    app.add_middleware(RequestLog, metrics=metrics)
+    app.add_middleware(RequestLog, metrics=metrics, routes=app.router.routes)
     # Outermost: anonymous /healthz is answered before everything else.
     app.add_middleware(
         PublicHealthz, monitor=monitor, count=lambda status, s: metrics.observe("GET", "/healthz", status, s)
