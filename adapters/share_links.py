@@ -18,9 +18,9 @@ import secrets
 import time
 
 import redis
-import redis.asyncio
 
 from adapters.errors import BrokerUnavailable, WandstoreError
+from adapters.redis_conn import AsyncRedis
 
 SECRET_KEY = "wandstore:api:share-link-secret"
 PURPOSE = "theme-preview"
@@ -86,11 +86,11 @@ def stored_secret(client: redis.Redis) -> str:
     return _text(value)
 
 
-async def astored_secret(client: redis.asyncio.Redis) -> str:
-    """`stored_secret` on an asyncio client (the API)."""
+async def astored_secret(client: AsyncRedis) -> str:
+    """`stored_secret` from the event loop (the API)."""
     try:
-        await client.set(SECRET_KEY, _new(), nx=True)
-        value = await client.get(SECRET_KEY)
+        await client.execute("SET", SECRET_KEY, _new(), "NX")
+        value = await client.execute("GET", SECRET_KEY)
     except redis.RedisError as exc:
         raise BrokerUnavailable(f"could not read the share link secret from Redis: {exc}") from None
     assert value is not None
