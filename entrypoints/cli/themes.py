@@ -23,7 +23,10 @@ BRIEF = typer.Option(
 )
 AUDIENCE = typer.Option(None, "--audience", help="Who the store sells to.")
 TONE = typer.Option(None, "--tone", help="Tone of voice.")
-PALETTE = typer.Option(None, "--palette-hint", help='Colour wishes, e.g. "warm neutrals".')
+PALETTE = typer.Option(None, "--palette-hint", help='Colour wishes, e.g. "navy and blue" or "#0b3d91".')
+LOCALE = typer.Option(
+    None, "--locale", help="The page's language, e.g. es or pt-BR (default: the store's locale)."
+)
 PRODUCTS = typer.Option(
     None,
     "--products",
@@ -39,9 +42,19 @@ DEMO_BRIEF = {
 
 
 def brief_from(
-    description: str, audience: str | None, tone: str | None, palette: str | None
+    description: str,
+    audience: str | None,
+    tone: str | None,
+    palette: str | None,
+    locale: str | None = None,
 ) -> dict[str, str]:
-    brief = {"description": description, "audience": audience, "tone": tone, "palette_hint": palette}
+    brief = {
+        "description": description,
+        "audience": audience,
+        "tone": tone,
+        "palette_hint": palette,
+        "locale": locale,
+    }
     return {k: v for k, v in brief.items() if v}
 
 
@@ -97,6 +110,7 @@ def run_theme_build(
     audience: str | None = AUDIENCE,
     tone: str | None = TONE,
     palette_hint: str | None = PALETTE,
+    locale: str | None = LOCALE,
     products: Path | None = PRODUCTS,
     as_json: bool = AS_JSON,
 ) -> None:
@@ -107,7 +121,7 @@ def run_theme_build(
 
     svc = compose.services()
     _save_products(svc.store, store, products)
-    payload = brief_from(brief, audience, tone, palette_hint)
+    payload = brief_from(brief, audience, tone, palette_hint, locale)
     build_id = new_build_id()
     svc.status.queued(build_id, pipeline=THEME_BUILD, store=store, queue="inline", build_id=build_id)
 
@@ -155,6 +169,7 @@ def enqueue_theme_build(
     audience: str | None = AUDIENCE,
     tone: str | None = TONE,
     palette_hint: str | None = PALETTE,
+    locale: str | None = LOCALE,
     products: Path | None = PRODUCTS,
     as_json: bool = AS_JSON,
 ) -> None:
@@ -171,7 +186,7 @@ def enqueue_theme_build(
         broker,
         JobStatus(broker.client),
         store,
-        brief_from(brief, audience, tone, palette_hint),
+        brief_from(brief, audience, tone, palette_hint, locale),
         objects=objects,
     )
     if as_json:
