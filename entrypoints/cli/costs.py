@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from entrypoints.cli.known import known_store
-from entrypoints.cli.output import console, fail, print_json, print_table
+from entrypoints.cli.output import fail, print_json, print_result, print_table
 
 budget_app = typer.Typer(help="Show or set a store's daily budget (USD).", no_args_is_help=True)
 AS_JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
@@ -91,6 +91,7 @@ def _usd(text: str) -> Decimal:
 def budget_set(
     store: str = typer.Argument(..., help="Store slug.", callback=known_store),
     usd: str = typer.Argument(..., help="Daily budget in USD, e.g. 25 or 0.50."),
+    as_json: bool = AS_JSON,
 ) -> None:
     """Set the store's daily budget (overrides DAILY_BUDGET_USD for it)."""
     from adapters.ledger import usd_to_nano
@@ -98,16 +99,26 @@ def budget_set(
 
     amount = _usd(usd)
     _ledger().set_budget(check_store(store), usd_to_nano(amount))
-    console.print(f"daily budget of {store}: ${amount}", highlight=False)
+    data = {"store": store, "daily_budget_usd": str(amount), "source": "override"}
+    print_result(as_json, data, f"daily budget of {store}: ${amount}")
 
 
 @budget_app.command("clear")
-def budget_clear(store: str = typer.Argument(..., help="Store slug.", callback=known_store)) -> None:
+def budget_clear(
+    store: str = typer.Argument(..., help="Store slug.", callback=known_store), as_json: bool = AS_JSON
+) -> None:
     """Drop the store's override: DAILY_BUDGET_USD applies again."""
+    from adapters.settings import get_settings
     from domain.keys import check_store
 
     had = _ledger().clear_budget(check_store(store))
-    console.print(f"{store}: {'override removed' if had else 'had no override'}", highlight=False)
+    data = {
+        "store": store,
+        "removed": had,
+        "daily_budget_usd": str(get_settings().daily_budget_usd),
+        "source": "DAILY_BUDGET_USD",
+    }
+    print_result(as_json, data, f"{store}: {'override removed' if had else 'had no override'}")
 
 
 @budget_app.command("show")

@@ -93,6 +93,7 @@ def replay(
     ident: str | None = typer.Argument(None, help="A job id from `dlq list`."),
     all_: bool = typer.Option(False, "--all", help="Replay every dead letter (of --queue, if given)."),
     queue: str | None = QUEUE,
+    as_json: bool = AS_JSON,
 ) -> None:
     """Put dead letters back on their queues as fresh deliveries of the same jobs."""
     if (ident is None) == (not all_):
@@ -105,9 +106,12 @@ def replay(
             skipped.append(entry)
             continue
         replayed.append(dead.replay(entry))
-    for job_id in replayed:
+    if as_json:
+        skipped_rows = [{"id": e.id, "reason": "does not decode; `dlq purge` drops it"} for e in skipped]
+        print_json({"replayed": replayed, "skipped": skipped_rows})
+    for job_id in [] if as_json else replayed:
         console.print(f"replayed {job_id} (follow it with `wandstore-agents status {job_id}`)")
-    for entry in skipped:
+    for entry in [] if as_json else skipped:
         console.print(f"skipped {entry.id}: it does not decode, so it cannot run; `dlq purge` drops it")
     if not replayed and not all_:
         raise typer.Exit(1)
@@ -117,10 +121,15 @@ def replay(
 def purge(
     queue: str | None = QUEUE,
     yes: bool = typer.Option(False, "--yes", "-y", help="Don't ask for confirmation."),
+    as_json: bool = AS_JSON,
 ) -> None:
     """Drop dead letters for good (their job statuses stay, as failed)."""
     dead = _dead_letters()
     count = dead.count(queue)
     if count and not yes:
-        typer.confirm(f"drop {count} dead letter(s) of {queue or 'every queue'}?", abort=True)
-    console.print(f"purged {dead.purge(queue)} dead letter(s)")
+        typer.confirm(f"drop {count} dead letter(s) of {queue or 'every queue'}?", abort=True, err=True)
+    purged = dead.purge(queue)
+    if as_json:
+        print_json({"purged": purged, "queue": queue})
+    else:
+        console.print(f"purged {purged} dead letter(s)")

@@ -12,7 +12,7 @@ import typer
 from rich.text import Text
 
 from adapters.errors import InvalidInput
-from entrypoints.cli.output import console, fail, print_json, print_table
+from entrypoints.cli.output import console, fail, print_json, print_result, print_table
 from entrypoints.cli.prompt_eval import eval_prompt
 from entrypoints.cli.prompt_refs import labels_store, registry, resolve, split_ref
 
@@ -99,11 +99,14 @@ def list_prompts(as_json: bool = AS_JSON) -> None:
 
 
 @prompts_app.command("show")
-def show(ref: str = REF) -> None:
+def show(ref: str = REF, as_json: bool = AS_JSON) -> None:
     """Print one prompt file (default: the version production serves)."""
     reg = registry()
     agent, name = split_ref(ref)
     prompt = reg.get(agent, resolve(reg, agent, name))
+    if as_json:
+        print_json({"ref": prompt.ref, "path": str(prompt.path), "source": prompt.source})
+        return
     console.print(f"[bold]{prompt.ref}[/]  {prompt.path}", highlight=False)
     console.print(Text(prompt.source), soft_wrap=True)
 
@@ -113,6 +116,7 @@ def diff(
     agent: str = typer.Argument(..., help="Agent (prompt folder)."),
     v1: str = typer.Argument(..., help="Old version or label."),
     v2: str = typer.Argument(..., help="New version or label."),
+    as_json: bool = AS_JSON,
 ) -> None:
     """A unified diff of two versions' files."""
     reg = registry()
@@ -126,6 +130,9 @@ def diff(
             lineterm="",
         )
     )
+    if as_json:
+        print_json({"old": old.ref, "new": new.ref, "identical": not lines, "diff": lines})
+        return
     if not lines:
         console.print(f"{old.ref} and {new.ref} are identical", highlight=False)
         return
@@ -249,6 +256,7 @@ def promote(
         help="Percent of traffic for a canary label (0-100; production takes the rest).",
     ),
     note: str = typer.Option("", "--note", help="Why, for the history."),
+    as_json: bool = AS_JSON,
 ) -> None:
     """Point a label at a version; running workers follow within seconds."""
     reg = registry()
@@ -258,7 +266,18 @@ def promote(
     )
     was = f" (was {state.previous.version})" if state.previous else ""
     share = f" with {_pct(state.weight)} of traffic" if label != "production" else ""
-    console.print(f"{agent}: {label} -> {state.version}{share}{was}", highlight=False)
+    print_result(as_json, label_move(agent, label, state), f"{agent}: {label} -> {state.version}{share}{was}")
+
+
+def label_move(agent: str, label: str, state: LabelState | None) -> dict[str, Any]:
+    """A label move as JSON: where the label points now (None: removed) and where it pointed."""
+    return {
+        "agent": agent,
+        "label": label,
+        "version": state.version if state else None,
+        "weight": state.weight if state and label != "production" else None,
+        "previous": state.previous.version if state and state.previous else None,
+    }
 
 
 @prompts_app.command("rollback")
@@ -266,15 +285,17 @@ def rollback(
     agent: str = typer.Argument(..., help="Agent (prompt folder)."),
     label: str = typer.Option(..., "--label", "-l", help="The label to point back where it was."),
     note: str = typer.Option("", "--note", help="Why, for the history."),
+    as_json: bool = AS_JSON,
 ) -> None:
     """Point a label back at the version it pointed at before (a canary made from nothing ends)."""
     registry().versions(agent)
     state = labels_store().rollback(agent, label, note=note)
     if state is None:
-        console.print(f"{agent}: {label} removed (it had no previous version)", highlight=False)
+        text = f"{agent}: {label} removed (it had no previous version)"
     else:
         was = f" (was {state.previous.version})" if state.previous else ""
-        console.print(f"{agent}: {label} -> {state.version}{was}", highlight=False)
+        text = f"{agent}: {label} -> {state.version}{was}"
+    print_result(as_json, label_move(agent, label, state), text)
 
 
 @prompts_app.command("history")

@@ -10,7 +10,7 @@ import typer
 
 from domain.keys import check_store
 from entrypoints.cli.known import known_store, registry
-from entrypoints.cli.output import console, fail, print_json, print_table
+from entrypoints.cli.output import console, fail, print_json, print_result, print_table
 
 stores_app = typer.Typer(
     help="Stores: add one before anything else names it; its shop, currency, locale and voice.",
@@ -101,20 +101,22 @@ def show(store: str = KNOWN, as_json: bool = AS_JSON) -> None:
 def remove(
     store: str = KNOWN,
     yes: bool = typer.Option(False, "--yes", help="Do not ask."),
+    as_json: bool = AS_JSON,
 ) -> None:
     """Forget STORE, its shop domain and Admin API token (its outputs and API tokens stay)."""
-    if not yes and not typer.confirm(f"forget store {store}?"):
+    if not yes and not typer.confirm(f"forget store {store}?", err=True):
         raise typer.Exit(1)
     registry().remove(store)
-    console.print(
+    print_result(
+        as_json,
+        {"store": store, "removed": True},
         f"removed {store}; revoke its API tokens with `wandstore-agents tokens list {store}` and "
         "`tokens revoke ID` if they should stop working",
-        highlight=False,
     )
 
 
 @stores_app.command("shopify-token")
-def shopify_token(store: str = KNOWN) -> None:
+def shopify_token(store: str = KNOWN, as_json: bool = AS_JSON) -> None:
     """Set STORE's Shopify Admin API token, read from stdin; kept encrypted, never shown again."""
     from adapters.secretbox import open_box
     from adapters.settings import get_settings
@@ -129,6 +131,8 @@ def shopify_token(store: str = KNOWN) -> None:
     if not token or len(token) > 256 or any(c.isspace() for c in token):
         fail("expected one Admin API token (e.g. shpat_...) on stdin")
     registry().set_admin_token(store, open_box(get_settings()).seal(token))
-    console.print(
-        f"Admin API token of {store} set (stored encrypted); `wandstore-agents catalog sync {store}`"
+    print_result(
+        as_json,
+        {"store": store, "admin_token_set": True},
+        f"Admin API token of {store} set (stored encrypted); `wandstore-agents catalog sync {store}`",
     )

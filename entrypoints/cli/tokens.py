@@ -8,7 +8,7 @@ import typer
 
 from domain.keys import check_store
 from entrypoints.cli.known import known_store
-from entrypoints.cli.output import console, print_json, print_table
+from entrypoints.cli.output import console, print_json, print_result, print_table
 
 tokens_app = typer.Typer(
     help="Per-store API tokens (stored hashed) and webhook signing secrets.", no_args_is_help=True
@@ -73,12 +73,13 @@ def create(
 @tokens_app.command("revoke")
 def revoke(
     token: str = typer.Argument(..., help="A token id (from `tokens list`) or the token itself."),
+    as_json: bool = AS_JSON,
 ) -> None:
     """Revoke a token at once: the next request that presents it gets 401."""
     from adapters.tokens import TokenStore
 
     store = TokenStore(_redis()).revoke(token)
-    console.print(f"revoked token of {store}", highlight=False)
+    print_result(as_json, {"revoked": True, "store": store}, f"revoked token of {store}")
 
 
 @tokens_app.command("list")
@@ -105,12 +106,14 @@ def list_tokens(
 def set_scopes(
     token_id: str = typer.Argument(..., help="A token id (from `tokens list`)."),
     scope: list[str] = typer.Option(..., "--scope", help=SCOPE_HELP),
+    as_json: bool = AS_JSON,
 ) -> None:
     """Replace a token's scopes (e.g. give a merchant tool's token publish and catalog)."""
     from adapters.tokens import TokenStore
 
     granted = TokenStore(_redis()).set_scopes(token_id, _scopes(scope))
-    console.print(f"token {token_id} now has scopes {','.join(granted)}", highlight=False)
+    data = {"token_id": token_id, "scopes": list(granted)}
+    print_result(as_json, data, f"token {token_id} now has scopes {','.join(granted)}")
 
 
 def _scopes(values: list[str]) -> tuple[str, ...]:
@@ -130,11 +133,11 @@ def webhook_secret(
     rotate: bool = typer.Option(
         False, "--rotate", help="Replace the secret; deliveries sign with the new one."
     ),
+    as_json: bool = AS_JSON,
 ) -> None:
     """Print (or rotate) the secret STORE's webhooks are signed with."""
     from adapters.signing import WebhookSecrets
 
     secrets = WebhookSecrets(_redis())
-    console.print(
-        secrets.rotate(store) if rotate else secrets.get_or_create(store), highlight=False, soft_wrap=True
-    )
+    secret = secrets.rotate(store) if rotate else secrets.get_or_create(store)
+    print_result(as_json, {"store": store, "secret": secret, "rotated": rotate}, secret)
