@@ -371,6 +371,40 @@ def approve_many(
     return {"approved": approved, "skipped": skipped, "failed": failed}
 
 
+def activate_reviewed(
+    client: redis.Redis, objects: ObjectStore, store: str, build_id: str, *, by: str, reason: str
+) -> dict[str, Any]:
+    """`themes activate` (a rollback or roll forward) of a build that passed review, recorded.
+
+    A build whose draft is pending or rejected goes live by approval only; a build from
+    before drafts existed has none and may be activated as before.
+    """
+    drafts = Drafts(client, objects)
+    draft_id = rules.draft_id_for(store, "theme", build_id)
+    try:
+        state: dict[str, Any] | None = drafts.state(store, draft_id)
+    except NotFound:
+        state = None
+    if state is not None and state["status"] in ("pending", "rejected"):
+        raise DraftConflict(
+            state["status"],
+            f"build {build_id} is {state['status']}: a theme goes live when its draft is approved "
+            f"(POST /v1/stores/{store}/drafts/{draft_id}/approve, or `wandstore-agents drafts approve "
+            f"{store} {draft_id}`)",
+        )
+    pointer = activate(objects, store, build_id, reason=reason)
+    if state is not None:
+        drafts.move(
+            store,
+            draft_id,
+            allowed=("approved", "live"),
+            to="live",
+            decision=_decision("activate", by, note=reason),
+            live_target="theme",
+        )
+    return pointer
+
+
 def _queue_push(drafts: Drafts, store: str, draft_id: str, enabled: bool) -> bool:
     """Mark approved copy as waiting for its Shopify push (the caller enqueues `draft_followup`)."""
     if not enabled:

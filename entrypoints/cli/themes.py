@@ -231,9 +231,17 @@ def activate_theme(
 ) -> None:
     """Point STORE's current.json at BUILD_ID (a rollback, or a roll forward)."""
     from domain.keys import check_store
-    from pipelines.theme_publish import activate
+    from entrypoints.cli.known import registry
+    from pipelines.drafts import DraftConflict
+    from pipelines.drafts_review import activate_reviewed
 
-    pointer = activate(_objects(), check_store(store), build_id, reason="activate")
+    try:
+        pointer = activate_reviewed(
+            registry().r, _objects(), check_store(store), build_id, by="cli", reason="activate"
+        )
+    except DraftConflict as exc:
+        fail(str(exc))
+        return
     if as_json:
         print_json(pointer)
     else:

@@ -28,16 +28,22 @@ def test_theme_build_round_trip_list_and_activate(api: ApiHarness) -> None:
     assert response.status_code == 202, response.text
     # When it is polled until done
     status = poll(client, response.json()["status_url"], timeout_s=60)
-    # Then its theme, preview and pointer are published and readable through the API
+    # Then its theme and preview are published and readable through the API, waiting for review
     assert status["status"] == "done", status
-    theme_key, _preview, pointer_key = status["output_keys"]
-    assert theme_key.startswith(f"themes/{STORE}/builds/") and pointer_key == f"themes/{STORE}/current.json"
+    theme_key, _preview = status["output_keys"]
+    assert theme_key.startswith(f"themes/{STORE}/builds/") and status["live"] is False
     theme = client.get(status["output_urls"][0]).json()
     preview = client.get(status["output_urls"][1])
     assert preview.headers["content-type"].startswith("text/html")
     assert "sandbox" in preview.headers["content-security-policy"]
     build_id = theme["build_id"]
-    # And the store's themes list shows it as current
+    # And it cannot be activated around its review
+    early = client.post(f"/v1/stores/{STORE}/themes/{build_id}/activate")
+    assert early.status_code == 409 and "approve" in early.json()["error"]["message"]
+    # When the merchant approves its draft
+    approved = client.post(f"/v1/stores/{STORE}/drafts/{status['draft_id']}/approve")
+    assert approved.status_code == 200 and approved.json()["status"] == "live", approved.text
+    # Then the store's themes list shows it as current
     listed = client.get(f"/v1/stores/{STORE}/themes").json()["builds"]
     assert listed[0]["build_id"] == build_id and listed[0]["current"] is True
     assert client.get(listed[0]["preview_url"]).status_code == 200
@@ -47,7 +53,9 @@ def test_theme_build_round_trip_list_and_activate(api: ApiHarness) -> None:
     assert activated.status_code == 200, activated.text
     pointer = activated.json()
     assert pointer["build_id"] == build_id and pointer["previous_build_id"] == build_id
-    assert client.get(status["output_urls"][2]).json()["build_id"] == build_id
+    assert (
+        client.get(f"/v1/stores/{STORE}/outputs/themes/{STORE}/current.json").json()["build_id"] == build_id
+    )
 
 
 def test_activating_unknown_or_malformed_builds_is_refused(api: ApiHarness) -> None:

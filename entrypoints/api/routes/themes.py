@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from adapters.errors import InvalidInput
 from domain.keys import BUILD_RE
-from entrypoints.api.auth import needs
+from entrypoints.api.auth import needs, principal_of
 from entrypoints.api.common import StorePath, bearer, ctx_of, iso
 from entrypoints.api.errors import ApiError
 from entrypoints.api.routes.shared import share_secrets
@@ -40,15 +40,21 @@ async def list_themes(store: StorePath, request: Request) -> Any:
 )
 async def activate_theme(store: StorePath, build_id: BuildPath, request: Request) -> Any:
     """Point `themes/{store}/current.json` at a published build (compare-and-swap). Needs scope `publish`."""
-    from pipelines.theme_publish import activate
+    from entrypoints.api.routes.drafts import decider
+    from pipelines.drafts import DraftConflict
+    from pipelines.drafts_review import activate_reviewed
 
     ctx = ctx_of(request)
+    by = decider(principal_of(request))
     try:
         return await ctx.pools.store.run(
-            lambda: activate(ctx.store, store, build_id, reason="api"), abandon=False
+            lambda: activate_reviewed(ctx.redis, ctx.store, store, build_id, by=by, reason="api"),
+            abandon=False,
         )
     except InvalidInput as exc:
         raise ApiError(404, "not_found", str(exc)) from None
+    except DraftConflict as exc:  # waiting for review: approve its draft instead
+        raise ApiError(409, "draft_not_approved", str(exc)) from None
 
 
 @router.post(
