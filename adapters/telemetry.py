@@ -1,7 +1,8 @@
 """OpenTelemetry traces: exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else free.
 
-Without an endpoint no SDK provider is installed: `tracer()` is the API's proxy, every span a
-non-recording one (about a microsecond, `python -m bench.tracing`), and no `traceparent` is sent.
+Without an endpoint no SDK provider is installed, `enabled()` is False and the project opens no
+span at all (a check of a module global: well under a microsecond a span, `python -m
+bench.tracing`); no `traceparent` is sent.
 With one, `setup_tracing` (called once per process by the composition root) installs a provider
 that batches spans to `{endpoint}/v1/traces` (OTLP/HTTP, protobuf).
 
@@ -28,6 +29,11 @@ _provider: Any = None
 
 def tracer() -> trace.Tracer:
     return _tracer
+
+
+def enabled() -> bool:
+    """Whether this process exports spans (`setup_tracing` installed a provider)."""
+    return _provider is not None
 
 
 def setup_tracing(endpoint: str | None, service_name: str) -> bool:
@@ -60,7 +66,7 @@ def flush(timeout_ms: int = 5000) -> None:
 def trace_headers() -> dict[str, str]:
     """W3C `traceparent` (and `tracestate`) of the current span; {} when no span is recording."""
     carrier: dict[str, str] = {}
-    if trace.get_current_span().get_span_context().is_valid:
+    if _provider is not None and trace.get_current_span().get_span_context().is_valid:
         _propagator.inject(carrier)
     return carrier
 

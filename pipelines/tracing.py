@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from adapters.logs import scrub
 from adapters.pipeline_names import canonical
-from adapters.telemetry import context_from, trace_headers, tracer
+from adapters.telemetry import context_from, enabled, trace_headers, tracer
 from pipelines.middleware import recorded_result
 
 _Open = tuple[trace.Span, object]
@@ -37,6 +37,8 @@ class JobTrace(Middleware):
         self._lock = threading.Lock()
 
     def before_process_message(self, broker: Any, message: Any) -> None:
+        if not enabled():
+            return  # no exporter: no span (see adapters/telemetry.py)
         pipeline = canonical(message.actor_name)
         span = tracer().start_span(
             f"job {pipeline}",
