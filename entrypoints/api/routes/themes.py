@@ -10,11 +10,14 @@ from adapters.errors import InvalidInput
 from domain.keys import BUILD_RE
 from entrypoints.api.auth import needs, principal_of
 from entrypoints.api.common import StorePath, bearer, ctx_of, iso
-from entrypoints.api.errors import ApiError
+from entrypoints.api.errors import GATED, STORE_PATH, WITH_BODY, ApiError, declare
 from entrypoints.api.routes.shared import share_secrets
 from entrypoints.api.schemas import ThemeBuilds, ThemePointer, ThemeShare
 
-router = APIRouter(prefix="/v1", tags=["themes"], dependencies=[Depends(bearer)])
+# Every route reads the object store (502, or 503 when it is slow or failing).
+router = APIRouter(
+    prefix="/v1", tags=["themes"], dependencies=[Depends(bearer)], responses=declare(*GATED, *STORE_PATH, 502)
+)
 BuildPath = Annotated[str, Path(pattern=BUILD_RE.pattern, description="A build id from the themes list")]
 
 
@@ -35,7 +38,7 @@ async def list_themes(store: StorePath, request: Request) -> Any:
 @router.post(
     "/stores/{store}/themes/{build_id}/activate",
     response_model=ThemePointer,
-    responses={404: {"description": "No published build with that id"}},
+    responses=declare(*WITH_BODY, 404, s404="No published build with that id"),
     dependencies=[needs("publish", "activating a theme")],
 )
 async def activate_theme(store: StorePath, build_id: BuildPath, request: Request) -> Any:
@@ -60,7 +63,7 @@ async def activate_theme(store: StorePath, build_id: BuildPath, request: Request
 @router.post(
     "/stores/{store}/themes/{build_id}/share",
     response_model=ThemeShare,
-    responses={404: {"description": "No published build with that id"}},
+    responses=declare(*WITH_BODY, 404, s404="No published build with that id"),
     dependencies=[needs("publish", "sharing a theme preview")],
 )
 async def share_theme(
@@ -85,7 +88,7 @@ async def share_theme(
     if ttl > settings.share_link_max_ttl_s:
         raise ApiError(
             422,
-            "invalid_input",
+            "invalid_request",
             f"expires_in_s: {ttl} is longer than SHARE_LINK_MAX_TTL_S ({settings.share_link_max_ttl_s})",
         )
     key = theme_build_prefix(store, build_id) + "preview.html"
