@@ -83,10 +83,11 @@ class Settings(BaseSettings):
     # Longest a batch call waits for its slot; past it the call goes to the prompt's fallback
     # model, or the job is retried when a slot is free. Interactive calls wait until their deadline.
     model_limit_max_wait_s: float = Field(default=300.0, ge=0, le=3600)
-    # A primary model with a fallback: tries before switching (5xx, connection errors, 429s), and
-    # how long every process then goes straight to the fallback.
-    model_primary_attempts: int = Field(default=2, ge=1, le=5)
-    model_down_s: float = Field(default=30.0, ge=0, le=3600)
+    # A prompt's primary model is down after this many 5xx or connection errors (fleet-wide) within
+    # the window; calls then go straight to the prompt's `fallback_model` for MODEL_DOWN_S.
+    model_down_after: int = Field(default=5, ge=1, le=1000)
+    model_down_window_s: float = Field(default=10.0, gt=0, le=3600)
+    model_down_s: float = Field(default=30.0, gt=0, le=3600)
 
     # Shopper personalization (the interactive lane).
     # An idle `interactive` consumer waits for a push on its queue at most this long

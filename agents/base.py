@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from adapters.errors import InvalidOutput
 from adapters.logs import get_logger
+from adapters.rate_limiter import Limit
 from agents import spans
 from agents.gateway import CallResult, provider_of
 from agents.pricing import price_for
@@ -61,6 +62,16 @@ class AgentRun(Generic[Out]):
         if self.records and all(r.served is Served.GATEWAY_CACHE for r in self.records):
             return Served.GATEWAY_CACHE
         return Served.FRESH
+
+    @property
+    def model_served(self) -> str | None:
+        """The model that wrote the output (the prompt's fallback when its primary could not)."""
+        return self.records[-1].model if self.records else None
+
+    @property
+    def fallback_from(self) -> str | None:
+        """The prompt's primary model when its fallback wrote the output."""
+        return self.records[-1].fallback_from if self.records else None
 
     @property
     def gateway_cache_status(self) -> str:
@@ -168,6 +179,9 @@ class Agent(Generic[Out]):
                     cache_ttl=None if repair else meta.gateway_cache_ttl,
                     cache_key=key,
                     skip_cache=ctx.force_fresh or repair,
+                    prompt_tokens=tokens,
+                    limit=Limit(meta.rpm, meta.tpm),
+                    fallback_model=meta.fallback_model,
                 )
                 spans.end_model_call(span, result)
         except BaseException:
@@ -192,6 +206,7 @@ class Agent(Generic[Out]):
                 # Deterministic, so a redelivered job's calls are recognized (see the ledger).
                 call_id=key,
                 gateway_step=result.step,
+                fallback_from=result.fallback_from,
             )
         )
         return result, reservation

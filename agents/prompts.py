@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 import jinja2.meta
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from adapters.errors import ConfigError, InvalidInput
 from agents.jsontext import dumps_indent1
@@ -56,6 +56,20 @@ class FrontMatter(BaseModel):
     gateway_cache_ttl: int | None = Field(default=None, ge=60)
     input_token_budget: int = Field(default=4000, gt=0)
     labels: list[str] = Field(default_factory=list)
+    # The provider's budget for `model` (requests / tokens per minute) when MODEL_LIMITS names none.
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    # Served instead when `model` is down or rate-limited past what the call can wait; on the other
+    # provider, so one provider's outage does not take both.
+    fallback_model: str | None = Field(default=None, pattern=r"^(openai|anthropic)/[\w.:-]+$")
+
+    @model_validator(mode="after")
+    def _fallback_elsewhere(self) -> FrontMatter:
+        if self.fallback_model and self.fallback_model.split("/")[0] == self.model.split("/")[0]:
+            raise ValueError(
+                f"fallback_model {self.fallback_model!r} must be on another provider than {self.model!r}"
+            )
+        return self
 
 
 @dataclass(frozen=True)

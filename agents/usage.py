@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -60,9 +60,13 @@ class CallContext:
     agent: str = ""
     force_fresh: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # Whose share of a model's rate budget a call uses ("batch" or "interactive"), and until
+    # when (epoch seconds) it may wait for a slot; None: the batch lane's longest wait.
+    lane: str = "batch"
+    deadline: float | None = None
 
     def for_agent(self, agent: str) -> CallContext:
-        return CallContext(self.store, self.pipeline, self.job_id, agent, self.force_fresh, self.extra)
+        return replace(self, agent=agent)
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,8 @@ class UsageRecord:
     # What a cache saved: the list price of the tokens a gateway HIT replayed, or of the
     # generation a result-cache hit reused. Never part of the cost.
     saved_nano: int = 0
+    # The prompt's primary model when its fallback (`model`) served the call instead.
+    fallback_from: str | None = None
     # AI Gateway's `cf-aig-step`: which step of its fallback chain answered (0 the first; None: not sent).
     gateway_step: int | None = None
 
@@ -114,5 +120,6 @@ class UsageRecord:
             "job_id": self.job_id,
             "call_id": self.call_id,
             "outcome": self.outcome,
+            "fallback_from": self.fallback_from,
             "gateway_step": self.gateway_step,
         }

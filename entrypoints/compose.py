@@ -17,6 +17,7 @@ from dramatiq.brokers.redis import RedisBroker
 from adapters.ledger import Ledger
 from adapters.logs import configure_logging, get_logger, register_private_path, register_secrets
 from adapters.prompt_labels import LabelEpoch, PromptLabels
+from adapters.rate_limiter import Limit, ModelLimiter
 from adapters.redis_conn import AsyncRedis, get_async_redis, get_redis, resolve_url
 from adapters.redis_durability import require_durable
 from adapters.settings import Settings, get_settings
@@ -90,6 +91,21 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         skip_cache=not settings.caches_enabled,
         price_overrides=settings.price_overrides,
         no_log_payload=tuple(settings.gateway_no_log_payload),
+        down_after=settings.model_down_after,
+        down_window_s=settings.model_down_window_s,
+        down_s=settings.model_down_s,
+    )
+
+
+def model_limiter(settings: Settings, aio: AsyncRedis) -> ModelLimiter:
+    """The fleet's per-model RPM/TPM budgets (MODEL_LIMITS; prompts' front matter adds to them)."""
+    limits = {model: Limit(spec.get("rpm"), spec.get("tpm")) for model, spec in settings.model_limits.items()}
+    return ModelLimiter(
+        aio,
+        limits,
+        interactive_share=settings.model_limit_interactive_share,
+        burst_s=settings.model_limit_burst_s,
+        max_wait_s=settings.model_limit_max_wait_s,
     )
 
 
@@ -99,7 +115,7 @@ def build_services(settings: Settings) -> Services:
     client, aio = redis_client(settings), async_redis(settings)
     prompts = PromptRegistry(settings.prompts_dir, OUTPUT_MODELS)
     runtime = AgentRuntime(
-        gateway=GatewayClient(gateway_config(settings)),
+        gateway=GatewayClient(gateway_config(settings), limiter=model_limiter(settings, aio)),
         prompts=prompts,
         sink=LedgerSink(Ledger(client), settings, aio),
         resolve_version=LabelResolver(

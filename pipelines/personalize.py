@@ -274,7 +274,15 @@ async def personalize_shopper(
     picks = shortlist(catalog, cohort)
     agent = PersonalizerAgent(svc.runtime)
     # The shopper id is for routing (sticky prompt versions); it never reaches a prompt.
-    call_ctx = CallContext(store=store, pipeline=PIPELINE, job_id=job_id, extra={"shopper_id": shopper})
+    # The interactive lane's share of the model's rate budget, waited for until the deadline at most.
+    call_ctx = CallContext(
+        store=store,
+        pipeline=PIPELINE,
+        job_id=job_id,
+        extra={"shopper_id": shopper},
+        lane="interactive",
+        deadline=deadline,
+    )
     prompt = await agent.prompt_for(call_ctx.for_agent(agent.name))
 
     def inputs() -> tuple[dict[str, Any], str, str]:

@@ -38,6 +38,9 @@ def build_meta(
         "prompt_version": prompt.version,
         "prompt_ref": prompt.ref,
         "model": prompt.meta.model,
+        # Which model wrote it: the prompt's fallback when its primary was down or throttled.
+        "model_served": run.model_served or prompt.meta.model,
+        "model_fallback": run.fallback_from is not None,
         "generated_at": now_iso(),
         "input_hash": digest,
         "cost_usd": str(nano_to_usd(run.cost_nano)),

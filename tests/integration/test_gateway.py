@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from adapters.errors import PermanentGatewayError, RateLimited, TransientGatewayError
-from agents.gateway import CallResult, GatewayClient, GatewayConfig, translate_error
+from agents.gateway import CallResult, GatewayClient, GatewayConfig, ProviderDown, translate_error
 from agents.schemas.product_copy import ProductCopy
 from agents.usage import CallContext
 from tests.helpers import arun
@@ -101,16 +101,17 @@ def test_litellm_exceptions_map_by_type() -> None:
     cases: list[tuple[Exception, type[Exception]]] = [
         (litellm.RateLimitError(**args), RateLimited),
         (litellm.Timeout(**args), TransientGatewayError),
-        (litellm.APIConnectionError(**args, request=request), TransientGatewayError),
-        (litellm.ServiceUnavailableError(**args), TransientGatewayError),
-        (litellm.InternalServerError(**args), TransientGatewayError),
+        (litellm.APIConnectionError(**args, request=request), ProviderDown),
+        (litellm.ServiceUnavailableError(**args), ProviderDown),
+        (litellm.InternalServerError(**args), ProviderDown),
         (litellm.AuthenticationError(**args), PermanentGatewayError),
         (litellm.BadRequestError(**args), PermanentGatewayError),
         (litellm.ContextWindowExceededError(**args), PermanentGatewayError),
         (litellm.NotFoundError(**args), PermanentGatewayError),
         (ValueError("anything else"), TransientGatewayError),
     ]
-    # Then each becomes the project's error of its kind, and nothing from litellm escapes
+    # Then each becomes the project's error of its kind (a provider down is a transient error that
+    # counts towards its model's down mark), and nothing from litellm escapes
     for exc, expected in cases:
         got = translate_error(exc)
         assert type(got) is expected, (type(exc).__name__, type(got).__name__)

@@ -24,7 +24,8 @@ from devgateway.faults import (
     gateway_error_body,
     parse_fault,
 )
-from devgateway.state import GatewayState
+from devgateway.ratelimit import parse_limits
+from devgateway.state import PROVIDER_NAMES, GatewayState
 
 JSON_TYPE = "application/json"
 MALFORMED_BODY = b"<html><head><title>502 Bad Gateway</title></head><body>upstream hiccup</body></html>"
@@ -164,6 +165,10 @@ class Gateway:
                     200, hit.body, {**hit.headers, **out_headers, "cf-aig-cache-status": "HIT"}
                 )
 
+        refused = self._provider_refusal(provider, body, out_headers)
+        if refused is not None:
+            return refused
+
         latency_ms = state.behaviour.latency_ms
         if latency_ms > 0:
             if deadline_ms is not None and latency_ms > deadline_ms:
@@ -185,6 +190,23 @@ class Gateway:
         if cache_key is not None and ttl is not None:
             state.remember(cache_key, ttl, answer, {id_header: out_headers[id_header]})
         return self._reply(200, answer, out_headers)
+
+    def _provider_refusal(
+        self, provider: str, body: dict[str, Any], out_headers: dict[str, str]
+    ) -> Response | None:
+        """503 from a provider marked down, or 429 past a model's limits (headers added either way)."""
+        state = self.state
+        if provider in state.down:
+            return self._reply(
+                503, error_body(provider, 503, f"{provider} is down (dev gateway)"), out_headers
+            )
+        admitted, headers = state.limits.check(str(body.get("model", "")), body)
+        out_headers.update(headers)
+        if admitted:
+            return None
+        state.stats.rate_limited += 1
+        message = "Rate limit reached for requests or tokens per minute (dev gateway)"
+        return self._reply(429, error_body(provider, 429, message), out_headers)
 
     async def _early_fault(
         self,
@@ -240,7 +262,7 @@ class Gateway:
         return JSONResponse({"ok": True})
 
     async def config(self, request: Request) -> Response:
-        """GET or POST /_dev/config: persistent latency and hostility."""
+        """GET or POST /_dev/config: persistent latency, hostility, rate limits and providers down."""
         if request.method == "POST":
             try:
                 payload = await request.json()
@@ -255,12 +277,28 @@ class Gateway:
                 payloads = payload.get("payloads", list(self.state.behaviour.payloads))
                 if not isinstance(payloads, list) or not all(isinstance(p, str) and p for p in payloads):
                     raise ValueError("payloads must be a list of non-empty strings")
+                limits = self.state.limits
+                spec = parse_limits(payload.get("rate_limits", limits.spec))
+                burst_s = payload.get("burst_s", limits.burst_s)
+                if isinstance(burst_s, bool) or not isinstance(burst_s, int | float) or burst_s <= 0:
+                    raise ValueError(
+                        "burst_s must be a positive number (seconds of the limit a burst may use)"
+                    )
+                down = payload.get("down", sorted(self.state.down))
+                if not isinstance(down, list) or not set(down) <= set(PROVIDER_NAMES):
+                    raise ValueError(f"down must be a list of providers ({', '.join(PROVIDER_NAMES)})")
             except ValueError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
             self.state.behaviour.latency_ms = latency
             self.state.behaviour.hostile = hostile
             self.state.behaviour.payloads = tuple(payloads)
-        return JSONResponse(self.state.behaviour.as_dict())
+            if spec != limits.spec or burst_s != limits.burst_s:
+                limits.configure(spec, float(burst_s))
+            self.state.down = set(down)
+        view = self.state.behaviour.as_dict()
+        limits = self.state.limits
+        view.update(rate_limits=limits.spec, burst_s=limits.burst_s, down=sorted(self.state.down))
+        return JSONResponse(view)
 
     async def faults(self, request: Request) -> Response:
         """GET, POST (append) or DELETE (clear) /_dev/faults."""

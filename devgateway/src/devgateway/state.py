@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from devgateway.faults import FaultQueue
+from devgateway.ratelimit import RateLimits
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -79,6 +80,9 @@ class Behaviour:
         return {"latency_ms": self.latency_ms, "hostile": self.hostile, "payloads": len(self.payloads)}
 
 
+PROVIDER_NAMES = ("openai", "anthropic")
+
+
 @dataclass
 class Stats:
     """Counters reported by `GET /_dev/stats`."""
@@ -92,6 +96,7 @@ class Stats:
     cached_tokens: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0
+    rate_limited: int = 0  # 429s answered by the per-model rate limits
     by_model: Counter[str] = field(default_factory=Counter)
     by_status: Counter[str] = field(default_factory=Counter)
 
@@ -109,6 +114,7 @@ class Stats:
             "cached_tokens": self.cached_tokens,
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
+            "rate_limited": self.rate_limited,
         }
 
 
@@ -124,6 +130,9 @@ class GatewayState:
         self.answers: LRU[tuple[str, bool, tuple[str, ...], str], Any] = LRU(8_192)
         self.seen_systems: set[tuple[str, str]] = set()
         self.seen_headers: deque[dict[str, str]] = deque(maxlen=_MAX_SEEN_REQUESTS)
+        # Per-model RPM/TPM (answered 429 past them) and providers marked down (answered 503).
+        self.limits = RateLimits()
+        self.down: set[str] = set()
 
     def reset(self) -> None:
         """Back to a fresh gateway: no stats, caches, faults or runtime config."""
@@ -134,6 +143,8 @@ class GatewayState:
         self.answers.clear()
         self.seen_systems.clear()
         self.seen_headers.clear()
+        self.limits = RateLimits()
+        self.down = set()
 
     def record_headers(self, headers: Mapping[str, str]) -> None:
         """Remember a model call's AI Gateway and trace headers (for tests: what the client sent)."""
