@@ -19,6 +19,7 @@ from bench.env import ROOT
 from bench.report import RESULTS, Section, console, quiet_driver_logs, write_results
 
 PERSONALIZATION_TITLE = "3. Interactive under load: personalization"
+TRACING_TITLE = "7. Tracing: the spans of a job, endpoint unset and set"
 PICKUP_TITLE = "3c. The interactive lane idle: pick-up time and CPU, polling against woken by a push"
 
 
@@ -64,6 +65,11 @@ def pickup(quick: bool) -> Markdown:
     return _in_own_process(PICKUP_TITLE, "bench.pickup", args)
 
 
+def tracing_cost(quick: bool) -> Markdown:
+    """What the spans of a job cost, with OTEL_EXPORTER_OTLP_ENDPOINT unset and set (`bench/tracing.py`)."""
+    return _in_own_process(TRACING_TITLE, "bench.tracing", ["--jobs", "2000" if quick else "20000"])
+
+
 def profile_section(quick: bool) -> Section | None:
     """Where the concurrency benchmark's worker spends its CPU (py-spy, when installed)."""
     import tempfile
@@ -99,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         help="comma-separated: overhead,litellm,concurrency,profile,personalization,pickup,cost,"
-        "storefront_day,scale",
+        "storefront_day,scale,tracing",
     )
     args = parser.parse_args(argv)
     quiet_driver_logs()
@@ -115,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         ("cost", lambda: cost.run(cost.QUICK if q else cost.Day(), quick=q)),
         ("storefront_day", lambda: storefront_day.run(quick=q)),
         ("scale", lambda: scale.run(300 if q else 10_000, 1000, quick=q)),
+        ("tracing", lambda: tracing_cost(q)),
     ]
     sections: list[Any] = []
     for name, bench in plan:
