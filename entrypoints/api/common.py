@@ -12,7 +12,7 @@ from fastapi import Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 
 from domain.keys import STORE_RE
 from entrypoints.api import jsonchunks
@@ -51,12 +51,20 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(float(ts), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# The bodies routes read themselves (`read_body`), by name: entrypoints/api/openapi.py adds them
+# to the document's components, where their `$ref`s point.
+BODY_SCHEMAS: dict[str, dict[str, Any]] = {}
+
+
 def json_body(model: type[BaseModel], cap: str) -> dict[str, Any]:
     """A route's `openapi_extra`: its JSON body (read with `read_body`) and its size cap's name."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    BODY_SCHEMAS.update(schema.pop("$defs", {}))
+    BODY_SCHEMAS[model.__name__] = schema
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
         },
         "x-body-cap": cap,
     }
@@ -103,8 +111,11 @@ def _parse(raw: bytes, model: type[M], chunked: bool) -> M:
     except RecursionError:
         raise RequestValidationError([_TOO_DEEP]) from None
     except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        untag = getattr(model, "untag", None)  # a union by `pipeline` names fields as one model would
+        errors = untag(errors) if untag else errors
         raise RequestValidationError(
-            [{**err, "loc": ("body", *err.get("loc", ()))} for err in exc.errors(include_url=False)]
+            [{**err, "loc": ("body", *err.get("loc", ()))} for err in errors]
         ) from None
 
 
@@ -120,6 +131,8 @@ def body_fingerprint(model: BaseModel) -> str:
     """The Idempotency-Key fingerprint of a request body: its model's fields as canonical JSON."""
     # The fields as they are, not model_dump()'s copy (for 4 MB, ~25 ms holding the GIL); the
     # canonical text is the same, since default=str renders a URL as model_dump(mode="json") does.
+    if isinstance(model, RootModel):
+        model = model.root
     return fingerprint({name: getattr(model, name) for name in type(model).model_fields})
 
 

@@ -71,6 +71,17 @@ def invalid_field(field: str, message: str, rule: str = "invalid") -> ApiError:
     )
 
 
+def budget_spent(spent: Any) -> ApiError:
+    """402 for a store whose daily budget is spent (`pipelines.budget_gate.Spent`): nothing was enqueued."""
+    return ApiError(
+        402,
+        "budget_exhausted",
+        spent.message,
+        details=[{"field": "store", "in": "path", "rule": "daily_budget", "message": spent.message}],
+        headers={"Retry-After": str(spent.retry_after_s)},
+    )
+
+
 def _field_name(loc: tuple[Any, ...]) -> tuple[str, str]:
     where = str(loc[0]) if loc else "body"
     parts = (
@@ -154,3 +165,53 @@ def install_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), None, dict(exc.headers or {}))
+
+
+# --- the OpenAPI side: what each refusal is, in the one shape -----------------------------
+
+_RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}
+}
+WHY = {
+    400: "A malformed Shopify delivery (`invalid_request`)",
+    401: "No bearer token, or a wrong or revoked one (`unauthorized`; `WWW-Authenticate: Bearer`)",
+    402: "The store's daily budget is spent (`budget_exhausted`): nothing was enqueued; retry after "
+    "the UTC day ends or once ops raise it (`wandstore-agents budget set`)",
+    403: "The token belongs to another store, or lacks the scope the route names (`forbidden`)",
+    404: "No such resource, or a store nobody added (`not_found`, `unknown_store`)",
+    408: "The body did not arrive within API_BODY_TIMEOUT_S (`body_timeout`)",
+    409: "A conflict: a request with this Idempotency-Key is still being processed (`conflict`)",
+    413: "The body is over the route's cap (`body_too_large`)",
+    422: "A field breaks a rule (`invalid_request`, `invalid_input`): `details` name each field and rule",
+    429: "The store's request window is spent (`rate_limited`)",
+    501: "The pipeline is not deployed in this build (`not_deployed`)",
+    502: "The object store failed (`store_error`)",
+    503: "A dependency (Redis, the object store) is unavailable, slow or saturated; always with Retry-After",
+}
+HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+    402: _RETRY_AFTER,
+    409: _RETRY_AFTER,
+    429: _RETRY_AFTER,
+    503: _RETRY_AFTER,
+}
+# What every gated `/v1/` route may answer before its handler runs (entrypoints/api/auth.py).
+GATED = (401, 403, 429, 503)
+STORE_PATH = (404, 422)  # a store nobody added; a slug that could never be one
+WITH_BODY = (408, 413, 422)  # BodyLimit reads every POST and PUT body within a cap and a deadline
+
+
+def declare(*statuses: int, **why: str) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=`: each status in the error shape (`ErrorResponse`), with its headers.
+
+    `why` overrides a description by status (`why={"404": "No such batch"}` as `s404=...`).
+    """
+    from entrypoints.api.schemas import ErrorResponse
+
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in sorted(set(statuses)):
+        entry: dict[str, Any] = {"model": ErrorResponse, "description": why.get(f"s{status}", WHY[status])}
+        if status in HEADERS:
+            entry["headers"] = HEADERS[status]
+        out[status] = entry
+    return out

@@ -172,6 +172,8 @@ def public(report: Report) -> dict[str, Any]:
 
 
 _PUBLIC = {True: (200, b'{"status":"up"}'), False: (503, b'{"status":"down"}')}
+# A 503 says when to look again: the background check runs about this often.
+RETRY_AFTER_S = 5
 
 
 class PublicHealthz:
@@ -200,6 +202,8 @@ class PublicHealthz:
         report = await self.monitor.report()
         status, body = _PUBLIC[report.ok]
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if not report.ok:
+            headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         self.count(status, time.perf_counter() - started)

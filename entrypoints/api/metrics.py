@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.logs import get_logger
@@ -83,9 +84,10 @@ class ApiMetrics:
 class RequestLog:
     """Count, time and log every request by its route template (never its token or query)."""
 
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics, routes: Sequence[BaseRoute] = ()) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes  # the app's, to name a refused request's route (the list, kept live)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,7 +106,7 @@ class RequestLog:
             await self.app(scope, receive, send_status)
         finally:
             elapsed = time.perf_counter() - started
-            route = _route_of(scope)
+            route = _route_of(scope, self.routes)
             method = scope["method"] if scope["method"] in METHODS else "other"
             self.metrics.observe(method, route, status, elapsed)
             if scope["path"] not in _QUIET:
@@ -119,8 +121,16 @@ class RequestLog:
                 )
 
 
-def _route_of(scope: Scope) -> str:
+def _route_of(scope: Scope, routes: Sequence[BaseRoute] = ()) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
-    # Unmatched paths share one label, so a scanner cannot blow up the series count.
-    return str(path) if path else "unmatched"
+    if path:
+        return str(path)
+    # Refused before routing (the gate's 401/403/429, the body cap's 413, an unknown store's
+    # 404): the template the path would have reached, so refusals show on their route.
+    for candidate in routes:
+        found, _ = candidate.matches(scope)
+        if found is not Match.NONE and getattr(candidate, "path", None):
+            return str(candidate.path)  # type: ignore[attr-defined]
+    # Paths no route takes share one label, so a scanner cannot blow up the series count.
+    return "unmatched"

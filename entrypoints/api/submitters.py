@@ -12,23 +12,16 @@ from adapters.egress import check_callback_url
 from adapters.errors import InvalidInput
 from entrypoints.api.context import ApiContext
 from entrypoints.api.errors import invalid_field
-from entrypoints.api.schemas import GenerationRequest
+from entrypoints.api.schemas import (
+    PersonalizationRequest,
+    ProductCopyRequest,
+    ThemeBuildRequest,
+)
 from pipelines.submit import submit_product_copy
 
-Submitter = Callable[[ApiContext, str, GenerationRequest, dict[str, Any]], str]
-
-
-def _only(input: dict[str, Any], allowed: tuple[str, ...], required: tuple[str, ...]) -> None:
-    for name in input:
-        if name not in allowed:
-            raise invalid_field(
-                f"input.{name}",
-                f"is not a field of this pipeline's input ({', '.join(allowed)})",
-                "extra_forbidden",
-            )
-    for name in required:
-        if name not in input:
-            raise invalid_field(f"input.{name}", "is required", "missing")
+# The request's fields (which `input` fields exist, which are required) are checked when it
+# is parsed (entrypoints/api/schemas.py); the pipelines check what is inside them.
+Submitter = Callable[[ApiContext, str, Any, dict[str, Any]], str]
 
 
 def _field_of(exc: InvalidInput, default: str) -> str:
@@ -44,38 +37,36 @@ def _field_of(exc: InvalidInput, default: str) -> str:
     return default
 
 
-def product_copy(ctx: ApiContext, store: str, body: GenerationRequest, extra: dict[str, Any]) -> str:
-    _only(body.input, ("product",), ("product",))
+def product_copy(ctx: ApiContext, store: str, body: ProductCopyRequest, extra: dict[str, Any]) -> str:
     try:
         return submit_product_copy(
-            ctx.broker, ctx.status, store, body.input["product"], body.options, extra=extra
+            ctx.broker, ctx.status, store, body.input.product, body.options, extra=extra
         )
     except InvalidInput as exc:
         field = _field_of(exc, "input.product")
         raise invalid_field(field, str(exc), "invalid") from None
 
 
-def theme_build(ctx: ApiContext, store: str, body: GenerationRequest, extra: dict[str, Any]) -> str:
+def theme_build(ctx: ApiContext, store: str, body: ThemeBuildRequest, extra: dict[str, Any]) -> str:
     """`input.brief`; `input.products` (a products export or list) replaces the catalog snapshot first."""
     from agents.theme.inputs import parse_brief
     from pipelines.submit import submit_theme_build
     from pipelines.theme_build import save_catalog
 
-    _only(body.input, ("brief", "products"), ("brief",))
     if body.options:
         raise invalid_field("options", "theme_build takes no options", "extra_forbidden")
     try:
-        parse_brief(body.input["brief"])  # before the snapshot is replaced: a bad brief changes nothing
+        parse_brief(body.input.brief)  # before the snapshot is replaced: a bad brief changes nothing
     except InvalidInput as exc:
         raise invalid_field("input.brief", str(exc)) from None
-    if "products" in body.input:
+    if body.input.products is not None:
         try:
-            save_catalog(ctx.store, store, {"products": body.input["products"]})
+            save_catalog(ctx.store, store, {"products": body.input.products})
         except InvalidInput as exc:
             raise invalid_field("input.products", str(exc)) from None
     try:
         return submit_theme_build(
-            ctx.broker, ctx.status, store, body.input["brief"], objects=ctx.store, extra=extra
+            ctx.broker, ctx.status, store, body.input.brief, objects=ctx.store, extra=extra
         )
     except InvalidInput as exc:
         if "catalog snapshot" in str(exc) or "holds no valid products" in str(exc):
@@ -83,16 +74,15 @@ def theme_build(ctx: ApiContext, store: str, body: GenerationRequest, extra: dic
         raise invalid_field("input.brief", str(exc)) from None
 
 
-def personalization(ctx: ApiContext, store: str, body: GenerationRequest, extra: dict[str, Any]) -> str:
+def personalization(ctx: ApiContext, store: str, body: PersonalizationRequest, extra: dict[str, Any]) -> str:
     """`input.shopper_id` and `input.context`; a `callback_url` is delivered by the interactive worker."""
     from pipelines.submit import submit_personalize
 
-    _only(body.input, ("shopper_id", "context"), ("shopper_id",))
     if body.options:
         raise invalid_field(
             "options", "personalization takes no options (see input.context)", "extra_forbidden"
         )
-    context = body.input.get("context")
+    context = body.input.context
     callback = context.get("callback_url") if isinstance(context, dict) else None
     if isinstance(callback, str) and callback:
         try:
@@ -100,15 +90,13 @@ def personalization(ctx: ApiContext, store: str, body: GenerationRequest, extra:
         except InvalidInput as exc:
             raise invalid_field("input.context.callback_url", str(exc), "public_address") from None
     try:
-        return submit_personalize(
-            ctx.broker, ctx.status, store, body.input["shopper_id"], context, extra=extra
-        )
+        return submit_personalize(ctx.broker, ctx.status, store, body.input.shopper_id, context, extra=extra)
     except InvalidInput as exc:
         field = "input.shopper_id" if str(exc).startswith("shopper id") else "input.context"
         raise invalid_field(field, str(exc)) from None
 
 
-SUBMITTERS: dict[str, Submitter] = {
+SUBMITTERS: dict[str, Submitter] = {  # by `pipeline`: each takes its own request type
     "product_copy": product_copy,
     "theme_build": theme_build,
     "personalization": personalization,

@@ -37,6 +37,17 @@ def read_products(path: Path) -> list[dict[str, Any]]:
     return load_products(data)
 
 
+def refuse_if_budget_spent(client: Any, store: str) -> None:
+    """Exit 2 naming the budget when the store's is spent today: its jobs could only fail."""
+    from adapters.ledger import Ledger
+    from adapters.settings import get_settings
+    from pipelines.budget_gate import spent_budget
+
+    spent = spent_budget(Ledger(client), store, get_settings().daily_budget_usd)
+    if spent is not None:
+        fail(spent.message)
+
+
 def parse_json_option(text: str | None, name: str) -> dict[str, Any]:
     if not text:
         return {}
@@ -120,7 +131,10 @@ def enqueue_product_copy(
     options: str | None = OPTIONS,
     as_json: bool = AS_JSON,
 ) -> None:
-    """Validate and enqueue one product_copy job per product in FILE on queue `batch`."""
+    """Validate and enqueue one product_copy job per product in FILE on queue `batch`.
+
+    Refused (exit 2, nothing enqueued) while the store's daily budget is spent.
+    """
     from entrypoints import compose
 
     broker = compose.process_broker()
@@ -129,6 +143,7 @@ def enqueue_product_copy(
 
     products = read_products(input)
     opts = parse_json_option(options, "--options")
+    refuse_if_budget_spent(broker.client, store)
     status = JobStatus(broker.client)
     ids = [
         {"job_id": submit_product_copy(broker, status, store, p, opts), "product_id": str(p.get("id"))}

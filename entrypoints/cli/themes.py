@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from adapters.pipeline_names import THEME_BUILD
-from entrypoints.cli.jobs import AS_JSON, STORE, enqueue_app, read_products, run_app
+from entrypoints.cli.jobs import AS_JSON, STORE, enqueue_app, read_products, refuse_if_budget_spent, run_app
 from entrypoints.cli.known import known_store
 from entrypoints.cli.output import console, fail, print_json, print_table
 
@@ -180,6 +180,7 @@ def enqueue_theme_build(
     from pipelines.status import JobStatus
     from pipelines.submit import submit_theme_build
 
+    refuse_if_budget_spent(broker.client, store)
     objects = _objects()
     _save_products(objects, store, products)
     build_id = submit_theme_build(

@@ -257,8 +257,12 @@ def test_body_over_the_limit_is_413_by_header_and_by_stream(
     [
         ({"pipeline": "poetry", "input": {}}, "pipeline", "literal_error"),
         ({"input": {}}, "pipeline", "missing"),
-        ({"pipeline": "product_copy", "input": {}, "colour": 1}, "colour", "extra_forbidden"),
-        ({"pipeline": "product_copy", "input": {}, "callback_url": "ftp://x"}, "callback_url", "url_scheme"),
+        ({"pipeline": "product_copy", "input": {"product": {"id": 1}}, "colour": 1}, "colour", "extra_forbidden"),
+        (
+            {"pipeline": "product_copy", "input": {"product": {"id": 1}}, "callback_url": "ftp://x"},
+            "callback_url",
+            "url_scheme",
+        ),
         ({"pipeline": "product_copy", "input": {}}, "input.product", "missing"),
         (
             {"pipeline": "product_copy", "input": {"product": {"id": "../etc", "title": "x"}}},

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from adapters.errors import InvalidInput, NotFound
+from adapters.ledger import Ledger
 from adapters.store.base import check_key
 from entrypoints.api.auth import needs, principal_of, require_store
 from entrypoints.api.common import (
@@ -20,11 +21,20 @@ from entrypoints.api.common import (
     json_body,
     read_body,
 )
-from entrypoints.api.errors import ApiError, invalid_field
+from entrypoints.api.errors import (
+    GATED,
+    STORE_PATH,
+    WITH_BODY,
+    ApiError,
+    budget_spent,
+    declare,
+    invalid_field,
+)
 from entrypoints.api.schemas import BatchFailure, BatchStatus, CatalogCopyRequest
 from pipelines.batches import BatchSummary
+from pipelines.budget_gate import spent_budget
 
-router = APIRouter(prefix="/v1", tags=["batches"], dependencies=[Depends(bearer)])
+router = APIRouter(prefix="/v1", tags=["batches"], dependencies=[Depends(bearer)], responses=declare(*GATED))
 
 
 def batch_view(request: Request, summary: BatchSummary) -> BatchStatus:
@@ -47,6 +57,7 @@ def batch_view(request: Request, summary: BatchSummary) -> BatchStatus:
     "/stores/{store}/catalog-copy",
     status_code=202,
     response_model=BatchStatus,
+    responses=declare(*STORE_PATH, *WITH_BODY, 402, 409, 502, 503),
     dependencies=[needs("catalog", "a catalog-copy batch")],
     openapi_extra=json_body(CatalogCopyRequest, cap="upload"),
 )
@@ -95,6 +106,9 @@ async def create_catalog_copy(
             raise invalid_field(field, str(exc)) from None
 
     async def work() -> tuple[int, dict[str, Any]]:
+        spent = await ctx.pools.redis.run(spent_budget, Ledger(ctx.redis), store, settings.daily_budget_usd)
+        if spent is not None:
+            raise budget_spent(spent)
         summary = await ctx.pools.batch.run(submit)
         return 202, batch_view(request, summary).model_dump()
 
@@ -105,6 +119,7 @@ async def create_catalog_copy(
     "/batches/{id}",
     response_model=BatchStatus,
     name="get_batch",
+    responses=declare(404, 422, s404="No batch with that id (batches are kept for 7 days)"),
     dependencies=[needs("read", "reading a batch")],
 )
 async def get_batch(id: IdPath, request: Request) -> BatchStatus:

@@ -11,14 +11,20 @@ from adapters.errors import InvalidInput
 from adapters.ledger import Ledger
 from entrypoints.api.auth import needs
 from entrypoints.api.common import StorePath, bearer, ctx_of
-from entrypoints.api.errors import invalid_field
+from entrypoints.api.errors import GATED, STORE_PATH, declare, invalid_field
 from entrypoints.api.schemas import CostReport
 
-router = APIRouter(prefix="/v1", tags=["costs"], dependencies=[Depends(bearer)])
+router = APIRouter(prefix="/v1", tags=["costs"], dependencies=[Depends(bearer)], responses=declare(*GATED))
 DAY = r"^\d{4}-\d{2}-\d{2}$"
 
 
-@router.get("/stores/{store}/costs", response_model=CostReport, dependencies=[needs("read", "reading costs")])
+@router.get(
+    "/stores/{store}/costs",
+    response_model=CostReport,
+    operation_id="getCosts",
+    responses=declare(*STORE_PATH),
+    dependencies=[needs("read", "reading costs")],
+)
 async def costs(
     store: StorePath,
     request: Request,

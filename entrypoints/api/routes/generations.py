@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from adapters.egress import check_callback_url
 from adapters.errors import InvalidInput
+from adapters.ledger import Ledger
 from entrypoints.api.auth import needs, principal_of, require_scope, require_store
 from entrypoints.api.common import (
     IdempotencyKey,
@@ -20,11 +21,22 @@ from entrypoints.api.common import (
     json_body,
     read_body,
 )
-from entrypoints.api.errors import ApiError, invalid_field
+from entrypoints.api.errors import (
+    GATED,
+    STORE_PATH,
+    WITH_BODY,
+    ApiError,
+    budget_spent,
+    declare,
+    invalid_field,
+)
 from entrypoints.api.schemas import Accepted, Delivery, GenerationRequest, GenerationStatus, JobError
 from entrypoints.api.submitters import SUBMITTERS
+from pipelines.budget_gate import spent_budget
 
-router = APIRouter(prefix="/v1", tags=["generations"], dependencies=[Depends(bearer)])
+router = APIRouter(
+    prefix="/v1", tags=["generations"], dependencies=[Depends(bearer)], responses=declare(*GATED)
+)
 
 # What a person can do about a failed job, by the error's type.
 WHAT_TO_DO = {
@@ -92,7 +104,7 @@ def status_view(request: Request, info: dict[str, Any]) -> GenerationStatus:
     "/stores/{store}/generations",
     status_code=202,
     response_model=Accepted,
-    responses={501: {"description": "The pipeline is not deployed in this build"}},
+    responses=declare(*STORE_PATH, *WITH_BODY, 402, 409, 501, 502),
     dependencies=[needs("generate", "asking for a generation")],
     openapi_extra=json_body(GenerationRequest, cap="generation"),
 )
@@ -135,6 +147,13 @@ async def create_generation(
     pool = ctx.pools.store if body.pipeline == "theme_build" else ctx.pools.redis
 
     async def work() -> tuple[int, dict[str, Any]]:
+        # Personalization still answers (its fallback costs nothing); the others would only fail.
+        if body.pipeline != "personalization":
+            spent = await ctx.pools.redis.run(
+                spent_budget, Ledger(ctx.redis), store, ctx.settings.daily_budget_usd
+            )
+            if spent is not None:
+                raise budget_spent(spent)
         job_id = await pool.run(submit, ctx, store, body, extra, abandon=False)
         request.app.state.metrics.generations.labels(body.pipeline).inc()
         url = str(request.url_for("get_generation", id=job_id))
@@ -147,6 +166,7 @@ async def create_generation(
     "/generations/{id}",
     response_model=GenerationStatus,
     name="get_generation",
+    responses=declare(404, 422, s404="No generation with that id (statuses are kept for 7 days)"),
     dependencies=[needs("read", "reading a generation's status")],
 )
 async def get_generation(id: IdPath, request: Request) -> GenerationStatus:

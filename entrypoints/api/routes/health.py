@@ -9,7 +9,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from adapters import __version__
 from entrypoints.api.auth import bearer_token
 from entrypoints.api.common import ctx_of, iso
-from entrypoints.api.health import HealthMonitor, public
+from entrypoints.api.errors import declare
+from entrypoints.api.health import RETRY_AFTER_S, HealthMonitor, public
 from entrypoints.api.schemas import Check, Health, PublicHealth
 
 router = APIRouter(tags=["operations"])
@@ -18,7 +19,16 @@ router = APIRouter(tags=["operations"])
 @router.get(
     "/healthz",
     response_model=PublicHealth | Health,
-    responses={503: {"model": PublicHealth | Health, "description": "Something is down"}},
+    operation_id="getHealth",
+    responses={
+        503: {
+            "model": PublicHealth | Health,
+            "description": "Something is down",
+            "headers": {
+                "Retry-After": {"description": "Seconds until the next check", "schema": {"type": "integer"}}
+            },
+        }
+    },
 )
 async def healthz(request: Request) -> JSONResponse:
     """200 `{"status": "up"}` or 503 `{"status": "down"}`, from a check that runs in the background.
@@ -30,8 +40,9 @@ async def healthz(request: Request) -> JSONResponse:
     report = await monitor.report()
     status = 200 if report.ok else 503
     token = bearer_token(request.scope)
+    headers = None if report.ok else {"Retry-After": str(RETRY_AFTER_S)}
     if token is None or not ctx_of(request).tokens.is_ops(token):
-        return JSONResponse(public(report), status_code=status)
+        return JSONResponse(public(report), status_code=status, headers=headers)
     body = Health(
         status="up" if report.ok else "down",
         ok=report.ok,
@@ -42,10 +53,15 @@ async def healthz(request: Request) -> JSONResponse:
             for name, c in report.checks.items()
         },
     )
-    return JSONResponse(body.model_dump(), status_code=status)
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    operation_id="getMetrics",
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **declare(503)},
+)
 async def metrics(request: Request) -> Response:
     """Prometheus text format: requests, latency, generations enqueued, queue depth. No token needed.
 

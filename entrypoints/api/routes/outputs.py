@@ -9,15 +9,32 @@ from adapters.store.base import check_key
 from domain.keys import store_prefixes
 from entrypoints.api.auth import needs
 from entrypoints.api.common import StorePath, bearer, ctx_of
-from entrypoints.api.errors import ApiError
+from entrypoints.api.errors import GATED, STORE_PATH, ApiError, declare
+from entrypoints.api.schemas import OutputDocument
 
-router = APIRouter(prefix="/v1", tags=["outputs"], dependencies=[Depends(bearer)])
+router = APIRouter(prefix="/v1", tags=["outputs"], dependencies=[Depends(bearer)], responses=declare(*GATED))
 
 
 @router.get(
     "/stores/{store}/outputs/{key:path}",
     name="get_output",
-    responses={200: {"content": {"application/json": {}}}, 304: {"description": "Not modified"}},
+    response_model=None,
+    responses={
+        200: {
+            "model": OutputDocument,
+            "description": "The document: a pipeline's (told apart by `meta.pipeline`) or another JSON "
+            "file; a theme's preview and CSS as text/html and text/css",
+            "headers": {"ETag": {"schema": {"type": "string"}}},
+            "content": {
+                "text/html": {"schema": {"type": "string"}},
+                "text/css": {"schema": {"type": "string"}},
+            },
+        },
+        304: {"description": "Not modified (`If-None-Match` matched the ETag)"},
+        **declare(
+            *STORE_PATH, 403, 502, s403="The key is not under this store's prefixes, or another store's token"
+        ),
+    },
     dependencies=[needs("read", "reading outputs")],
 )
 async def get_output(store: StorePath, key: str, request: Request) -> Response:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from adapters.logs import get_logger
 from adapters.stores import StoreRegistry
 from entrypoints.api.common import INLINE_PARSE_BYTES, ctx_of
-from entrypoints.api.errors import ApiError
+from entrypoints.api.errors import ApiError, declare
 from pipelines.catalog_state import CatalogState
 from pipelines.product_webhooks import TOPICS
 from pipelines.queues import BATCH
@@ -33,6 +33,8 @@ PATH = "/v1/shopify/webhooks"
 router = APIRouter(prefix="/v1", tags=["shopify"])
 log = get_logger("api.shopify_webhooks")
 _WEBHOOK_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+SHOPIFY_503 = "SHOPIFY_WEBHOOK_SECRET is not set, or Redis is unavailable; with Retry-After"
+NOT_CONFIGURED_RETRY_S = 300  # Shopify retries for two days: a few minutes gives ops time to set the secret
 
 
 class WebhookReceived(BaseModel):
@@ -55,7 +57,10 @@ def signed_by(secret: str, body: bytes, header: str | None) -> bool:
 @router.post(
     "/shopify/webhooks",
     response_model=WebhookReceived,
-    responses={401: {"description": "X-Shopify-Hmac-Sha256 does not match the body"}},
+    operation_id="receiveShopifyWebhook",
+    responses=declare(
+        400, 401, 408, 413, 503, s401="X-Shopify-Hmac-Sha256 does not match the body", s503=SHOPIFY_503
+    ),
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
         "x-body-cap": "upload",
@@ -70,6 +75,7 @@ async def receive(request: Request) -> Any:
             503,
             "not_configured",
             "this service has no SHOPIFY_WEBHOOK_SECRET (the app's secret Shopify signs with)",
+            headers={"Retry-After": str(NOT_CONFIGURED_RETRY_S)},
         )
     body = await request.body()
     if not signed_by(secret.get_secret_value(), body, request.headers.get("x-shopify-hmac-sha256")):

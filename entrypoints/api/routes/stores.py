@@ -15,9 +15,9 @@ from adapters.errors import InvalidInput, UnknownStore
 from adapters.stores import StoreFields, StoreRegistry, parse_fields
 from entrypoints.api.auth import needs, principal_of
 from entrypoints.api.common import StorePath, bearer, ctx_of, json_body, read_body
-from entrypoints.api.errors import ApiError, invalid_field
+from entrypoints.api.errors import GATED, STORE_PATH, WITH_BODY, ApiError, declare, invalid_field
 
-router = APIRouter(prefix="/v1", tags=["stores"], dependencies=[Depends(bearer)])
+router = APIRouter(prefix="/v1", tags=["stores"], dependencies=[Depends(bearer)], responses=declare(*GATED))
 SPOOL_BYTES = 1024 * 1024
 
 
@@ -133,7 +133,10 @@ def summary_view(summary: dict[str, Any]) -> dict[str, Any]:
 @router.put(
     "/stores/{store}",
     response_model=StoreView,
-    responses={201: {"model": StoreView, "description": "The store was added"}},
+    responses={
+        201: {"model": StoreView, "description": "The store was added"},
+        **declare(*WITH_BODY, 403, s403="Only the ops token may add or change a store"),
+    },
     openapi_extra=json_body(StoreFields, cap="generation"),
 )
 async def put_store(store: StorePath, request: Request) -> Any:
@@ -154,7 +157,12 @@ async def put_store(store: StorePath, request: Request) -> Any:
     return JSONResponse(view, status_code=201 if created else 200)
 
 
-@router.get("/stores/{store}", response_model=StoreView, dependencies=[needs("read", "reading a store")])
+@router.get(
+    "/stores/{store}",
+    response_model=StoreView,
+    responses=declare(*STORE_PATH),
+    dependencies=[needs("read", "reading a store")],
+)
 async def get_store(store: StorePath, request: Request) -> Any:
     """A store's fields, and whether its Shopify Admin API token is set (never the token)."""
     ctx = ctx_of(request)
@@ -167,6 +175,7 @@ async def get_store(store: StorePath, request: Request) -> Any:
 @router.put(
     "/stores/{store}/shopify",
     response_model=AdminTokenSet,
+    responses=declare(*STORE_PATH, *WITH_BODY),
     openapi_extra=json_body(AdminToken, cap="generation"),
 )
 async def put_admin_token(store: StorePath, request: Request) -> Any:
@@ -189,7 +198,9 @@ async def put_admin_token(store: StorePath, request: Request) -> Any:
 @router.get(
     "/stores/{store}/catalog",
     response_model=CatalogSummary,
-    responses={404: {"description": "The store has no catalog yet"}},
+    responses=declare(
+        *STORE_PATH, 502, s404="The store was never added, or has no catalog yet (`no_catalog`)"
+    ),
     dependencies=[needs("read", "reading the catalog")],
 )
 async def get_catalog(store: StorePath, request: Request) -> Any:
@@ -242,6 +253,7 @@ async def _spool(request: Request, max_bytes: int, idle_s: float) -> IO[bytes]:
 @router.put(
     "/stores/{store}/catalog",
     response_model=CatalogSummary,
+    responses=declare(*STORE_PATH, *WITH_BODY, 502),
     dependencies=[needs("catalog", "replacing the catalog")],
     openapi_extra={
         "requestBody": {
@@ -289,7 +301,12 @@ async def put_catalog(store: StorePath, request: Request) -> Any:
     "/stores/{store}/catalog/sync",
     status_code=202,
     response_model=SyncAccepted,
-    responses={409: {"description": "The store has no Shopify Admin API token yet"}},
+    responses=declare(
+        *STORE_PATH,
+        *WITH_BODY,
+        409,
+        s409="The store has no Shopify Admin API token yet (`shopify_not_connected`)",
+    ),
     dependencies=[needs("catalog", "syncing the catalog")],
 )
 async def sync_catalog(store: StorePath, request: Request) -> Any:
