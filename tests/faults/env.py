@@ -22,7 +22,7 @@ from tests.fixtures.gateway import DevGateway
 from tests.fixtures.redis import RedisProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-TERMINAL = ("done", "failed")
+TERMINAL = ("done", "failed", "lost")  # lost: reported so by pipelines/lost_jobs.py
 
 # Recognizable fake secrets: every fault-suite worker runs with them, and test_zz_secrets
 # looks for them (and for telling fragments of them) in everything the suite produced.
@@ -80,16 +80,23 @@ class Outcome:
 
 
 class FaultEnv:
-    """Our own valkey-server (AOF), dev gateway process, object folder and worker process."""
+    """Our own valkey-server (AOF), dev gateway process, object folder and worker process.
+
+    The worker runs the production defaults except `settings` (environment names and values),
+    which every scenario run in this world names in its row of docs/reliability.md. `extra_env`
+    only wires the worker to this world's servers (endpoints, buckets, credentials).
+    """
 
     def __init__(
         self,
         root: Path,
         gateway: DevGateway,
         *,
+        settings: dict[str, str] | None = None,
         extra_env: dict[str, str] | None = None,
         reader: ObjectStore | None = None,
     ) -> None:
+        self.settings = dict(settings or {})
         self.root = root
         self.redis_server = RedisProcess(data_dir=root / "redis")
         self.redis_server.start()
@@ -108,14 +115,10 @@ class FaultEnv:
             "LOCAL_STORE_DIR": str(self.objects_dir),
             "LOG_LEVEL": "INFO",
             "LOG_FORMAT": "json",
-            "GATEWAY_TIMEOUT_S": "3",
-            # A killed worker's claimed messages go back on their queues within ~2 s.
-            "BROKER_HEARTBEAT_TIMEOUT_MS": "2000",
-            "BROKER_MAINTENANCE_CHANCE": "1000000",
-            "dramatiq_restart_delay": "500",
             "METRICS_PORT": str(self.metrics_port),
             **FAKE_SECRETS,
             **(extra_env or {}),
+            **self.settings,
         }
         self.worker = WorkerProcess(env=env, log_path=root / "worker.log")
 

@@ -35,6 +35,12 @@ class Tally:
     lost: int = 0  # accepted, then neither published nor failed with a reason
     duplicated: int = 0  # published more than once or half, or counted twice in the ledger
     notes: dict[str, Any] = field(default_factory=dict)
+    # Settings the scenario's worker ran with that differ from the production defaults.
+    settings: dict[str, str] = field(default_factory=dict)
+
+    def setting(self, name: str, value: str) -> None:
+        """Name a setting this scenario changes (beyond its world's)."""
+        self.settings[name] = str(value)
 
     def add(
         self, *, sent: int, completed: int, failed: int, lost: int, duplicated: int, runs: int = 1
@@ -81,12 +87,22 @@ class HostileTally:
 
 _scenarios: dict[str, Tally] = {}
 _hostile: dict[str, HostileTally] = {}
+_world_settings: dict[str, str] = {}
+
+
+def world_settings(settings: dict[str, str]) -> None:
+    """The settings the current test's world changes (its fixture calls this before the test)."""
+    with _lock:
+        _world_settings.clear()
+        _world_settings.update(settings)
 
 
 def scenario(name: str, fault: str) -> Tally:
-    """The session's tally for `name` (created on first use)."""
+    """The session's tally for `name` (created on first use), naming its world's changed settings."""
     with _lock:
-        return _scenarios.setdefault(name, Tally(name, fault))
+        tally = _scenarios.setdefault(name, Tally(name, fault))
+        tally.settings.update(_world_settings)
+        return tally
 
 
 def hostile(name: str, target: str) -> HostileTally:
@@ -117,6 +133,13 @@ def _notes(notes: dict[str, Any]) -> str:
     return "; ".join(f"{k}: {v}" for k, v in sorted(notes.items()))
 
 
+def _settings(row: dict[str, Any]) -> str:
+    if "settings" not in row:
+        return "not recorded"
+    changed = row["settings"]
+    return ", ".join(f"`{k}={v}`" for k, v in sorted(changed.items())) if changed else "none (defaults)"
+
+
 def render(data: dict[str, Any]) -> str:
     scenarios = sorted(data.get("scenarios", {}).values(), key=lambda r: r["name"])
     hostile_rows = sorted(data.get("hostile", {}).values(), key=lambda r: r["name"])
@@ -133,22 +156,27 @@ def render(data: dict[str, Any]) -> str:
         "with a reason; *duplicated* when it left more than one output, a half-written one, or a model",
         "call counted twice in the ledger.",
         "",
+        "The workers run the production defaults (`adapters/settings.py`; docs/configuration.md).",
+        "*Settings changed* names every setting a scenario's worker ran with that differs from them;",
+        "in particular every scenario recovers a killed worker's jobs with the default heartbeat",
+        "timeout and maintenance interval (docs/decisions/0016-broker-maintenance-on-a-timer.md).",
+        "",
         "## Fault matrix",
         "",
-        "| scenario | fault | runs | jobs sent | completed | failed with reason | lost | duplicated "
-        "| measured |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| scenario | fault | settings changed | runs | jobs sent | completed | failed with reason | lost "
+        "| duplicated | measured |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in scenarios:
         lines.append(
-            f"| {r['name']} | {r['fault']} | {r['runs']} | {r['sent']} | {r['completed']} | {r['failed']} "
-            f"| {r['lost']} | {r['duplicated']} | {_notes(r.get('notes', {}))} |"
+            f"| {r['name']} | {r['fault']} | {_settings(r)} | {r['runs']} | {r['sent']} | {r['completed']} "
+            f"| {r['failed']} | {r['lost']} | {r['duplicated']} | {_notes(r.get('notes', {}))} |"
         )
     total = {
         k: sum(r[k] for r in scenarios) for k in ("runs", "sent", "completed", "failed", "lost", "duplicated")
     }
     lines.append(
-        f"| **total** | | {total['runs']} | {total['sent']} | {total['completed']} | {total['failed']} "
+        f"| **total** | | | {total['runs']} | {total['sent']} | {total['completed']} | {total['failed']} "
         f"| **{total['lost']}** | **{total['duplicated']}** | |"
     )
     lines += [

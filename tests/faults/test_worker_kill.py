@@ -27,7 +27,8 @@ def test_sigkilled_worker_loses_nothing_and_doubles_nothing(env: FaultEnv) -> No
         env.wait_gateway_requests(started + 3)
         env.worker.kill()
         env.worker.start()
-    outcome = env.wait_terminal(list(jobs), timeout_s=90)
+    # Each dead worker's jobs come back a heartbeat timeout after it died (15 s at the defaults).
+    outcome = env.wait_terminal(list(jobs), timeout_s=150)
     duplicates = copy_duplicates(env, jobs, outcome)
     stats, ledger = env.gateway.stats(), env.ledger()
     tally.add_outcome(outcome, sent=len(jobs), duplicated=len(duplicates), runs=KILLS)
@@ -125,7 +126,7 @@ def test_sigkilled_worker_mid_theme_build_and_personalization(env: FaultEnv) -> 
         env.wait_gateway_requests(env.gateway.stats()["requests"] + 3)
         env.worker.kill()
         env.worker.start()
-    outcome = env.wait_terminal([*themes, *shoppers], timeout_s=90)
+    outcome = env.wait_terminal([*themes, *shoppers], timeout_s=150)
     # Then every build is published once, whole, and current; every shopper has one output
     problems = []
     for job, store in themes.items():
@@ -151,3 +152,56 @@ def test_sigkilled_worker_mid_theme_build_and_personalization(env: FaultEnv) -> 
     assert not outcome.lost, {j: outcome.infos[j] for j in outcome.lost}
     assert not problems, problems
     assert all(j in outcome.completed for j in themes), {j: outcome.infos[j] for j in themes}
+
+
+AT_DEFAULTS_JOBS = 12
+AT_DEFAULTS_LATENCY_MS = 2500
+
+
+def test_sigkilled_worker_at_the_defaults_is_back_at_work_within_the_heartbeat_timeout(
+    defaults: FaultEnv,
+) -> None:
+    import time
+
+    from adapters.settings import Settings
+    from tests.faults.env import log_time
+
+    env = defaults
+    timeout_s = Settings.model_fields["broker_heartbeat_timeout_ms"].default / 1000
+    interval_s = Settings.model_fields["broker_maintenance_interval_ms"].default / 1000
+    tally = scenario(
+        "worker SIGKILL at the defaults",
+        f"`kill -9` of the worker's process group while {AT_DEFAULTS_JOBS} product_copy jobs are "
+        f"in their model calls (gateway latency {AT_DEFAULTS_LATENCY_MS / 1000:g} s), restarted at "
+        f"once; nothing else runs (an idle fleet); heartbeat timeout {timeout_s:g} s, maintenance "
+        f"every {interval_s:g} s",
+    )
+    # Given a worker at the production defaults with every job in its model call
+    env.gateway.config(latency_ms=AT_DEFAULTS_LATENCY_MS)
+    started = env.gateway.stats()["requests"]
+    jobs: dict[str, tuple[str, str]] = {}
+    for i in range(AT_DEFAULTS_JOBS):
+        store, product = unique_product(f"d{i}", 2000 + i)
+        jobs[env.submit_copy(store, product)] = (store, str(product["id"]))
+    env.wait_gateway_requests(started + AT_DEFAULTS_JOBS, timeout_s=60)
+    # When it is SIGKILLed and restarted at once
+    killed_at, began = time.time(), time.monotonic()
+    env.worker.kill()
+    env.worker.start()
+    outcome = env.wait_terminal(list(jobs), timeout_s=120)
+    recovery_s = time.monotonic() - began
+    requeued = [e for e in env.log_events("dead_worker_messages_requeued") if log_time(e) >= killed_at]
+    duplicates = copy_duplicates(env, jobs, outcome)
+    tally.add_outcome(outcome, sent=len(jobs), duplicated=len(duplicates), runs=1)
+    tally.note("seconds from the kill to all published", round(recovery_s, 1))
+    if requeued:
+        tally.note("seconds from the kill to back on the queue", round(log_time(requeued[0]) - killed_at, 1))
+
+    # Then every job was published once, within the heartbeat timeout plus a maintenance
+    # interval plus the jobs' own model calls and the new worker's boot
+    assert not outcome.lost, {j: outcome.infos[j] for j in outcome.lost}
+    assert outcome.failed == [], {j: outcome.infos[j]["error"] for j in outcome.failed}
+    assert not duplicates, duplicates
+    assert requeued, "no dead_worker_messages_requeued in the worker log"
+    assert log_time(requeued[0]) - killed_at <= timeout_s + interval_s + 2
+    assert recovery_s <= timeout_s + interval_s + 15, f"{recovery_s:.1f} s"

@@ -30,3 +30,43 @@ def test_the_installed_dramatiq_is_the_pinned_one_the_gaps_were_written_for() ->
         f"dramatiq is pinned at {pinned}, but pipelines/dramatiq_gaps.py was checked against "
         f"{DRAMATIQ_VERSION}: re-check its gaps, then update DRAMATIQ_VERSION"
     )
+
+
+def _dispatch_lua() -> str:
+    import dramatiq.brokers.redis as redis_broker
+
+    return (Path(redis_broker.__file__).parent / "redis" / "dispatch.lua").read_text()
+
+
+def test_the_dispatch_script_is_laid_out_as_maintain_calls_it() -> None:
+    # Gap 8: `maintain` passes ARGV in this order, under a command the script has no branch for.
+    lua = _dispatch_lua()
+    assert (
+        "args=[command, timestamp, queue_name, worker_id, heartbeat_timeout, dead_message_ttl, "
+        "do_maintenance, max_unpack_size, ...]" in lua
+    )
+    assert 'if do_maintenance == "1" then' in lua
+    assert 'redis.call("zadd", heartbeats, timestamp, worker_id)' in lua
+    # An unknown command falls through every branch: no top-level `else`.
+    assert not re.search(r"^else\b", lua, re.MULTILINE)
+    from pipelines.dramatiq_gaps import _MAINTAIN_ONLY
+
+    assert f'command == "{_MAINTAIN_ONLY}"' not in lua
+
+
+def test_the_key_layout_and_message_options_are_the_ones_the_gaps_read() -> None:
+    import inspect
+
+    from dramatiq.brokers.redis import RedisBroker
+
+    lua = _dispatch_lua()
+    # Gaps 6, 8 and 9: claims, heartbeats and bodies where Layout looks for them.
+    assert 'local acks = namespace .. ":__acks__." .. worker_id' in lua
+    assert 'local queue_acks = acks .. "." .. queue_name' in lua
+    assert 'local heartbeats = namespace .. ":__heartbeats__"' in lua
+    assert 'local queue_messages = queue_full_name .. ".msgs"' in lua
+    # Each enqueued copy's Redis id is in its options (gap 9); the broker keeps these internals.
+    assert '"redis_message_id": str(uuid4())' in inspect.getsource(RedisBroker.enqueue)
+    broker = RedisBroker(middleware=[])
+    assert "dispatch" in broker.scripts
+    assert isinstance(broker._max_unpack_size, type(broker.enqueue))
