@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     # (no AOF/RDB, or a maxmemory policy that evicts). False only where losing them is fine.
     redis_require_durable: bool = True
 
-    # Broker (docs/decisions/0016-broker-maintenance-on-a-timer.md). Every worker process runs the
+    # Broker (docs/decisions/0019-broker-maintenance-on-a-timer.md). Every worker process runs the
     # broker's maintenance every BROKER_MAINTENANCE_INTERVAL_MS (5 s): it is the process's heartbeat,
     # and it requeues the messages of workers silent for BROKER_HEARTBEAT_TIMEOUT_MS (15 s): a dead
     # worker's jobs run again within about 20 s. The timeout must be at least 3 intervals, so a live

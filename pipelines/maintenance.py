@@ -15,7 +15,7 @@ After Redis was out of reach for longer than the heartbeat timeout, every worker
 stale, not only dead ones': the pass then only heartbeats for one timeout, so live workers speak
 up before anyone is judged dead (else each would redo the others' running jobs).
 
-Decision record: docs/decisions/0016-broker-maintenance-on-a-timer.md.
+Decision record: docs/decisions/0019-broker-maintenance-on-a-timer.md.
 """
 
 from __future__ import annotations

@@ -159,7 +159,7 @@ def render(data: dict[str, Any]) -> str:
         "The workers run the production defaults (`adapters/settings.py`; docs/configuration.md).",
         "*Settings changed* names every setting a scenario's worker ran with that differs from them;",
         "in particular every scenario recovers a killed worker's jobs with the default heartbeat",
-        "timeout and maintenance interval (docs/decisions/0016-broker-maintenance-on-a-timer.md).",
+        "timeout and maintenance interval (docs/decisions/0019-broker-maintenance-on-a-timer.md).",
         "",
         "## Fault matrix",
         "",
