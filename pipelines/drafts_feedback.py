@@ -47,8 +47,12 @@ def record_feedback(
     by: str,
     reason: str | None,
     changes: list[dict[str, Any]] | None,
+    to_gateway: bool = False,
 ) -> dict[str, Any]:
-    """Keep one piece of feedback with the draft's prompt version; mark the draft's gateway logs as due."""
+    """Keep one piece of feedback with the draft's prompt version; with `to_gateway`, its logs are due.
+
+    `to_gateway`: a Cloudflare API token is configured (the worker then marks the gateway's logs).
+    """
     meta = draft.get("meta") or {}
     record = {
         "prompt": _prompt_of(draft),
@@ -77,7 +81,7 @@ def record_feedback(
         pipe.execute()
     except redis.RedisError as exc:
         raise BrokerUnavailable(f"could not keep the feedback in Redis: {exc}") from None
-    logs = list(meta.get("gateway_log_ids") or [])[:MAX_LOGS]
+    logs = list(meta.get("gateway_log_ids") or [])[:MAX_LOGS] if to_gateway else []
     drafts.set_fields(
         draft["store"],
         draft["id"],

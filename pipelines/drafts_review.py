@@ -277,6 +277,7 @@ def approve(
     by: str,
     edits: dict[str, Any] | None = None,
     note: str | None = None,
+    to_gateway: bool = False,
 ) -> dict[str, Any]:
     """Publish a pending draft (copy with the merchant's edits, if any); returns the draft after."""
     drafts = Drafts(client, objects)
@@ -322,14 +323,23 @@ def approve(
     if changes:
         from pipelines.drafts_feedback import record_feedback
 
-        record_feedback(client, drafts, draft, action="edit", by=by, reason=note, changes=changes)
+        record_feedback(
+            client, drafts, draft, action="edit", by=by, reason=note, changes=changes, to_gateway=to_gateway
+        )
     _queue_push(drafts, store, draft_id, shopify_push)
     log.info("draft_approved", store=store, draft_id=draft_id, kind="copy", edited=bool(changes), by=by)
     return drafts.get(store, draft_id)
 
 
 def reject(
-    client: redis.Redis, objects: ObjectStore, store: str, draft_id: str, *, by: str, reason: str
+    client: redis.Redis,
+    objects: ObjectStore,
+    store: str,
+    draft_id: str,
+    *,
+    by: str,
+    reason: str,
+    to_gateway: bool = False,
 ) -> dict[str, Any]:
     """Keep a pending draft off the storefront, with the reason (feedback for the prompt that made it)."""
     reason = plain_text(reason or "", rules.MAX_REASON)
@@ -342,7 +352,9 @@ def reject(
     )
     from pipelines.drafts_feedback import record_feedback
 
-    record_feedback(client, drafts, draft, action="reject", by=by, reason=reason, changes=None)
+    record_feedback(
+        client, drafts, draft, action="reject", by=by, reason=reason, changes=None, to_gateway=to_gateway
+    )
     log.info("draft_rejected", store=store, draft_id=draft_id, kind=draft["kind"], by=by)
     return drafts.get(store, draft_id)
 

@@ -10,6 +10,7 @@ from adapters.errors import ConfigError, WandstoreError
 from entrypoints.cli import backup, costs, demo, gateway, jobs
 from entrypoints.cli.catalog import catalog_app
 from entrypoints.cli.dlq import dlq_app
+from entrypoints.cli.drafts import drafts_app
 from entrypoints.cli.prompts import prompts_app
 from entrypoints.cli.stores import stores_app
 from entrypoints.cli.themes import themes_app
@@ -28,6 +29,7 @@ app.command("demo", help="Run the main job end to end on embedded defaults (no s
 app.add_typer(jobs.run_app, name="run")
 app.add_typer(jobs.enqueue_app, name="enqueue")
 app.add_typer(themes_app, name="themes")
+app.add_typer(drafts_app, name="drafts")
 app.add_typer(prompts_app, name="prompts")
 app.command("status", help="Show a job's status, progress, outputs and cost.")(jobs.status)
 app.command("gateway", help="Serve the offline dev gateway (AI Gateway's OpenAI and Anthropic endpoints).")(

@@ -24,6 +24,7 @@ from devgateway.faults import (
     gateway_error_body,
     parse_fault,
 )
+from devgateway.feedback import LogFeedback
 from devgateway.ratelimit import parse_limits
 from devgateway.state import PROVIDER_NAMES, GatewayState
 
@@ -343,6 +344,7 @@ def create_app(latency_ms: int = 0, hostile: bool = False) -> Starlette:
     tokens.warm_up()
     state = GatewayState(latency_ms=latency_ms, hostile=hostile)
     gw = Gateway(state)
+    feedback = LogFeedback()
     base = "/v1/{account}/{gateway}"
     routes = [
         Route(f"{base}/openai/chat/completions", gw.openai, methods=["POST"]),
@@ -355,6 +357,7 @@ def create_app(latency_ms: int = 0, hostile: bool = False) -> Starlette:
         Route("/_dev/requests", gw.requests, methods=["GET"]),
         Route("/_dev/reset", gw.reset, methods=["POST"]),
         Route(base + "/{rest:path}", gw.not_found, methods=["GET", "POST", "PUT", "DELETE"]),
+        *feedback.routes(),  # the Cloudflare API's log feedback (a reviewer's decisions)
     ]
     app = Starlette(routes=routes)
     app.state.gateway = state

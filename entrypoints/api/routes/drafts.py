@@ -176,7 +176,16 @@ async def approve_draft(store: StorePath, draft_id: DraftPath, request: Request)
     by = decider(principal_of(request))
     try:
         draft = await ctx.pools.store.run(
-            lambda: approve(ctx.redis, ctx.store, store, draft_id, by=by, edits=body.edits, note=body.note),
+            lambda: approve(
+                ctx.redis,
+                ctx.store,
+                store,
+                draft_id,
+                by=by,
+                edits=body.edits,
+                note=body.note,
+                to_gateway=ctx.settings.cf_api_token is not None,
+            ),
             abandon=False,
         )
     except DraftNotFound as exc:
@@ -205,7 +214,16 @@ async def reject_draft(store: StorePath, draft_id: DraftPath, request: Request) 
     by = decider(principal_of(request))
     try:
         draft = await ctx.pools.store.run(
-            lambda: reject(ctx.redis, ctx.store, store, draft_id, by=by, reason=body.reason), abandon=False
+            lambda: reject(
+                ctx.redis,
+                ctx.store,
+                store,
+                draft_id,
+                by=by,
+                reason=body.reason,
+                to_gateway=ctx.settings.cf_api_token is not None,
+            ),
+            abandon=False,
         )
     except DraftNotFound as exc:
         raise _not_found(exc) from None
