@@ -40,6 +40,7 @@ from pipelines.actors import declare_actors
 from pipelines.batches import Batches
 from pipelines.broker import build_broker
 from pipelines.dead_letters import MessageEncoder
+from pipelines.fair_dispatch import FairConfig, FairDispatch
 from pipelines.no_cache import NoResultCache
 from pipelines.result_cache import ResultCache
 from pipelines.services import Services
@@ -143,7 +144,10 @@ def new_broker(settings: Settings, extra_middleware: tuple[Any, ...] = ()) -> Re
     """A broker on the settings' Redis with every actor declared; not yet the process's global one."""
     # Messages whose fields have the wrong types fail to decode, and are dead-lettered at once.
     dramatiq.set_encoder(MessageEncoder())
-    broker = build_broker(settings, redis_client(settings))
+    client = redis_client(settings)
+    broker = build_broker(settings, client)
+    # Fair batch lane: our submissions go through per-store lists; batch workers dispatch them.
+    broker.add_middleware(FairDispatch(client, FairConfig.from_settings(settings)))
     for middleware in extra_middleware:
         broker.add_middleware(middleware)
     declare_actors(broker)

@@ -224,6 +224,8 @@ def declare_actors(broker: Broker) -> dict[str, Actor[Any, Any]]:
             queue_name=DELIVERIES,
             throws=NEVER_RETRY,
             retry_when=_delivery_retry,
+            min_backoff=100,  # a delivery put off while its store has its fill in flight
+            max_backoff=5000,
             priority=-1,
         )(deliver_webhook),
         dramatiq.actor(actor_name="build_theme", **batch)(build_theme),

@@ -18,16 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from dramatiq import Broker
+from dramatiq import Broker, Message
 
 from adapters.errors import BrokerUnavailable, InvalidInput
 from adapters.store import ObjectStore
 from agents.shopify import load_products
 from domain.keys import check_store
+from pipelines.fair_dispatch import send as fair_send
 from pipelines.product_copy import parse_options
 from pipelines.status import PREFIX as JOB_PREFIX
 from pipelines.status import JobStatus
-from pipelines.submit import submit_product_copy
+from pipelines.submit import product_copy_message
 
 PREFIX = "wandstore:batch:"
 TTL_S = 7 * 24 * 3600
@@ -89,13 +90,14 @@ class Batches:
         created = time.time()
         self._write(batch_id, {"store": store, "pipeline": "product_copy", "created_at": created})
         jobs: list[str] = []
+        messages: list[Message[Any]] = []
         rejected: list[str] = []
         submitted = rejected_count = 0
         for index in range(len(products)):
             product, products[index] = products[index], None
             try:
-                job_id = submit_product_copy(
-                    self.broker, self.status, store, product, options, extra={"batch": batch_id}
+                message = product_copy_message(
+                    self.status, store, product, options, extra={"batch": batch_id}
                 )
             except InvalidInput as exc:
                 product_id = product.get("id") if isinstance(product, dict) else None
@@ -103,9 +105,14 @@ class Batches:
                     json.dumps({"index": index, "product_id": _id_text(product_id), "reason": str(exc)})
                 )
             else:
-                jobs.append(job_id)
+                messages.append(message)
+                jobs.append(message.message_id)
             if len(jobs) + len(rejected) >= _CHUNK:
+                # A chunk at a time into the store's fair lane, behind its single requests.
+                fair_send(self.broker, store, messages, bulk=True)
+                messages.clear()
                 submitted, rejected_count = self._flush(batch_id, jobs, rejected, submitted, rejected_count)
+        fair_send(self.broker, store, messages, bulk=True)
         self._flush(batch_id, jobs, rejected, submitted, rejected_count)
         self._write(batch_id, {"complete": 1})
         summary = self.get(batch_id)

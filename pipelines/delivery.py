@@ -9,10 +9,15 @@ Before every attempt the URL's host is resolved once and checked, and the POST c
 address that passed (adapters/egress.py `pin`). The signature's timestamp is the Redis
 server's clock, so a worker whose own clock is off still signs in time.
 
-Only who waits between attempts differs. A batch job's webhook is the `deliver_webhook` actor,
-one attempt per message, the next one a `dramatiq.Retry` (a wait holds no worker thread and
-outlives a restart). A shopper's storefront can't wait behind batch work: the interactive
-worker sends its callback itself, in the background, a few quick attempts (`callback_*`).
+Only who waits between attempts differs. A batch job's webhook is the `deliver_webhook` actor
+on the `deliveries` queue (not `batch`: a slow receiver must not hold batch work up), one
+attempt per message, the next one a `dramatiq.Retry` (a wait holds no worker thread and
+outlives a restart). At most `WEBHOOK_STORE_CONCURRENCY` of one store's attempts are in flight
+across the fleet (`pipelines/fair_slots.py`); one more is put off (`Deferred`, not counted as
+an attempt; Dramatiq's backoff, 100 ms doubling to 5 s), so a slow receiver slows only its own
+store's deliveries.
+A shopper's storefront can't wait behind batch work: the interactive worker sends its
+callback itself, in the background, a few quick attempts (`callback_*`).
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ from adapters.retry import acall, backoff_s, retry_after_s
 from adapters.settings import Settings
 from adapters.signing import HEADER, WebhookSecrets, sign
 from adapters.store import ObjectStore
-from pipelines.queues import BATCH
+from pipelines.fair_slots import StoreSlots
+from pipelines.queues import DELIVERIES
 from pipelines.status import JobStatus
 
 ACTOR = "deliver_webhook"
@@ -54,6 +60,13 @@ log = get_logger("pipelines.delivery")
 
 class Undelivered(RetryableError):
     """An attempt failed in a way worth repeating; `retry_after` is the receiver's Retry-After."""
+
+
+class Deferred(dramatiq.Retry):
+    """The store has its fill of deliveries in flight: run this one later (not an attempt)."""
+
+
+SLOT_MARGIN_MS = 5000  # a slot outlives its attempt's timeout by this much (DNS, signing, Redis)
 
 
 def envelope(job: Mapping[str, Any], *, output: Any = None, **extra: Any) -> dict[str, Any]:
@@ -146,7 +159,7 @@ def _server_time(client: Any) -> int | None:
 def enqueue_delivery(broker: Broker, store: str, job_id: str) -> str:
     """Queue the first delivery attempt of a finished batch job's webhook."""
     message: Message[Any] = Message(
-        queue_name=BATCH, actor_name=ACTOR, args=(store, job_id), kwargs={}, options={}
+        queue_name=DELIVERIES, actor_name=ACTOR, args=(store, job_id), kwargs={}, options={}
     )
     broker.enqueue(message)
     return message.message_id
@@ -211,7 +224,25 @@ class Delivery:
 async def deliver_job(
     client: redis.Redis, objects: ObjectStore, settings: Settings, store: str, job_id: str
 ) -> None:
-    """Make a batch job's next attempt and record it; raise `dramatiq.Retry` if another should follow."""
+    """Make a batch job's next attempt and record it; raise `dramatiq.Retry` if another should follow.
+
+    Raises `Deferred` (Dramatiq then backs off: `min_backoff` doubling to `max_backoff` of the
+    actor) while the store has `WEBHOOK_STORE_CONCURRENCY` deliveries in flight.
+    """
+    slots = StoreSlots(client, DELIVERIES)
+    hold_ms = int(settings.webhook_timeout_s * 1000) + SLOT_MARGIN_MS
+    slot = slots.take(store, settings.webhook_store_concurrency, hold_ms)
+    if not slot.taken:
+        raise Deferred(f"store {store} has {settings.webhook_store_concurrency} deliveries in flight")
+    try:
+        await _deliver_job(client, objects, settings, store, job_id)
+    finally:
+        slots.give_back(slot)
+
+
+async def _deliver_job(
+    client: redis.Redis, objects: ObjectStore, settings: Settings, store: str, job_id: str
+) -> None:
     status = JobStatus(client)
     info = status.get(job_id)
     if info is None or not info.get("callback_url"):

@@ -1,8 +1,9 @@
-"""The queue names: the interactive lane's, and the batch lane's (catalog copy, theme builds)."""
+"""The queue names: the interactive lane, the batch lane (catalog copy, theme builds), webhook deliveries."""
 
 from __future__ import annotations
 
 INTERACTIVE = "interactive"
 BATCH = "batch"
+DELIVERIES = "deliveries"
 
-__all__ = ["BATCH", "INTERACTIVE"]
+__all__ = ["BATCH", "DELIVERIES", "INTERACTIVE"]

@@ -10,9 +10,25 @@ from adapters.pipeline_names import canonical
 from agents.shopify import parse_product
 from domain.keys import check_id, check_store
 from pipelines.cohorts import parse_context
+from pipelines.fair_dispatch import send as fair_send
 from pipelines.product_copy import parse_options
 from pipelines.queues import BATCH, INTERACTIVE
 from pipelines.status import JobStatus
+
+
+def queued(
+    status: JobStatus,
+    *,
+    actor: str,
+    queue: str,
+    args: tuple[Any, ...],
+    store: str,
+    extra: dict[str, Any] | None = None,
+) -> Message[Any]:
+    """Record the job as queued and return its message, for the caller to enqueue."""
+    message: Message[Any] = Message(queue_name=queue, actor_name=actor, args=args, kwargs={}, options={})
+    status.queued(message.message_id, pipeline=canonical(actor), store=store, queue=queue, **(extra or {}))
+    return message
 
 
 def send(
@@ -24,12 +40,38 @@ def send(
     args: tuple[Any, ...],
     store: str,
     extra: dict[str, Any] | None = None,
+    bulk: bool = False,
 ) -> str:
-    """Record the job as queued, then enqueue it; returns the job (message) id."""
-    message: Message[Any] = Message(queue_name=queue, actor_name=actor, args=args, kwargs={}, options={})
-    status.queued(message.message_id, pipeline=canonical(actor), store=store, queue=queue, **(extra or {}))
-    broker.enqueue(message)
+    """Record the job as queued, then enqueue it; returns the job (message) id.
+
+    A batch-lane job goes through the store's fair lane (`pipelines/fair.py`); `bulk` puts it
+    behind the store's single requests (a catalog batch's jobs).
+    """
+    message = queued(status, actor=actor, queue=queue, args=args, store=store, extra=extra)
+    fair_send(broker, store, [message], bulk=bulk)
     return message.message_id
+
+
+def product_copy_message(
+    status: JobStatus,
+    store: str,
+    product: Any,
+    options: dict[str, Any] | None = None,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> Message[Any]:
+    """Validate (raises `InvalidInput`), record the `product_copy` job as queued; its message, not sent."""
+    check_store(store)
+    item = parse_product(product)
+    parse_options(options)
+    return queued(
+        status,
+        actor="product_copy",
+        queue=BATCH,
+        args=(store, product, options or {}),
+        store=store,
+        extra={"product_id": item.id, **(extra or {})},
+    )
 
 
 def submit_product_copy(
@@ -45,18 +87,9 @@ def submit_product_copy(
 
     `extra` goes into the job status before the job can run (e.g. `callback_url`, `batch`).
     """
-    check_store(store)
-    item = parse_product(product)
-    parse_options(options)
-    return send(
-        broker,
-        status,
-        actor="product_copy",
-        queue=BATCH,
-        args=(store, product, options or {}),
-        store=store,
-        extra={"product_id": item.id, **(extra or {})},
-    )
+    message = product_copy_message(status, store, product, options, extra=extra)
+    fair_send(broker, store, [message])
+    return message.message_id
 
 
 def submit_theme_build(
