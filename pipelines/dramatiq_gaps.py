@@ -284,7 +284,7 @@ def dead_workers(broker: RedisBroker, now_ms: int | None = None) -> list[str]:
     found = broker.client.zrangebyscore(
         f"{broker.namespace}:__heartbeats__", 0, now_ms - broker.heartbeat_timeout
     )
-    return sorted(_text(w) for w in found)  # type: ignore[union-attr]
+    return sorted(_text(w) for w in found)  # type: ignore[arg-type]
 
 
 def claimed_by(broker: RedisBroker, worker_ids: Iterable[str], queues: Iterable[str]) -> int:

@@ -207,7 +207,7 @@ class JobStatus:
             found = self.r.zrangebyscore(OPEN, "-inf", older_than, start=0, num=limit)
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not read open jobs from Redis: {exc}") from None
-        return [_text(j) for j in found]  # type: ignore[union-attr]
+        return [_text(j) for j in found]  # type: ignore[arg-type]
 
     def checked(self, job_ids: list[str]) -> None:
         """Move checked jobs to the back of the open index (a long backlog is checked in turn)."""
