@@ -102,7 +102,8 @@ def create_app(context: ApiContext | None = None, settings: Settings | None = No
         aredis=ctx.aredis,
         timeout_s=settings.api_redis_timeout_s,
     )
-    app.add_middleware(RequestLog, metrics=metrics, routes=app.router.routes)
+    # The routers' own routes (with their prefixes): a refusal before routing is counted under one.
+    app.add_middleware(RequestLog, metrics=metrics, routes=[r for router in routers for r in router.routes])
     # Outermost: anonymous /healthz is answered before everything else.
     app.add_middleware(
         PublicHealthz, monitor=monitor, count=lambda status, s: metrics.observe("GET", "/healthz", status, s)
