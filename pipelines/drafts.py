@@ -9,7 +9,9 @@ lives in Redis, where a transition is one atomic script:
   updated_at, checks_passed, prompt_ref, final (approved content, JSON), shopify (JSON);
 - `wandstore:draft:{store}:{id}:decisions` list of JSON decisions (who, when, what changed);
 - `wandstore:drafts:{store}` sorted set of ids by creation time (listing, newest first);
-- `wandstore:drafts:{store}:live` hash: target (`copy:{product_id}` or `theme`) -> the live draft.
+- `wandstore:drafts:{store}:live` hash: target (`copy:{product_id}` or `theme`) -> the live draft;
+- `wandstore:drafts:{store}:newest` hash: a product's newest copy draft (an older one still
+  pending is superseded: the review queue holds one draft per product).
 
 Every key names the store: one store's drafts are never listed, read or decided through another's.
 """
@@ -178,6 +180,19 @@ class Drafts:
             )
         replaced = _text(got[2]) if len(got) > 2 and got[2] else None
         return Moved(before=status, replaced=replaced if replaced and replaced != draft_id else None)
+
+    def latest_pending(self, store: str, target: str, draft_id: str) -> str | None:
+        """Record `draft_id` as the newest draft of `target`; returns the one it replaces, if any."""
+        key = f"{INDEX}{store}:newest"
+        try:
+            pipe = self.r.pipeline(transaction=True)
+            pipe.hget(key, target)
+            pipe.hset(key, target, draft_id)
+            previous, _ = pipe.execute()
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not update the draft index in Redis: {exc}") from None
+        found = _text(previous) if previous else None
+        return found if found != draft_id else None
 
     def set_fields(self, store: str, draft_id: str, **fields: Any) -> None:
         """Set state fields (JSON for `shopify`, `final`, `feedback`) of an existing draft."""

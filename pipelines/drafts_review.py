@@ -12,6 +12,7 @@ approved copy of a store with `shopify_push` is queued for Shopify (`drafts_push
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,7 +109,8 @@ def propose_copy(
         "image_ids": image_ids,
         "shopify": {"status": "off"},
     }
-    drafts.create(draft)
+    if drafts.create(draft):
+        _supersede(drafts, store, target_of("copy", product_id), draft_id)
     state = drafts.state(store, draft_id)
     if state["status"] == "live":  # a redelivered job whose draft went live already
         return Proposed(draft_id, True)
@@ -131,6 +133,21 @@ def propose_copy(
         return Proposed(draft_id, False)  # a person decided meanwhile
     push = _queue_push(drafts, store, draft_id, shopify_push)
     return Proposed(draft_id, True, push=push)
+
+
+def _supersede(drafts: Drafts, store: str, target: str, draft_id: str) -> None:
+    """An older copy draft of the same product still waiting is set aside: the newer one is reviewed."""
+    older = drafts.latest_pending(store, target, draft_id)
+    if older is None:
+        return
+    with contextlib.suppress(DraftConflict, NotFound):  # decided meanwhile, or gone
+        drafts.move(
+            store,
+            older,
+            allowed=("pending",),
+            to="rejected",
+            decision=_decision("supersede", SYSTEM, reason=f"superseded by the newer draft {draft_id}"),
+        )
 
 
 def theme_checks(doc: dict[str, Any]) -> list[dict[str, Any]]:
