@@ -1,10 +1,12 @@
-"""OpenTelemetry traces: exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else free.
+"""OpenTelemetry traces and metrics: exported over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 
 Without an endpoint no SDK provider is installed, `enabled()` is False and the project opens no
 span at all (a check of a module global: well under a microsecond a span, `python -m
 bench.tracing`); no `traceparent` is sent.
-With one, `setup_tracing` (called once per process by the composition root) installs a provider
-that batches spans to `{endpoint}/v1/traces` (OTLP/HTTP, protobuf).
+With one, `setup_tracing` (called once per process by the composition root) installs a tracer
+provider that batches spans to `{endpoint}/v1/traces`, and a meter provider that sends the GenAI
+client metrics (`gen_ai.client.token.usage`, `gen_ai.client.operation.duration`) to
+`{endpoint}/v1/metrics` every `OTEL_METRIC_EXPORT_INTERVAL` ms (the SDK's variable; 60 s).
 
 Span names and attributes follow OpenTelemetry's GenAI semantic conventions (`gen_ai.*`); the
 project's own attributes are `wandstore.*` (see docs/tracing.md).
@@ -17,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 INSTRUMENTATION = "wandstore_agents"
@@ -25,6 +27,8 @@ _propagator = TraceContextTextMapPropagator()
 _tracer = trace.get_tracer(INSTRUMENTATION)  # a proxy: real once a provider is installed
 _lock = threading.Lock()
 _provider: Any = None
+_meters: Any = None
+_instruments: dict[str, Any] = {}
 
 
 def tracer() -> trace.Tracer:
@@ -38,29 +42,46 @@ def enabled() -> bool:
 
 def setup_tracing(endpoint: str | None, service_name: str) -> bool:
     """Install the OTLP/HTTP exporting provider once per process; False (nothing done) without an endpoint."""
-    global _provider
+    global _provider, _meters
     if not endpoint:
         return False
     with _lock:
         if _provider is None:
             # Imported only here: a process without an endpoint never loads the SDK.
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.metrics import MeterProvider
+            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
             from opentelemetry.sdk.resources import Resource
             from opentelemetry.sdk.trace import TracerProvider
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-            provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-            exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
-            provider.add_span_processor(BatchSpanProcessor(exporter))
+            base = endpoint.rstrip("/")
+            resource = Resource.create({"service.name": service_name})
+            provider = TracerProvider(resource=resource)
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=base + "/v1/traces")))
             trace.set_tracer_provider(provider)
-            _provider = provider
+            reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=base + "/v1/metrics"))
+            meters = MeterProvider(resource=resource, metric_readers=[reader])
+            metrics.set_meter_provider(meters)
+            _provider, _meters = provider, meters
     return True
+
+
+def instrument(name: str, unit: str, description: str) -> Any:
+    """A histogram of this process's meter (created once per name)."""
+    found = _instruments.get(name)
+    if found is None:
+        meter = metrics.get_meter(INSTRUMENTATION)
+        found = _instruments[name] = meter.create_histogram(name, unit=unit, description=description)
+    return found
 
 
 def flush(timeout_ms: int = 5000) -> None:
     """Send the spans still batched (a CLI command before it exits; workers flush at exit)."""
-    if _provider is not None:
-        _provider.force_flush(timeout_ms)
+    for provider in (_provider, _meters):
+        if provider is not None:
+            provider.force_flush(timeout_ms)
 
 
 def trace_headers() -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 
-from adapters.telemetry import enabled, tracer
+from adapters.telemetry import enabled, instrument, tracer
 from agents.usage import CallContext, nano_to_usd
 
 if TYPE_CHECKING:
@@ -94,6 +94,7 @@ def model_span(model: str, provider: str, ctx: CallContext, prompt: Prompt) -> I
 def end_model_call(span: Span, result: CallResult) -> None:
     if not span.is_recording():
         return
+    _count(result, str(getattr(span, "attributes", {}).get("gen_ai.request.model", result.model)))
     usage = result.usage
     attributes: dict[str, Any] = {
         "gen_ai.response.model": result.model,
@@ -110,3 +111,18 @@ def end_model_call(span: Span, result: CallResult) -> None:
     if result.step is not None:
         attributes["wandstore.gateway.step"] = result.step
     span.set_attributes(attributes)
+
+
+def _count(result: CallResult, requested: str) -> None:
+    """The GenAI client metrics of one call: tokens by type, and its duration."""
+    base = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": result.provider,
+        "gen_ai.request.model": requested,
+        "gen_ai.response.model": result.model,
+    }
+    tokens = instrument("gen_ai.client.token.usage", "{token}", "Tokens used per model call, by type")
+    tokens.record(result.usage.prompt_tokens, {**base, "gen_ai.token.type": "input"})
+    tokens.record(result.usage.completion_tokens, {**base, "gen_ai.token.type": "output"})
+    duration = instrument("gen_ai.client.operation.duration", "s", "Duration of a model call")
+    duration.record(result.latency_ms / 1000, base)

@@ -1,4 +1,4 @@
-"""Traces over OTLP/HTTP: job -> agent steps -> model calls, by the GenAI conventions, from a worker process.
+"""Traces and metrics over OTLP/HTTP: job -> agent steps -> model calls, by the GenAI conventions.
 
 The Procfile's batch worker runs with `OTEL_EXPORTER_OTLP_ENDPOINT` pointed at a local receiver
 (`tests/fixtures/otlp.py`); the session's dev gateway records the `traceparent` each call carried.
@@ -6,6 +6,7 @@ The Procfile's batch worker runs with `OTEL_EXPORTER_OTLP_ENDPOINT` pointed at a
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tests.conftest import sample_products
@@ -25,6 +26,13 @@ def _tree(spans: list[Span], job_id: str) -> tuple[Span, list[Span], list[Span]]
     calls = [s for s in spans if s.parent_id in steps]
     assert all(s.trace_id == job.trace_id for s in [*agents, *calls])
     return job, agents, calls
+
+
+def _eventually(check: Any, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.05)
 
 
 def _parent(traceparent: str) -> tuple[str, str]:
@@ -86,6 +94,20 @@ def test_a_product_copy_job_is_one_trace_job_agent_model_call(
     # And AI Gateway got the job id as the event id, and the model call's span as its parent
     [sent] = [h for h in gateway.seen_headers() if h.get("cf-aig-event-id") == job]
     assert _parent(sent["traceparent"]) == (call.trace_id, call.span_id)
+
+    # And the GenAI client metrics went to the receiver too: tokens by type, and the call's duration
+    model = {"gen_ai.request.model": "openai/gpt-4o-mini", "gen_ai.provider.name": "openai"}
+
+    def recorded(metric: str, **attrs: str) -> bool:
+        want = {**model, **attrs}
+        return any(
+            p.metric == metric and p.count and want.items() <= p.attributes.items()
+            for p in otlp_receiver.metric_points()
+        )
+
+    _eventually(lambda: recorded("gen_ai.client.token.usage", **{"gen_ai.token.type": "input"}))
+    assert recorded("gen_ai.client.token.usage", **{"gen_ai.token.type": "output"})
+    assert recorded("gen_ai.client.operation.duration", **{"gen_ai.operation.name": "chat"})
 
 
 def test_a_theme_build_is_one_trace_over_its_five_agents(
