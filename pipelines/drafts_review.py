@@ -151,14 +151,29 @@ def _supersede(drafts: Drafts, store: str, target: str, draft_id: str) -> None:
 
 
 def theme_checks(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """A build's deterministic checks: each checked step's last answer, and the palette's contrast."""
+    """A build's deterministic checks, on what would be published.
+
+    A step whose last answer still failed a check was fixed deterministically before
+    publishing (the fix is in `theme.json`): it passes, saying so. What no fix-up can make
+    pass holds the draft: the palette's contrast, and its hues against the colour hint.
+    """
     out = []
-    for step, rounds in sorted((doc.get("checks") or {}).get("rounds", {}).items()):
+    found = doc.get("checks") or {}
+    for step, rounds in sorted(found.get("rounds", {}).items()):
         last = rounds[-1]["problems"] if rounds else []
         out.append(
-            rules.check(step, not last, "passed" if not last else f"fixed deterministically: {last[0]}"[:300])
+            rules.check(step, True, "passed" if not last else f"fixed deterministically: {last[0]}"[:300])
         )
-    contrast = (doc.get("checks") or {}).get("contrast") or []
+    hues = (found.get("palette_hint") or {}).get("hues") or []
+    straying = [h for h in hues if not h.get("passes", True)]
+    if hues:
+        detail = (
+            "primary and accent follow the colour hint"
+            if not straying
+            else f"palette.{straying[0]['role']} is {straying[0]['distance']}° from the hint's colours"
+        )
+        out.append(rules.check("palette_hint", not straying, detail))
+    contrast = found.get("contrast") or []
     failing = [c for c in contrast if not c.get("passes")]
     out.append(
         rules.check(

@@ -93,7 +93,9 @@ def result_rows(result: Any, objects: Any) -> dict[str, Any]:
         "store": result.store,
         "files": len(result.keys),
         "theme": result.theme_key,
-        "pointer": result.pointer_key,
+        "pointer": result.pointer_key if result.live else "(waiting for review)",
+        "draft": result.draft_id,
+        "live": result.live,
         "preview": where(objects, result.preview_key),
         "cost_usd": result.meta["cost_usd"],
         "cost_by_agent": result.meta["cost_by_agent"],
@@ -148,7 +150,9 @@ def run_theme_build(
         build_id,
         status="done",
         progress="done",
-        output_keys=[result.theme_key, result.preview_key, result.pointer_key],
+        output_keys=[result.theme_key, result.preview_key, *([result.pointer_key] if result.live else [])],
+        draft_id=result.draft_id,
+        live=str(result.live).lower(),
         cost_usd=result.meta["cost_usd"],
     )
     print_result(result_rows(result, svc.store), as_json)
@@ -276,7 +280,8 @@ def demo_report(svc: Any, info: dict[str, Any], as_json: bool) -> dict[str, Any]
         "cost_usd": info.get("cost_usd"),
     }
     if keys:
-        row.update(theme=keys[0], preview=where(svc.store, keys[1]), pointer=keys[2])
+        pointer = keys[2] if len(keys) > 2 else None  # none while the build waits for review
+        row.update(theme=keys[0], preview=where(svc.store, keys[1]), pointer=pointer)
     if not as_json:
         print_result(row, as_json=False)
         if keys:
