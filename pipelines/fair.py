@@ -269,8 +269,18 @@ class FairQueue:
         )
 
 
+def waiting_in_lane(client: redis.Redis, message_ids: list[str], prefix: str = PREFIX) -> list[bool]:
+    """For each message id: is it still in the fair lane (pending or being moved), not yet on a queue?"""
+    if not message_ids:
+        return []
+    pipe = client.pipeline(transaction=False)
+    for message_id in message_ids:
+        pipe.hexists(prefix + "bodies", message_id)
+    return [bool(x) for x in pipe.execute()]
+
+
 def _pairs(flat: list[Any]) -> list[tuple[str, bytes]]:
     return [(_text(flat[i]), flat[i + 1]) for i in range(0, len(flat), 2)]
 
 
-__all__ = ["BULK", "PREFIX", "URGENT", "Depth", "FairQueue"]
+__all__ = ["BULK", "PREFIX", "URGENT", "Depth", "FairQueue", "waiting_in_lane"]

@@ -27,6 +27,7 @@ from dramatiq.middleware import Middleware
 from adapters.logs import get_logger
 from pipelines import batches
 from pipelines.dramatiq_gaps import find_messages, location_of, present
+from pipelines.fair import waiting_in_lane
 from pipelines.metrics import observe_job_lost
 from pipelines.status import JobStatus
 
@@ -99,6 +100,14 @@ def reconcile(
             located.append((job, (_text(rqueue), _text(rid))))
     status.forget_open(forget)
     alive: list[str] = []
+    # A job waiting its turn in the fair batch lane (pipelines/fair.py) has no message on a queue yet.
+    ids = list(suspects)
+    for job, waiting in zip(ids, waiting_in_lane(client, ids), strict=True):
+        if not waiting:
+            continue
+        alive.append(job)
+        del suspects[job]
+    located = [(job, where) for job, where in located if job in suspects]
     there = present(client, [where for _, where in located], broker.namespace)
     for (job, _), here in zip(located, there, strict=True):
         if here:

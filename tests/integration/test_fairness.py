@@ -20,6 +20,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from pipelines.fair import BULK, URGENT, FairQueue
 from pipelines.fair_dispatch import FairConfig, FairDispatch
+from pipelines.lost_jobs import reconcile
 from tests.conftest import sample_products
 from tests.helpers import send_plain, wait_job
 
@@ -90,6 +91,7 @@ def test_a_dispatcher_dying_between_claim_and_enqueue_loses_nothing(redis_client
 def fair_broker(lane: Any) -> Iterator[RedisBroker]:
     """A client of the lane's Redis that submits as the API does: through the fair lane."""
     broker = RedisBroker(url=lane.redis.url, middleware=[FairDispatch(lane.client, FairConfig())])
+    broker.declare_queue("batch")
     deadline = time.monotonic() + 10
     while not lane.client.exists("wandstore:fair:on"):  # the worker's dispatcher announced itself
         assert time.monotonic() < deadline, "no dispatcher runs"
@@ -117,6 +119,9 @@ def test_a_flooding_store_does_not_hold_another_stores_job_back(
         assert len(a_jobs) == 400
         # When store B asks for one product's copy right after
         b_job = submit_product_copy(fair_broker, lane.status, "quiet-b", _products("quiet-b", 1)[0])
+        # (A's jobs waiting their turn in the lane have no message yet: they are not taken for lost)
+        waiting = lane.client.hlen("wandstore:fair:bodies")
+        assert reconcile(fair_broker, lost_after_s=0).lost == ()
         b = wait_job(lane.status, b_job, timeout_s=120)
         assert b["status"] == "done"
         pipe = lane.client.pipeline(transaction=False)
@@ -132,6 +137,7 @@ def test_a_flooding_store_does_not_hold_another_stores_job_back(
         # not by A's backlog (whatever the machine's speed)
         assert len(ahead) <= WINDOW + 2, f"{len(ahead)} of A's jobs started while B waited"
         assert behind, "B started only after A's whole backlog"
+        assert waiting > 0
     finally:
         gateway.config(latency_ms=0)
         deadline = time.monotonic() + 120  # leave the lane empty for the next test
