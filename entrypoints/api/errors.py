@@ -170,7 +170,11 @@ def install_handlers(app: FastAPI) -> None:
 # --- the OpenAPI side: what each refusal is, in the one shape -----------------------------
 
 _RETRY_AFTER = {
-    "Retry-After": {"description": "Seconds to wait before trying again", "schema": {"type": "integer"}}
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
 }
 WHY = {
     400: "A malformed Shopify delivery (`invalid_request`)",
@@ -180,7 +184,8 @@ WHY = {
     403: "The token belongs to another store, or lacks the scope the route names (`forbidden`)",
     404: "No such resource, or a store nobody added (`not_found`, `unknown_store`)",
     408: "The body did not arrive within API_BODY_TIMEOUT_S (`body_timeout`)",
-    409: "A conflict: a request with this Idempotency-Key is still being processed (`conflict`)",
+    409: "A conflict: a request with this Idempotency-Key is still being processed (`conflict`, with "
+    "Retry-After), or the resource is not in a state that allows it",
     413: "The body is over the route's cap (`body_too_large`)",
     422: "A field breaks a rule (`invalid_request`, `invalid_input`): `details` name each field and rule",
     429: "The store's request window is spent (`rate_limited`)",
@@ -189,9 +194,8 @@ WHY = {
     503: "A dependency (Redis, the object store) is unavailable, slow or saturated; always with Retry-After",
 }
 HEADERS: dict[int, dict[str, Any]] = {
-    401: {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+    401: {"WWW-Authenticate": {"description": "`Bearer`", "required": True, "schema": {"type": "string"}}},
     402: _RETRY_AFTER,
-    409: _RETRY_AFTER,
     429: _RETRY_AFTER,
     503: _RETRY_AFTER,
 }

@@ -14,10 +14,13 @@ from domain.drafts import DRAFT_ID_RE, MAX_REASON, draft_id_for
 from domain.keys import ID_RE
 from entrypoints.api.auth import needs, principal_of
 from entrypoints.api.common import IdPath, StorePath, bearer, ctx_of, json_body, read_body
-from entrypoints.api.errors import ApiError, invalid_field
+from entrypoints.api.errors import GATED, STORE_PATH, WITH_BODY, ApiError, declare, invalid_field
 from pipelines.drafts import DraftConflict, DraftNotFound
 
-router = APIRouter(prefix="/v1", tags=["drafts"], dependencies=[Depends(bearer)])
+# Every route reads drafts from the object store (502, or 503 when it is slow or failing).
+router = APIRouter(
+    prefix="/v1", tags=["drafts"], dependencies=[Depends(bearer)], responses=declare(*GATED, *STORE_PATH, 502)
+)
 DraftPath = Annotated[
     str, Path(pattern=DRAFT_ID_RE.pattern, description="A draft id (a generation's draft_id)")
 ]
@@ -105,12 +108,20 @@ def decider(principal: Principal) -> str:
     return "ops" if principal.is_ops else f"token:{principal.token_id}"
 
 
+NOT_PENDING = "The draft is not pending (`draft_not_pending`; `details` name its status)"
+
+
 def _not_found(exc: Exception) -> ApiError:
     return ApiError(404, "not_found", str(exc))
 
 
 def _conflict(exc: DraftConflict) -> ApiError:
-    return ApiError(409, "draft_not_pending", str(exc), details=[{"field": "status", "message": exc.status}])
+    return ApiError(
+        409,
+        "draft_not_pending",
+        str(exc),
+        details=[{"field": "status", "rule": "pending", "message": exc.status}],
+    )
 
 
 def _followup(request: Request, store: str, draft: dict[str, Any]) -> None:
@@ -147,6 +158,7 @@ async def list_drafts(
 @router.get(
     "/stores/{store}/drafts/{draft_id}",
     response_model=Draft,
+    responses=declare(404, s404="No draft with that id"),
     dependencies=[needs("read", "reading a draft")],
 )
 async def get_draft(store: StorePath, draft_id: DraftPath, request: Request) -> Any:
@@ -163,7 +175,7 @@ async def get_draft(store: StorePath, draft_id: DraftPath, request: Request) -> 
 @router.post(
     "/stores/{store}/drafts/{draft_id}/approve",
     response_model=Draft,
-    responses={409: {"description": "The draft is not pending"}},
+    responses=declare(*WITH_BODY, 404, 409, s404="No draft with that id", s409=NOT_PENDING),
     dependencies=[needs("publish", "approving a draft")],
     openapi_extra=OPTIONAL_APPROVAL,
 )
@@ -201,7 +213,7 @@ async def approve_draft(store: StorePath, draft_id: DraftPath, request: Request)
 @router.post(
     "/stores/{store}/drafts/{draft_id}/reject",
     response_model=Draft,
-    responses={409: {"description": "The draft is not pending"}},
+    responses=declare(*WITH_BODY, 404, 409, s404="No draft with that id", s409=NOT_PENDING),
     dependencies=[needs("publish", "rejecting a draft")],
     openapi_extra=json_body(Rejection, cap="generation"),
 )
@@ -238,6 +250,7 @@ async def reject_draft(store: StorePath, draft_id: DraftPath, request: Request) 
 @router.post(
     "/stores/{store}/batches/{batch_id}/approve",
     response_model=BatchApproval,
+    responses=declare(*WITH_BODY, 404, s404="The store has no batch with that id"),
     dependencies=[needs("publish", "approving a batch's drafts")],
 )
 async def approve_batch(store: StorePath, batch_id: IdPath, request: Request) -> Any:

@@ -14,7 +14,7 @@ from domain.keys import BUILD_RE, STORE_RE, theme_build_prefix
 from domain.themes.images import IMG_SOURCES
 from entrypoints.api.common import ctx_of
 from entrypoints.api.context import ApiContext
-from entrypoints.api.errors import ApiError
+from entrypoints.api.errors import ApiError, declare
 
 router = APIRouter(tags=["themes"])
 # The preview's own meta policy, again as a header, plus a sandbox and no framing: nothing runs,
@@ -37,9 +37,19 @@ async def share_secrets(ctx: ApiContext) -> list[str]:
     name="shared_theme_preview",
     response_class=Response,
     responses={
-        200: {"content": {"text/html": {}}, "description": "The build's preview.html"},
-        403: {"description": "The link is malformed, altered or expired"},
-        404: {"description": "The build is gone"},
+        200: {
+            "content": {"text/html": {"schema": {"type": "string"}}},
+            "description": "The build's preview.html",
+        },
+        **declare(
+            403,
+            404,
+            422,
+            502,
+            503,
+            s403="The link is malformed, altered or expired",
+            s404="The build is gone",
+        ),
     },
 )
 async def shared_theme_preview(

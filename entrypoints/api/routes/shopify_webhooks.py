@@ -34,6 +34,10 @@ router = APIRouter(prefix="/v1", tags=["shopify"])
 log = get_logger("api.shopify_webhooks")
 _WEBHOOK_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 SHOPIFY_503 = "SHOPIFY_WEBHOOK_SECRET is not set, or Redis is unavailable; with Retry-After"
+RESPONSES = declare(
+    400, 401, 408, 413, 503, s401="X-Shopify-Hmac-Sha256 does not match the body", s503=SHOPIFY_503
+)
+del RESPONSES[401]["headers"]  # a signature, not a bearer token: no WWW-Authenticate challenge
 NOT_CONFIGURED_RETRY_S = 300  # Shopify retries for two days: a few minutes gives ops time to set the secret
 
 
@@ -58,9 +62,7 @@ def signed_by(secret: str, body: bytes, header: str | None) -> bool:
     "/shopify/webhooks",
     response_model=WebhookReceived,
     operation_id="receiveShopifyWebhook",
-    responses=declare(
-        400, 401, 408, 413, 503, s401="X-Shopify-Hmac-Sha256 does not match the body", s503=SHOPIFY_503
-    ),
+    responses=RESPONSES,
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
         "x-body-cap": "upload",

@@ -38,7 +38,13 @@ async def list_themes(store: StorePath, request: Request) -> Any:
 @router.post(
     "/stores/{store}/themes/{build_id}/activate",
     response_model=ThemePointer,
-    responses=declare(*WITH_BODY, 404, s404="No published build with that id"),
+    responses=declare(
+        *WITH_BODY,
+        404,
+        409,
+        s404="No published build with that id",
+        s409="The build's draft is pending or rejected (`draft_not_approved`): approve it first",
+    ),
     dependencies=[needs("publish", "activating a theme")],
 )
 async def activate_theme(store: StorePath, build_id: BuildPath, request: Request) -> Any:
