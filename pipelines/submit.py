@@ -14,6 +14,7 @@ from pipelines.fair_dispatch import send as fair_send
 from pipelines.product_copy import parse_options
 from pipelines.queues import BATCH, INTERACTIVE
 from pipelines.status import JobStatus
+from pipelines.tracing import trace_options
 
 
 def queued(
@@ -26,7 +27,9 @@ def queued(
     extra: dict[str, Any] | None = None,
 ) -> Message[Any]:
     """Record the job as queued and return its message, for the caller to enqueue."""
-    message: Message[Any] = Message(queue_name=queue, actor_name=actor, args=args, kwargs={}, options={})
+    # The enqueuing request's trace context (when traces are on): the job's span continues it.
+    options = trace_options()
+    message: Message[Any] = Message(queue_name=queue, actor_name=actor, args=args, kwargs={}, options=options)
     status.queued(message.message_id, pipeline=canonical(actor), store=store, queue=queue, **(extra or {}))
     return message
 

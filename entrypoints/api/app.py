@@ -32,6 +32,7 @@ from entrypoints.api.routes import (
     stores,
     themes,
 )
+from entrypoints.api.tracing import RequestTrace
 
 SWITCH_INTERVAL_S = 0.0005
 DESCRIPTION = """\
@@ -104,6 +105,8 @@ def create_app(context: ApiContext | None = None, settings: Settings | None = No
     )
     # The routers' own routes (with their prefixes): a refusal before routing is counted under one.
     app.add_middleware(RequestLog, metrics=metrics, routes=[r for router in routers for r in router.routes])
+    # A span per request when traces are on (OTEL_EXPORTER_OTLP_ENDPOINT); what it enqueues continues it.
+    app.add_middleware(RequestTrace, routes=[r for router in routers for r in router.routes])
     # Outermost: anonymous /healthz is answered before everything else.
     app.add_middleware(
         PublicHealthz, monitor=monitor, count=lambda status, s: metrics.observe("GET", "/healthz", status, s)
