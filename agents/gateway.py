@@ -157,10 +157,13 @@ class GatewayClient:
         return session
 
     async def aclose(self) -> None:
-        """Close this event loop's connections; call it before the loop ends (the CLI, evals)."""
+        """Close this event loop's connections; call it before the loop ends (the CLI, evals, a
+        worker's shutdown). litellm's own cached clients too (its public clean-up call): a session
+        left open is reported with a traceback when the interpreter exits."""
         session = self._sessions.pop(asyncio.get_running_loop(), None)
         if session is not None:
             await session.close()
+        await self._ll.close_litellm_async_clients()
 
     def warm_up(self, model: str, messages: list[dict[str, Any]]) -> None:
         """Run litellm's whole path for `model` once, without the network (a mocked answer)."""

@@ -7,12 +7,13 @@ from typing import Any
 
 import dramatiq
 import structlog
-from dramatiq.asyncio import EventLoopThread, set_event_loop_thread
+from dramatiq.asyncio import EventLoopThread, get_event_loop_thread, set_event_loop_thread
 from dramatiq.middleware import AsyncIO, Middleware
 
 from adapters.errors import InvalidInput, PermanentError, RetryableError
 from adapters.logs import get_logger, scrub
 from adapters.pipeline_names import canonical
+from pipelines import services
 from pipelines.durable import DurableStatus
 
 log = get_logger("pipelines")
@@ -45,6 +46,17 @@ class AsyncEventLoop(AsyncIO):
         thread.daemon = True
         thread.start(timeout=1.0)
         set_event_loop_thread(thread)
+
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        # The gateway's connections on this loop are closed on it before it stops: left open,
+        # each is an "Unclosed client session" traceback when the process exits.
+        thread, svc = get_event_loop_thread(), services.built()
+        if thread is not None and svc is not None:
+            try:
+                thread.run_coroutine(svc.runtime.gateway.aclose())
+            except Exception as exc:  # shutting down: log, and stop the loop all the same
+                log.warning("gateway_close_failed", error=str(exc))
+        super().before_worker_shutdown(broker, worker)
 
 
 def _store_of(message: Any) -> str | None:

@@ -47,6 +47,11 @@ def is_wired() -> bool:
     return _builder is not None
 
 
+def built() -> Services | None:
+    """This process's services if they were built (nothing is built here)."""
+    return _built
+
+
 def get_services() -> Services:
     """This process's services, built by the composition root's builder on first use."""
     global _built

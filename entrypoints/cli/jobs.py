@@ -119,6 +119,7 @@ def run_product_copy(
             ["product_id", "status", "key", "served", "tokens", "cost_usd", "error"],
             title=f"product copy for {store}",
             right=["tokens", "cost_usd"],
+            totals=["tokens", "cost_usd"],
         )
     if any(r["status"] == "failed" for r in rows):
         raise typer.Exit(1)
