@@ -42,6 +42,7 @@ for var in (
     "R2_ACCESS_KEY_ID",
     "R2_SECRET_ACCESS_KEY",
     "R2_ENDPOINT_URL",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",  # tests that export traces point their own processes at a receiver
 ):
     os.environ.pop(var, None)
 
