@@ -23,6 +23,8 @@ from adapters.settings import Settings
 from pipelines.dead_letters import DeadLetterReasons, record_undecodable
 from pipelines.dramatiq_gaps import DurableRetries, GuardedConsumer
 from pipelines.fastlane import WokenConsumer, waiter_for
+from pipelines.lost_jobs import JobLocations
+from pipelines.maintenance import BrokerMaintenance
 from pipelines.metrics import WorkerMetrics
 from pipelines.middleware import AsyncEventLoop, JobTracking, LogContext, should_retry
 from pipelines.poison import ArgumentCheck
@@ -76,6 +78,10 @@ def build_broker(settings: Settings, client: redis.Redis) -> RedisBroker:
         CurrentMessage(),
         ArgumentCheck(),
         DeadLetterReasons(),
+        # Which copy of a job's message is current (a job whose message is gone is reported lost).
+        JobLocations(),
+        # Every worker process: heartbeat and maintenance on a timer, a sweep at start.
+        BrokerMaintenance(settings.broker_maintenance_interval_ms, lost_after_s=settings.jobs_lost_after_s),
     ]
     return WandstoreBroker(
         client=client,
@@ -83,7 +89,7 @@ def build_broker(settings: Settings, client: redis.Redis) -> RedisBroker:
         # The interactive lane's idle consumers are woken by a push (see pipelines/fastlane.py).
         poll_ms={INTERACTIVE: settings.interactive_poll_ms},
         wake_ms=settings.interactive_wake_ms,
-        # How soon a dead worker's claimed messages go back on their queues.
+        # How soon a dead worker's claimed messages go back on their queues (pipelines/maintenance.py).
         heartbeat_timeout=settings.broker_heartbeat_timeout_ms,
         maintenance_chance=settings.broker_maintenance_chance,
     )
