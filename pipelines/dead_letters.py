@@ -88,7 +88,8 @@ class DeadLetter:
         return {
             "id": self.id,
             "queue": self.queue,
-            "actor": self.actor,
+            # The pipeline's name (`theme_build`, not the actor `build_theme`); an unknown actor's as is.
+            "pipeline": canonical(self.actor) if self.actor else None,
             "store": self.store,
             "reason": self.reason,
             "attempts": self.attempts,
@@ -98,7 +99,7 @@ class DeadLetter:
 
     def detail(self) -> dict[str, Any]:
         """Everything, with the message's arguments (what `dlq show` prints)."""
-        out = {**self.summary(), "redis_id": self.redis_id}
+        out = {**self.summary(), "actor": self.actor, "redis_id": self.redis_id}  # the message, as queued
         if self.message is not None:
             out.update(args=list(self.message.args), kwargs=self.message.kwargs, options=self.message.options)
         else:

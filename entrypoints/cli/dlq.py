@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from adapters.pipeline_names import canonical
 from entrypoints.cli.output import console, fail, print_json, print_table
 
 dlq_app = typer.Typer(
@@ -49,7 +50,7 @@ def list_(queue: str | None = QUEUE, as_json: bool = AS_JSON) -> None:
         {
             "id": e.id,
             "queue": e.queue,
-            "actor": e.actor or "?",
+            "pipeline": canonical(e.actor) if e.actor else "?",
             "store": e.store or "",
             "tries": e.attempts,
             "dead_at": _when(e.dead_at),
@@ -59,7 +60,7 @@ def list_(queue: str | None = QUEUE, as_json: bool = AS_JSON) -> None:
     ]
     print_table(
         rows,
-        ["id", "queue", "actor", "store", "tries", "dead_at", "reason"],
+        ["id", "queue", "pipeline", "store", "tries", "dead_at", "reason"],
         title=f"{len(rows)} dead letter(s)",
     )
 
