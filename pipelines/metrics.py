@@ -117,7 +117,7 @@ def observe_budget_refusal(store: str, pipeline: str) -> None:
 
 
 def observe_job_lost(pipeline: str) -> None:
-    instruments().jobs_lost.labels(pipeline).inc()
+    instruments().jobs_lost.labels(canonical(pipeline)).inc()  # a status written before may say build_theme
 
 
 def registry() -> Any:
