@@ -7,6 +7,7 @@ from typing import Any
 from dramatiq import Broker, Message
 
 from adapters.pipeline_names import canonical
+from adapters.telemetry import trace_headers
 from agents.shopify import parse_product
 from domain.keys import check_id, check_store
 from pipelines.cohorts import parse_context
@@ -14,7 +15,6 @@ from pipelines.fair_dispatch import send as fair_send
 from pipelines.product_copy import parse_options
 from pipelines.queues import BATCH, INTERACTIVE
 from pipelines.status import JobStatus
-from pipelines.tracing import trace_options
 
 
 def queued(
@@ -28,7 +28,7 @@ def queued(
 ) -> Message[Any]:
     """Record the job as queued and return its message, for the caller to enqueue."""
     # The enqueuing request's trace context (when traces are on): the job's span continues it.
-    options = trace_options()
+    options = trace_headers()
     message: Message[Any] = Message(queue_name=queue, actor_name=actor, args=args, kwargs={}, options=options)
     status.queued(message.message_id, pipeline=canonical(actor), store=store, queue=queue, **(extra or {}))
     return message

@@ -18,15 +18,10 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from adapters.logs import scrub
 from adapters.pipeline_names import canonical
-from adapters.telemetry import context_from, enabled, trace_headers, tracer
+from adapters.telemetry import context_from, enabled, tracer
 from pipelines.middleware import recorded_result
 
 _Open = tuple[trace.Span, object]
-
-
-def trace_options() -> dict[str, str]:
-    """Message options that carry the current trace into the job (empty when none is recording)."""
-    return trace_headers()
 
 
 class JobTrace(Middleware):

@@ -2,7 +2,7 @@
 
 Only when this process exports traces (`OTEL_EXPORTER_OTLP_ENDPOINT`); otherwise the middleware
 passes requests straight through. The span is current while the route runs, so the jobs it
-enqueues carry its context in their message options (`pipelines.tracing.trace_options`) and each
+enqueues carry its context in their message options (`pipelines/submit.py`) and each
 job's span is its child: one trace from the request to the last model call.
 """
 
