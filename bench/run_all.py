@@ -70,6 +70,15 @@ def tracing_cost(quick: bool) -> Markdown:
     return _in_own_process(TRACING_TITLE, "bench.tracing", ["--jobs", "2000" if quick else "20000"])
 
 
+def pacing_section(quick: bool) -> Section:
+    """A catalog run paced to a provider's RPM and TPM (`bench/pacing.py`): time against the limit, 429s."""
+    from bench import pacing
+
+    if quick:
+        return pacing.run(100, pacing.RPM // 2, pacing.TPM // 2, quick=True, progress=False)
+    return pacing.run(pacing.COUNT, pacing.RPM, pacing.TPM)
+
+
 def profile_section(quick: bool) -> Section | None:
     """Where the concurrency benchmark's worker spends its CPU (py-spy, when installed)."""
     import tempfile
@@ -105,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         help="comma-separated: overhead,litellm,concurrency,profile,personalization,pickup,cost,"
-        "storefront_day,scale,tracing",
+        "storefront_day,scale,tracing,pacing",
     )
     args = parser.parse_args(argv)
     quiet_driver_logs()
@@ -122,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         ("storefront_day", lambda: storefront_day.run(quick=q)),
         ("scale", lambda: scale.run(300 if q else 10_000, 1000, quick=q)),
         ("tracing", lambda: tracing_cost(q)),
+        ("pacing", lambda: pacing_section(q)),
     ]
     sections: list[Any] = []
     for name, bench in plan:

@@ -319,7 +319,14 @@ class Gateway:
 
     async def stats(self, request: Request) -> Response:
         """GET /_dev/stats."""
-        return JSONResponse(self.state.stats.as_dict())
+        limits = self.state.limits
+        return JSONResponse(
+            {
+                **self.state.stats.as_dict(),
+                "limited_requests": limits.charged_requests,
+                "limited_tokens": limits.charged_tokens,
+            }
+        )
 
     async def requests(self, request: Request) -> Response:
         """GET /_dev/requests: the AI Gateway and trace headers of recent model calls, oldest first."""

@@ -82,6 +82,9 @@ class RateLimits:
     burst_s: float = 1.0
     models: dict[str, ModelLimits] = field(default_factory=dict)
     spec: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Requests and tokens the limited models let through (what "the physical limit" is made of).
+    charged_requests: int = 0
+    charged_tokens: int = 0
 
     def configure(self, spec: dict[str, dict[str, int]], burst_s: float) -> None:
         """Replace the limits (`{"gpt-4o-mini": {"rpm": 500, "tpm": 200000}}`); buckets start full."""
@@ -110,6 +113,8 @@ class RateLimits:
                 limits.requests.charge(now, 1)
             if limits.tokens is not None:
                 limits.tokens.charge(now, tokens)
+            self.charged_requests += 1
+            self.charged_tokens += tokens
         headers: dict[str, str] = {}
         for name, bucket in (("requests", limits.requests), ("tokens", limits.tokens)):
             if bucket is not None:
