@@ -202,3 +202,62 @@ def test_enqueue_refuses_a_store_whose_budget_is_spent(api: ApiHarness, tmp_path
         for k in api.ctx.redis.scan_iter(match="wandstore:job:*")
         if api.ctx.redis.hget(k, "store") == store.encode()
     ]
+
+
+def _component(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
+
+
+def test_published_documents_match_their_declared_output_schemas(api: ApiHarness, doc: Any) -> None:
+    from entrypoints import compose
+    from pipelines.delivery import encode, job_envelope
+    from pipelines.theme_build import build_theme, save_catalog
+    from tests.helpers import arun
+
+    client = api.client("ops")
+    # Given product copy asked for through the API, and a theme built and published
+    posted = client.post(
+        f"/v1/stores/{STORE}/generations",
+        json={"pipeline": "product_copy", "input": {"product": sample_products(STORE)[3]}},
+    )
+    assert posted.status_code == 202, posted.text
+    svc = compose.services()
+    save_catalog(svc.store, STORE, {"products": sample_products(STORE)[:12]})
+    brief = {"description": "Rugged drinkware for long days outdoors", "palette_hint": "forest green"}
+    theme = arun(build_theme(svc, STORE, brief, build_id="0e0e0e0e-3333-4444-8555-666677778888"))
+    deadline = time.monotonic() + 30
+    while (status := client.get(posted.json()["status_url"]).json())["status"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.02)
+    # When the status and the published documents are read through the API
+    copy = client.get(status["output_urls"][0]).json()
+    theme_doc = client.get(f"/v1/stores/{STORE}/outputs/{theme.theme_key}").json()
+    # Then each matches the schema the document declares for it
+    jsonschema.Draft202012Validator(_component(doc, "GenerationStatus")).validate(status)
+    jsonschema.Draft202012Validator(_component(doc, "ProductCopyDocument")).validate(copy)
+    jsonschema.Draft202012Validator(_component(doc, "ThemeDocument")).validate(theme_doc)
+    assert status["pipeline"] == copy["meta"]["pipeline"] == "product_copy"
+    assert theme_doc["meta"]["pipeline"] == "theme_build"
+    # And the webhook a callback_url would receive for the copy job matches the declared webhook body
+    envelope = job_envelope(svc.status.get(posted.json()["id"]) or {}, api.ctx.store)
+    jsonschema.Draft202012Validator(_component(doc, "GenerationFinished")).validate(
+        json.loads(encode(envelope))
+    )
+    assert envelope["output"] == copy
+
+
+def test_a_personalization_document_matches_its_declared_schema(api: ApiHarness, doc: Any) -> None:
+    from entrypoints import compose
+    from pipelines.personalize import personalize_shopper
+    from pipelines.theme_build import save_catalog
+    from tests.helpers import arun
+
+    # Given a shopper's storefront personalized and published
+    svc = compose.services()
+    save_catalog(svc.store, STORE, {"products": sample_products(STORE)[:12]})
+    published = arun(personalize_shopper(svc, STORE, "openapi-shopper", {"segment": "returning"}))
+    # When it is read through the API
+    body = api.client("ops").get(f"/v1/stores/{STORE}/outputs/{published.key}").json()
+    # Then it matches the declared schema, under the pipeline's one name
+    jsonschema.Draft202012Validator(_component(doc, "PersonalizationDocument")).validate(body)
+    assert body["meta"]["pipeline"] == "personalization"
