@@ -257,7 +257,11 @@ def test_body_over_the_limit_is_413_by_header_and_by_stream(
     [
         ({"pipeline": "poetry", "input": {}}, "pipeline", "literal_error"),
         ({"input": {}}, "pipeline", "missing"),
-        ({"pipeline": "product_copy", "input": {"product": {"id": 1}}, "colour": 1}, "colour", "extra_forbidden"),
+        (
+            {"pipeline": "product_copy", "input": {"product": {"id": 1}}, "colour": 1},
+            "colour",
+            "extra_forbidden",
+        ),
         (
             {"pipeline": "product_copy", "input": {"product": {"id": 1}}, "callback_url": "ftp://x"},
             "callback_url",
