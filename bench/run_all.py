@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench import concurrency, cost, litellm_settings, overhead, scale, storefront_day
+from bench import concurrency, cost, fairness, litellm_settings, overhead, scale, storefront_day
 from bench.env import ROOT
 from bench.report import RESULTS, Section, console, quiet_driver_logs, write_results
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         help="comma-separated: overhead,litellm,concurrency,profile,personalization,pickup,cost,"
-        "storefront_day,scale,tracing,pacing",
+        "storefront_day,scale,tracing,pacing,fairness",
     )
     args = parser.parse_args(argv)
     quiet_driver_logs()
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         ("cost", lambda: cost.run(cost.QUICK if q else cost.Day(), quick=q)),
         ("storefront_day", lambda: storefront_day.run(quick=q)),
         ("scale", lambda: scale.run(300 if q else 10_000, 1000, quick=q)),
+        ("fairness", lambda: fairness.run(*((300, 500) if q else (3000, 2000)), quick=q)),
         ("tracing", lambda: tracing_cost(q)),
         ("pacing", lambda: pacing_section(q)),
     ]
