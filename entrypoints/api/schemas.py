@@ -29,13 +29,17 @@ def _object(value: Any) -> Any:
     return value
 
 
-def _checked_later(schema: Any) -> Any:
+def _object_or_null(value: Any) -> Any:
+    return None if value is None else _object(value)
+
+
+def _checked_later(schema: Any, *, nullable: bool = False) -> Any:
     """A JSON object kept as sent, declared with `schema`: the pipeline's own parser checks it.
 
     (`input.product` is enqueued as the storefront sent it; the pipeline checks the context and
     the brief and names the field it refuses, e.g. `input.context`.)
     """
-    return PlainValidator(_object, json_schema_input_type=schema)
+    return PlainValidator(_object_or_null if nullable else _object, json_schema_input_type=schema)
 
 
 class _NoOptions(_Strict):
@@ -53,7 +57,7 @@ class PersonalizationInput(_Strict):
     shopper_id: str | int = Field(
         description="The shopper's id, ^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$ (a number is read as its digits)"
     )
-    context: Annotated[dict[str, Any] | None, _checked_later(ShopperContext | None)] = None
+    context: Annotated[dict[str, Any] | None, _checked_later(ShopperContext | None, nullable=True)] = None
 
 
 class ThemeBuildInput(_Strict):
@@ -425,6 +429,8 @@ class ThemeDocument(BaseModel):
     schema_version: int | str
     store: str
     build_id: str
+    locale: str | None = Field(default=None, description="The page's language: the brief's, else the store's")
+    currency: str | None = Field(default=None, description="ISO 4217 code of the prices ('' if unknown)")
     brief: dict[str, Any]
     brand: dict[str, Any]
     tokens: dict[str, Any]
