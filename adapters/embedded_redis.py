@@ -5,8 +5,10 @@ Each process that uses the server holds a lease: a file named by its pid in
 `embedded-redis.leases/`. At exit a process drops its lease and, when no live process holds one,
 shuts the server down (`SHUTDOWN`, which writes the AOF). The server runs in a session of its own,
 so a Ctrl-C in the terminal reaches the processes that use it and not the server itself: the last
-of them stops it. A process killed without its exit hooks (SIGKILL) leaves a lease whose pid is
-gone; it counts for nothing, and the next process to use the server stops it in its turn.
+of them stops it. A process that ends without its exit hooks (SIGKILL; `uvicorn`, which re-raises
+the SIGTERM it caught once it has shut down) leaves a lease whose pid is gone: a watchdog process
+started with the server (`python -m adapters.embedded_redis`) stops the server within
+`WATCH_INTERVAL_S` once no live process holds a lease, and then exits.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import multiprocessing.util
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +33,7 @@ URL_FILE = "embedded-redis.url"
 LOCK_FILE = "embedded-redis.lock"
 LEASES = "embedded-redis.leases"
 START_TIMEOUT_S = 10.0
+WATCH_INTERVAL_S = 0.5
 
 _lock = threading.Lock()
 # (pid that holds the lease, data folder, url): a forked child holds none until it asks.
@@ -127,6 +131,15 @@ def _start(data_dir: Path, binary: str) -> str:
         finally:
             client.close()
     (data_dir / URL_FILE).write_text(url)
+    # The watchdog: it outlives any one user of the server, and stops it after the last.
+    subprocess.Popen(
+        [sys.executable, "-m", "adapters.embedded_redis", str(data_dir.resolve()), url],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     return url
 
 
@@ -163,14 +176,35 @@ def release() -> None:
         _held = None
         with _locked(data_dir):
             (data_dir / LEASES / str(os.getpid())).unlink(missing_ok=True)
-            if holders(data_dir):
-                return
-            client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=10)
-            # The reply never comes: the server closes the connection as it exits.
-            with contextlib.suppress(redis.RedisError):
-                client.shutdown()
-            client.close()
-            (data_dir / URL_FILE).unlink(missing_ok=True)
+            if not holders(data_dir):
+                _shutdown(data_dir, url)
         if _started is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 _started.wait(timeout=10)
+
+
+def _shutdown(data_dir: Path, url: str) -> None:
+    """Stop the server (under the folder's lock)."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=10)
+    # The reply never comes: the server closes the connection as it exits.
+    with contextlib.suppress(redis.RedisError):
+        client.shutdown()
+    client.close()
+    (data_dir / URL_FILE).unlink(missing_ok=True)
+
+
+def watch(data_dir: Path, url: str) -> None:
+    """The watchdog's loop: stop the server once no live process holds a lease; end with it."""
+    while True:
+        time.sleep(WATCH_INTERVAL_S)
+        with _locked(data_dir):
+            url_file = data_dir / URL_FILE
+            if not url_file.exists() or url_file.read_text().strip() != url:
+                return  # stopped by its last user, or replaced
+            if not holders(data_dir):
+                _shutdown(data_dir, url)
+                return
+
+
+if __name__ == "__main__":
+    watch(Path(sys.argv[1]), sys.argv[2])

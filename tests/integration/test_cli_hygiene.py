@@ -175,17 +175,9 @@ def gone(folder: Path, timeout_s: float = 10.0) -> bool:
     return True
 
 
-def test_the_embedded_valkey_stops_with_the_last_process_using_it(tmp_path: Path) -> None:
-    data = tmp_path / "var"
-    # The embedded defaults: no REDIS_URL, the data folder of LOCAL_STORE_DIR
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env["LOCAL_STORE_DIR"] = str(data / "objects")
-    # When a command starts the embedded Valkey and ends
-    assert run_json("stores", "list", env=env) == {"stores": []}
-    # Then no valkey-server is left running
-    assert gone(data), valkeys_under(data)
-    # Given another process using the embedded server
-    holder = subprocess.Popen(
+def lease_holder(data: Path) -> subprocess.Popen[str]:
+    """Another process using the embedded server until its stdin closes."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-c",
@@ -198,6 +190,19 @@ def test_the_embedded_valkey_stops_with_the_last_process_using_it(tmp_path: Path
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def test_the_embedded_valkey_stops_with_the_last_process_using_it(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    # The embedded defaults: no REDIS_URL, the data folder of LOCAL_STORE_DIR
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["LOCAL_STORE_DIR"] = str(data / "objects")
+    # When a command starts the embedded Valkey and ends
+    assert run_json("stores", "list", env=env) == {"stores": []}
+    # Then no valkey-server is left running
+    assert gone(data), valkeys_under(data)
+    # Given another process using the embedded server
+    holder = lease_holder(data)
     try:
         assert holder.stdout is not None and holder.stdout.readline().startswith("redis://")
         # When a command uses it and ends, the server keeps running for the other process
@@ -208,4 +213,13 @@ def test_the_embedded_valkey_stops_with_the_last_process_using_it(tmp_path: Path
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(timeout=30)
+    assert gone(data), valkeys_under(data)
+    # Given a process that started the server and is then killed without its exit hooks (as
+    # `uvicorn` ends after a SIGTERM: it re-raises the signal once shut down)
+    killed = lease_holder(data)
+    assert killed.stdout is not None and killed.stdout.readline().startswith("redis://")
+    assert valkeys_under(data)
+    killed.kill()
+    killed.wait(timeout=30)
+    # Then the server's watchdog stops it all the same
     assert gone(data), valkeys_under(data)
