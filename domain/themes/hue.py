@@ -5,8 +5,8 @@ Colour words (English, Spanish, French, German, Italian, Portuguese, Dutch) and 
 `#rrggbb` codes are read from it. Only hued colours count for the check: a hint that names
 only neutrals (white, black, grey, cream...) leaves the hues free.
 
-The check (docs/decisions/0017-palette-follows-the-hint.md): the palette's `primary` and `accent` must each sit within
-`MAX_HUE_DISTANCE` degrees of some hue the hint names. Hue is HSL hue; a role colour with
+The check (decision 0017, docs/decisions/): the palette's `primary` and `accent` must each
+sit within `MAX_HUE_DISTANCE` degrees of some hue the hint names. Hue is HSL hue; a role colour with
 almost no chroma (grey, near-black) has no hue and fails when the hint asks for hues.
 """
 

@@ -103,7 +103,7 @@ def _doc(locale: str, currency: str) -> dict[str, Any]:
         },
     ]
     sections = [
-        ("hero", {"heading": "Hecho para durar", "subheading": "Para el campo.", "cta_label": "Comprar"}, ["1"]),
+        ("hero", {"heading": "Hecho para durar", "subheading": "El campo", "cta_label": "Comprar"}, ["1"]),
         ("product_grid", {"heading": "Todo", "subheading": "", "cta_label": ""}, ["1", "2"]),
         ("featured_collection", {"heading": "Vacío", "subheading": "", "cta_label": ""}, []),
         ("newsletter", {"heading": "Únete", "body": "", "cta_label": "Suscribirse"}, []),
