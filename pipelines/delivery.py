@@ -89,7 +89,11 @@ def job_envelope(info: Mapping[str, Any], objects: ObjectStore) -> dict[str, Any
         else:
             if obj.content_type.startswith("application/json") and len(obj.body) <= MAX_INLINE_OUTPUT_BYTES:
                 output = obj.json()
-    return envelope({**info, "output_keys": keys}, output=output)
+    # Copy and theme builds write a draft first: which one, and whether it went live at once.
+    drafted = {}
+    if info.get("draft_id"):
+        drafted = {"draft_id": info["draft_id"], "live": info.get("live") == "true"}
+    return envelope({**info, "output_keys": keys}, output=output, **drafted)
 
 
 def encode(payload: Mapping[str, Any]) -> bytes:

@@ -13,6 +13,7 @@ approved copy of a store with `shopify_push` is queued for Shopify (`drafts_push
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +95,7 @@ def propose_copy(
         "product_id": product_id,
         "job_id": job_id,
         "created_at": now_iso(),
-        "created_ts": _now(),
+        "created_ts": time.time(),
         "policy": policy,
         "body": body,
         "checks": checks,
@@ -218,7 +219,7 @@ def propose_theme(
         "build_id": build_id,
         "job_id": job_id,
         "created_at": now_iso(),
-        "created_ts": _now(),
+        "created_ts": time.time(),
         "policy": policy,
         "body": {
             "theme_key": prefix + MANIFEST,
@@ -455,9 +456,3 @@ def _queue_push(drafts: Drafts, store: str, draft_id: str, enabled: bool) -> boo
         return False
     drafts.set_fields(store, draft_id, shopify={"status": "queued", "queued_at": now_iso(), "attempts": 0})
     return True
-
-
-def _now() -> float:
-    import time
-
-    return time.time()

@@ -282,6 +282,15 @@ def copy_duplicates(env: FaultEnv, jobs: dict[str, tuple[str, str]], outcome: Ou
     return problems
 
 
+def approve_builds(env: FaultEnv, objects: ObjectStore, builds: dict[str, str]) -> None:
+    """A merchant approves each finished build's draft (a store's themes wait for review)."""
+    from domain.drafts import draft_id_for
+    from pipelines.drafts_review import approve
+
+    for build_id, store in builds.items():
+        approve(env.client, objects, store, draft_id_for(store, "theme", build_id), by="merchant")
+
+
 def log_time(event: dict[str, Any]) -> float:
     from datetime import datetime
 

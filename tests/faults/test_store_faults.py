@@ -10,13 +10,21 @@ from typing import Any
 from dramatiq import Message
 
 from tests.faults.conftest import R2World
-from tests.faults.env import FaultEnv, copy_duplicates, sample_products, unique_product
+from tests.faults.env import FaultEnv, approve_builds, copy_duplicates, sample_products, unique_product
 from tests.faults.report import scenario
 from tests.faults.s3proxy import Rule
 
 RUNS = 2
 BRIEF = {"description": "Plain-spoken goods for everyday use; calm, warm and trustworthy.", "tone": "warm"}
 HOLD_S = 1.6  # a `late` write lands after the worker's R2_TIMEOUT_S (1 s) gave up on it
+
+
+def proxy_store(r2: R2World) -> Any:
+    """The bucket as the worker reaches it: through the failing S3 stand-in."""
+    from adapters.store import R2Store
+    from tests.faults.env import FAKE_R2
+
+    return R2Store(r2.bucket, r2.proxy.url, FAKE_R2["R2_ACCESS_KEY_ID"], FAKE_R2["R2_SECRET_ACCESS_KEY"])
 
 
 def submit_theme(env: FaultEnv, store: str, job_id: str) -> str:
@@ -102,8 +110,8 @@ def test_store_faults_leave_no_half_theme_and_no_duplicate(r2: R2World) -> None:
             job = env.submit_copy(store, product)
             jobs[job] = (store, str(product["id"]))
             planned[job] = times
-        # and theme builds: one failing mid-publish and on its pointer, one whose manifest lands late,
-        # one meeting a file already written (with other bytes) under its build
+        # and theme builds: one failing mid-publish (and on its pointer when its draft is approved),
+        # one whose manifest lands late, one meeting a file already written (with other bytes)
         ok1, ok2, clash = (str(uuid.uuid4()) for _ in range(3))
         proxy.plan(
             Rule("PUT", f"/builds/{ok1}/sections/", "503", 1),
@@ -120,8 +128,10 @@ def test_store_faults_leave_no_half_theme_and_no_duplicate(r2: R2World) -> None:
             submit_theme(env, "electricshop", ok2): "electricshop",
             submit_theme(env, "kiids-kingdom", clash): "kiids-kingdom",
         }
-        # When the worker runs through the faults
+        # When the worker runs through the faults, and the merchant approves the finished builds
+        # (themes wait for review) through the same failing store
         outcome = env.wait_terminal([*jobs, *themes], timeout_s=90)
+        approve_builds(env, proxy_store(r2), {j: s for j, s in themes.items() if j in outcome.completed})
         watcher.stop.set()
         watcher.join()
         duplicates = copy_duplicates(env, {j: jobs[j] for j in jobs}, outcome)
