@@ -32,10 +32,13 @@ def _declare_webhooks(app: FastAPI) -> None:
     @app.webhooks.post(
         "generation.finished",
         status_code=200,
+        operation_id="generationFinished",
         responses={
-            200: {"description": "Any 2xx: received (deliveries are deduplicated on `id`)"},
-            400: {"description": "A first 400 is tried once more (a clock that disagrees), then given up"},
-            429: {"description": "408, 425, 429 and 5xx are tried again, never before Retry-After"},
+            "2XX": {"description": "Received: the delivery is done (deduplicate on `id`)"},
+            400: {"description": "Tried once more (a receiver whose clock disagrees), then given up"},
+            "4XX": {"description": "A refusal: not tried again, except 408, 425 and 429"},
+            429: {"description": "Tried again (as are 408, 425 and 5xx), never before Retry-After"},
+            "5XX": {"description": "Tried again, with backoff, up to WEBHOOK_MAX_ATTEMPTS"},
         },
         tags=["webhooks"],
     )
@@ -69,6 +72,18 @@ def _declare_webhooks(app: FastAPI) -> None:
         """
 
 
+def _receiver_answers(doc: dict[str, Any]) -> None:
+    """A webhook's responses are the receiver's: no body is read from them, and no 422 of ours."""
+    for operations in doc.get("webhooks", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            responses.pop("422", None)
+            if "2XX" in responses:
+                responses.pop("200", None)  # FastAPI's default; the range says it
+            for response in responses.values():
+                response.pop("content", None)
+
+
 def _own_422s(doc: dict[str, Any]) -> None:
     """A route that declares no 422 of its own gets FastAPI's default, a shape never answered here:
     make it the service's (errors.py answers every validation error as `ErrorResponse`)."""
@@ -99,6 +114,7 @@ def install(app: FastAPI) -> None:
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         for name, schema in BODY_SCHEMAS.items():
             schemas.setdefault(name, schema)
+        _receiver_answers(doc)
         _own_422s(doc)
         for name in _FASTAPI_422:
             schemas.pop(name, None)
