@@ -37,7 +37,8 @@ class ThemeBrief(BaseModel):
     @classmethod
     def _locale(cls, value: Any) -> Any:
         if isinstance(value, str):
-            value = value.strip().replace("_", "-")
+            lang, _, rest = value.strip().replace("_", "-").partition("-")
+            value = f"{lang.lower()}-{rest}" if rest else lang.lower()
             if not _LOCALE.fullmatch(value):
                 raise ValueError("must be a language tag such as 'es', 'fr' or 'pt-BR'")
         return value
