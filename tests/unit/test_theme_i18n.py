@@ -211,3 +211,19 @@ def test_an_english_brief_for_a_pound_store_and_an_unknown_language() -> None:
     page = _Page()
     page.feed(next(f.text() for f in render_files(_doc("ja", "JPY")) if f.path == "preview.html"))
     assert page.lang == "ja" and "Cart (0)" in page.text and "￥30" in " ".join(page.text)
+
+
+@pytest.mark.parametrize(("given", "kept"), [("es", "es"), ("ES", "es"), ("pt_BR", "pt-BR"), (None, None)])
+def test_a_brief_takes_a_language_tag(given: str | None, kept: str | None) -> None:
+    from agents.theme.inputs import parse_brief
+
+    assert parse_brief({"description": "calm linen", "locale": given}).locale == kept
+
+
+@pytest.mark.parametrize("bad", ["e", "español", "<script>", "en US"])
+def test_a_brief_refuses_what_is_not_a_language_tag(bad: str) -> None:
+    from adapters.errors import InvalidInput
+    from agents.theme.inputs import parse_brief
+
+    with pytest.raises(InvalidInput, match=r"locale: .*language tag"):
+        parse_brief({"description": "calm linen", "locale": bad})
