@@ -228,7 +228,7 @@ class FairQueue:
 
     def hold(self, holder: str, window: int, lease_ms: int, presence_ms: int = PRESENCE_MS) -> bool:
         """Announce a dispatcher (window > 0) and take the lease, or keep it; False while another has it."""
-        args = [self.prefix, holder, window, lease_ms, presence_ms]
+        args: list[str | int] = [self.prefix, holder, window, lease_ms, presence_ms]
         return bool(self._hold(args=args, client=self.r))
 
     def release(self, holder: str) -> None:

@@ -10,6 +10,7 @@ import select
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,7 +20,7 @@ from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 
 from pipelines.fair import BULK, URGENT, FairQueue
-from pipelines.fair_dispatch import FairConfig, FairDispatch
+from pipelines.fair_dispatch import Dispatcher, FairConfig, FairDispatch
 from pipelines.lost_jobs import reconcile
 from tests.conftest import sample_products
 from tests.helpers import send_plain, wait_job
@@ -82,6 +83,26 @@ def test_a_dispatcher_dying_between_claim_and_enqueue_loses_nothing(redis_client
     assert fair.recover(grace_ms=0) == 3
     # Then they are back at the front, in their order, and move again
     assert _args(fair.claim(0, 100)) == [("store-a", n) for n in range(5)]
+
+
+def test_the_dispatcher_keeps_the_window_and_drains_when_switched_off(redis_client: Any) -> None:
+    # Given a dispatcher on a broker of its own namespace (no worker consumes it)
+    broker = RedisBroker(client=redis_client, namespace=f"fairtest-{uuid.uuid4().hex[:8]}", middleware=[])
+    fair = FairQueue(redis_client, prefix=PREFIX)
+    on = Dispatcher(fair, broker, FairConfig(window=3))
+    assert on.step() == 0 and fair.depth().window == 3  # it announced itself
+    fair.submit("store-a", BULK, _pairs([_message("store-a", n) for n in range(10)]), assist=0)
+    # When it works, then it moves a window's worth onto the queue, and no more until they start
+    assert on.step() == 3 and on.step() == 0
+    assert broker.do_qsize("batch") == 3
+    # When the lane is switched off, then a dispatcher drains the rest without a window
+    redis_client.delete(PREFIX + "on", PREFIX + "lease")
+    off = Dispatcher(fair, broker, FairConfig(enabled=False))
+    assert off.step() == 7
+    assert broker.do_qsize("batch") == 10
+    # and announces nothing: producers enqueue directly again
+    assert fair.depth().window is None and off.step() == 0
+    assert fair.submit("store-a", BULK, _pairs([_message("store-a", 99)]), assist=0) is None
 
 
 # --- on the Procfile's batch worker --------------------------------------------------------
