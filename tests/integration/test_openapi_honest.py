@@ -261,3 +261,36 @@ def test_a_personalization_document_matches_its_declared_schema(api: ApiHarness,
     # Then it matches the declared schema, under the pipeline's one name
     jsonschema.Draft202012Validator(_component(doc, "PersonalizationDocument")).validate(body)
     assert body["meta"]["pipeline"] == "personalization"
+
+
+def test_the_budget_gate_opens_until_the_whole_budget_is_spent(api: ApiHarness) -> None:
+    from adapters.ledger import Entry, Ledger, today, usd_to_nano
+    from pipelines.budget_gate import spent_budget
+
+    ledger = Ledger(api.ctx.redis)
+    store = "budget-edge"
+
+    def spend(usd: str, n: int) -> None:
+        entry = Entry(
+            f"edge-{n}", store, today(), "product_copy", "a", "m", "p@v1", {"cost_nano": usd_to_nano(usd)}
+        )
+        ledger.settle(entry)
+
+    ledger.set_budget(store, usd_to_nano("1"))
+    try:
+        # Given a store that has spent just under its $1 budget
+        spend("0.999999999", 1)
+        below = spent_budget(ledger, store, daily_budget_usd=50.0)
+        # When it spends the last nano-dollar
+        spend("0.000000001", 2)
+        at = spent_budget(ledger, store, daily_budget_usd=50.0, now=86400 * 20000 + 3600)
+    finally:
+        ledger.clear_budget(store)
+    # Then new work is refused only once the whole budget is spent, until the UTC day ends
+    assert below is None
+    assert at is not None and at.retry_after_s == 23 * 3600
+    assert (
+        "daily budget of $1" in at.message
+        and "$1 spent" in at.message
+        and "budget set budget-edge" in at.message
+    )
