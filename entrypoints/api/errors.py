@@ -51,6 +51,10 @@ def error_body(code: str, message: str, details: list[dict[str, Any]] | None = N
     return {"error": error}
 
 
+# What a 503 that names no wait of its own says: every 503 tells the client when to come back.
+DEFAULT_RETRY_AFTER_S = 5
+
+
 def error_response(
     status: int,
     code: str,
@@ -58,6 +62,8 @@ def error_response(
     details: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    if status == 503 and not any(k.lower() == "retry-after" for k in headers or {}):
+        headers = {**(headers or {}), "Retry-After": str(DEFAULT_RETRY_AFTER_S)}
     return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 

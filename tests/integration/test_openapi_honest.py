@@ -294,3 +294,13 @@ def test_the_budget_gate_opens_until_the_whole_budget_is_spent(api: ApiHarness) 
         and "$1 spent" in at.message
         and "budget set budget-edge" in at.message
     )
+
+
+def test_a_503_that_names_no_wait_still_says_when_to_retry() -> None:
+    from entrypoints.api.errors import error_response
+
+    # When any layer answers 503 without a Retry-After of its own, or with one
+    plain = error_response(503, "unavailable", "Redis is unavailable")
+    own = error_response(503, "unavailable", "the store is failing", headers={"Retry-After": "9"})
+    # Then both say when to come back, the layer's own wait kept
+    assert plain.headers["retry-after"] == "5" and own.headers["retry-after"] == "9"
