@@ -92,6 +92,25 @@ def test_logs_show_warnings_only_on_a_terminal_unless_verbose(
         assert code == 0 and "catalog_snapshot_written" in loud, loud
 
 
+def test_every_command_that_reports_has_a_json_option() -> None:
+    import typer.main
+
+    from entrypoints.cli.main import app
+
+    def leaves(command: Any, path: tuple[str, ...]) -> Any:
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            yield from leaves(sub, (*path, name))
+        if not getattr(command, "commands", None):
+            yield path, command
+
+    missing = [
+        " ".join(path)
+        for path, command in leaves(typer.main.get_command(app), ())
+        if "--json" not in {opt for param in command.params for opt in getattr(param, "opts", ())}
+    ]
+    assert missing == ["gateway"]  # a server, not a report
+
+
 def in_process(*args: str) -> Any:
     """The CLI in this process (cheap): JSON on stdout that parses, exit 0."""
     from typer.testing import CliRunner
