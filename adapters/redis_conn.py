@@ -40,6 +40,7 @@ _OPTIONS: dict[str, Any] = {
 POOL_SIZE = 64
 POOL_WAIT_S = 10.0
 
+
 def resolve_url(settings: Settings) -> str:
     """REDIS_URL, or the URL of the embedded Valkey (started if none runs; see adapters/embedded_redis)."""
     if settings.redis_url:
