@@ -73,5 +73,5 @@ def fail(message: str, code: int = 2) -> None:
     """Print an error a person can act on, and exit."""
     # The message is printed as is: error texts hold regexes and brackets that rich would eat.
     err_console.print("error:", style="bold red", end=" ")
-    err_console.print(message, markup=False, highlight=False)
+    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
     raise SystemExit(code)
