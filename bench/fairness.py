@@ -51,6 +51,12 @@ class Run:
         return [self.wait(self.theme), *(self.wait(j) for j in self.singles)]
 
     @property
+    def b_done_s(self) -> float:
+        """From B's first submission until its last job ended."""
+        b = [self.theme, *self.singles]
+        return max(float(j["finished_at"]) for j in b) - min(float(j["created_at"]) for j in b)
+
+    @property
     def a_backlog_s(self) -> float:
         """From A's submission until its last job started."""
         return max(float(j["started_at"]) for j in self.a) - self.submitted_at
@@ -151,6 +157,7 @@ def run(count: int = 3000, latency_ms: int = 2000, *, quick: bool = False, progr
         row("B's theme build: start wait (s)", lambda r: r.wait(r.theme)),
         row(f"B's {SINGLES} products: longest start wait (s)", lambda r: max(r.b_waits[1:])),
         row(f"B's {SINGLES} products: shortest start wait (s)", lambda r: min(r.b_waits[1:])),
+        row("B's 6 jobs: submission to the last one's end (s)", lambda r: r.b_done_s),
         row("A's backlog: submission to its last job's start (s)", lambda r: r.a_backlog_s),
         row("A's catalog: submission to its last job's end (s)", lambda r: r.a_done_s),
         row("A's catalog: products / s", lambda r: count / r.a_done_s),
