@@ -110,3 +110,21 @@ def test_staging_and_production_are_kept_apart() -> None:
     for key in ("AI_GATEWAY_ID", "R2_THEMES_BUCKET", "R2_BACKUPS_BUCKET"):
         assert staging[key] != production[key], key
     assert float(staging["DAILY_BUDGET_USD"]) < float(production["DAILY_BUDGET_USD"])
+
+
+def test_the_wheel_ships_every_file_the_packages_read() -> None:
+    """The image installs a wheel: every non-Python file inside a package is package data."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    shipped = {
+        found
+        for package, patterns in config.get("package-data", {}).items()
+        for pattern in patterns
+        for found in (ROOT / Path(*package.split("."))).glob(pattern)
+    }
+    for top in config["packages"]["find"]["include"]:
+        for path in (ROOT / top.rstrip("*")).rglob("*"):
+            if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in path.parts:
+                rel = path.relative_to(ROOT)
+                assert path in shipped, f"{rel} is not in [tool.setuptools.package-data]: the image lacks it"
