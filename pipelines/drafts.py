@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from adapters.errors import AlreadyExists, BrokerUnavailable, NotFound
+from adapters.errors import AlreadyExists, BrokerUnavailable, NotFound, WandstoreError
 from adapters.store import ObjectStore, put_json
 from domain.drafts import check_draft_id, draft_key
 from domain.keys import check_store
@@ -41,7 +41,7 @@ class DraftNotFound(NotFound):
     """No draft with that id in that store."""
 
 
-class DraftConflict(Exception):
+class DraftConflict(WandstoreError):
     """A transition the draft's status does not allow (approve a rejected draft, ...)."""
 
     def __init__(self, status: str, message: str) -> None:
