@@ -42,7 +42,7 @@ def how_to_add(store: str) -> str:
 
 
 class PublishPolicy(BaseModel):
-    """What goes live without review (used by the publishing issue); copy auto, themes reviewed."""
+    """What goes live without review (docs/review-and-publishing.md); copy auto, themes reviewed."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
