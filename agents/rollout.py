@@ -98,8 +98,11 @@ def traffic_shares(
 
 
 EpochReader = Callable[[], Awaitable[int]]
-# How long a call waits for the label epoch before it goes on with the labels it has.
-EPOCH_WAIT_S = 0.5
+# How long a call waits for the label epoch before it goes on with the labels it has. Not short:
+# on a busy worker the reply can take a while to be handled, and going on early would run the
+# old labels; a Redis that refuses connections fails at once anyway, and one that stalls stalls
+# the job's ledger calls too.
+EPOCH_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -187,8 +190,10 @@ class LabelResolver:
         assert self.epoch is not None
         try:
             now = await asyncio.wait_for(self.epoch(), EPOCH_WAIT_S)
-        except (BrokerUnavailable, TimeoutError):
-            return None  # Redis is away or slow: the labels last seen serve
+        except (BrokerUnavailable, TimeoutError) as exc:
+            # Redis is away or stalled: the labels last seen serve.
+            log.warning("prompt_label_epoch_unavailable", error=str(exc) or type(exc).__name__)
+            return None
         self._seen = now
         return now
 
