@@ -46,17 +46,33 @@ def add(
     name: str | None = typer.Option(None, "--name", help="Display name (default: from the slug)."),
     locale: str | None = typer.Option(None, "--locale", help="Default locale of its copy (default en)."),
     brand_voice: str | None = typer.Option(None, "--brand-voice", help="How its copy should sound."),
+    publish_copy: str | None = typer.Option(
+        None, "--publish-copy", help="auto (live when its checks pass; the default) or review."
+    ),
+    publish_theme: str | None = typer.Option(
+        None, "--publish-theme", help="review (the default) or auto (checks pass and the critic approved)."
+    ),
+    shopify_push: bool | None = typer.Option(
+        None, "--shopify-push/--no-shopify-push", help="Push approved copy to the product in Shopify."
+    ),
     as_json: bool = AS_JSON,
 ) -> None:
     """Add STORE (--shop-domain and --currency required), or change the fields given of one added."""
     from adapters.errors import InvalidInput
 
+    publish = None
+    if publish_copy or publish_theme:
+        before = registry().get(store)
+        publish = before.publish.as_dict() if before else {"copy": "auto", "theme": "review"}
+        publish.update({k: v for k, v in (("copy", publish_copy), ("theme", publish_theme)) if v})
     changes = {
         "shop_domain": shop_domain,
         "currency": currency,
         "name": name,
         "locale": locale,
         "brand_voice": brand_voice,
+        "publish": publish,
+        "shopify_push": shopify_push,
     }
     try:
         record, created = registry().update(store, **changes)

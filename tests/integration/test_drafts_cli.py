@@ -29,13 +29,18 @@ def test_a_reviewer_lists_shows_edits_approves_and_rejects_from_the_cli(
     from entrypoints.cli.main import app
     from pipelines.product_copy import generate_product_copy
 
-    # Given a store that reviews copy, and two drafts waiting (in the store the CLI uses)
-    add_store(services.redis, STORE, publish={"copy": "review", "theme": "review"})
+    # Given a store set to review its copy from the CLI, and two drafts waiting (in the store the CLI uses)
+    runner = CliRunner()
+    add_store(services.redis, STORE)
+    policy = runner.invoke(app, ["stores", "add", STORE, "--publish-copy", "review", "--json"])
+    assert policy.exit_code == 0, policy.output
+    assert json.loads(policy.output)["publish"] == {"copy": "review", "theme": "review"}
+    bad = runner.invoke(app, ["stores", "add", STORE, "--publish-theme", "sometimes"])
+    assert bad.exit_code != 0 and "publish" in bad.output
     services.store = open_store(get_settings())
     products = sample_products("stanley1913")[:2]
     made = [arun(generate_product_copy(services, STORE, p)) for p in products]
     assert all(not m.live and m.draft_id for m in made)
-    runner = CliRunner()
     # When the reviewer lists them
     listed = runner.invoke(app, ["drafts", "list", STORE, "--status", "pending", "--json"])
     assert listed.exit_code == 0, listed.output
