@@ -156,14 +156,16 @@ class GatewayClient:
             session = self._sessions[loop] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         return session
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, litellm_clients: bool = False) -> None:
         """Close this event loop's connections; call it before the loop ends (the CLI, evals, a
-        worker's shutdown). litellm's own cached clients too (its public clean-up call): a session
-        left open is reported with a traceback when the interpreter exits."""
+        worker's shutdown): a session left open is a traceback when the interpreter exits. With
+        `litellm_clients`, litellm's own cached clients too (its public clean-up call; they are
+        the process's, so only when no loop will call again: a worker's shutdown)."""
         session = self._sessions.pop(asyncio.get_running_loop(), None)
         if session is not None:
             await session.close()
-        await self._ll.close_litellm_async_clients()
+        if litellm_clients:
+            await self._ll.close_litellm_async_clients()
 
     def warm_up(self, model: str, messages: list[dict[str, Any]]) -> None:
         """Run litellm's whole path for `model` once, without the network (a mocked answer)."""
@@ -435,10 +437,12 @@ def translate_error(exc: BaseException) -> Exception:
         )
     refused = (llx.AuthenticationError, llx.PermissionDeniedError, llx.BadRequestError, llx.NotFoundError)
     transient = (llx.Timeout, llx.APIConnectionError, llx.InternalServerError, llx.ServiceUnavailableError)
-    down = (llx.APIConnectionError, llx.InternalServerError, llx.ServiceUnavailableError)
-    if not isinstance(exc, llx.Timeout) and (
-        isinstance(exc, down) or (isinstance(status, int) and status >= 500 and status != 504)
-    ):
+    # Down: no connection, or a 5xx the provider answered (response headers). A timeout is not,
+    # nor a garbled 200 (litellm calls that a 500 too, without headers).
+    answered_5xx = isinstance(status, int) and status >= 500 and status != 504
+    answered_5xx = answered_5xx and bool(getattr(exc, "litellm_response_headers", None))
+    unreachable = isinstance(exc, llx.APIConnectionError) and not isinstance(exc, llx.Timeout)
+    if unreachable or answered_5xx:
         return ProviderDown(f"gateway call failed, provider down? ({message})")
     if isinstance(exc, transient) or (isinstance(status, int) and (status >= 500 or status in (408, 409))):
         return TransientGatewayError(f"gateway call failed transiently ({message})")

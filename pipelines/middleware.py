@@ -53,7 +53,7 @@ class AsyncEventLoop(AsyncIO):
         thread, svc = get_event_loop_thread(), services.built()
         if thread is not None and svc is not None:
             try:
-                thread.run_coroutine(svc.runtime.gateway.aclose())
+                thread.run_coroutine(svc.runtime.gateway.aclose(litellm_clients=True))
             except Exception as exc:  # shutting down: log, and stop the loop all the same
                 log.warning("gateway_close_failed", error=str(exc))
         super().before_worker_shutdown(broker, worker)
