@@ -203,3 +203,51 @@ def test_after_redis_was_away_longer_than_the_timeout_nobody_is_judged_dead_at_o
     # Then it only heartbeats: the other worker keeps its message for one timeout to speak up
     assert _queued(broker, redis_client) == 0
     assert redis_client.zscore(f"{broker.namespace}:__heartbeats__", survivor.broker_id) is not None
+
+
+def test_a_worker_busy_past_the_heartbeat_timeout_is_never_taken_for_dead(
+    broker: WandstoreBroker, redis_client: Any
+) -> None:
+    import threading
+    import time
+
+    from dramatiq import Worker
+
+    from pipelines.dramatiq_gaps import maintain
+    from pipelines.maintenance import BrokerMaintenance
+
+    # Given a worker (1 s heartbeat timeout, a beat every 200 ms) whose one thread is in a call
+    # three times longer than the timeout, and a survivor maintaining the queue all along
+    busy = WandstoreBroker(
+        client=redis_client,
+        namespace=broker.namespace,
+        heartbeat_timeout=1_000,
+        middleware=[BrokerMaintenance(interval_ms=200)],
+    )
+    runs: list[float] = []
+    release = threading.Event()
+
+    def long_call() -> None:
+        runs.append(time.monotonic())
+        release.wait(3)  # the model call
+
+    dramatiq.actor(long_call, broker=busy, queue_name="q")
+    survivor = _peer(broker, redis_client, heartbeat_timeout=1_000)
+    worker = Worker(busy, worker_threads=1, worker_timeout=100)
+    worker.start()
+    try:
+        busy.enqueue(dramatiq.Message(queue_name="q", actor_name="long_call", args=(), kwargs={}, options={}))
+        deadline = time.monotonic() + 5
+        while not runs and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # When the survivor maintains the queue for three timeouts while the call runs
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            maintain(survivor, ["q", "q.DQ"])
+            assert _queued(broker, redis_client) == 0, "the busy worker's message was requeued"
+            time.sleep(0.1)
+    finally:
+        release.set()
+        worker.stop()
+    # Then its message ran once, and nobody took it back
+    assert len(runs) == 1
