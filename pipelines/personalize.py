@@ -26,6 +26,7 @@ from typing import Any
 from adapters.errors import BrokerUnavailable, InvalidInput, WandstoreError
 from adapters.logs import get_logger
 from adapters.pipeline_names import PERSONALIZATION
+from adapters.rate_limiter import NoSlot
 from adapters.stores import StoreRegistry
 from agents.gateway import response_format_for
 from agents.personalizer import PersonalizerAgent
@@ -198,7 +199,12 @@ def _store_locale(svc: Services, store: str) -> str | None:
 def _reason(exc: Exception) -> str:
     """A short code for `meta.fallback_reason` (the details may hold model text: logs only)."""
     log.warning("personalization_generation_failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
-    return _SNAKE.sub("_", type(exc).__name__).lower()
+    if isinstance(exc, NoSlot):  # the model's rate budget had no slot before the deadline
+        return "rate_limited"
+    # Named by the project's public error (adapters/errors.py), not a subclass of it: the codes
+    # are a contract (a provider down is still `transient_gateway_error`).
+    public = next((c for c in type(exc).__mro__ if c.__module__ == "adapters.errors"), type(exc))
+    return _SNAKE.sub("_", public.__name__).lower()
 
 
 async def _fallback(

@@ -102,16 +102,17 @@ def test_litellm_exceptions_map_by_type() -> None:
         (litellm.RateLimitError(**args), RateLimited),
         (litellm.Timeout(**args), TransientGatewayError),
         (litellm.APIConnectionError(**args, request=request), ProviderDown),
-        (litellm.ServiceUnavailableError(**args), ProviderDown),
-        (litellm.InternalServerError(**args), ProviderDown),
+        (litellm.ServiceUnavailableError(**args), TransientGatewayError),
+        (litellm.InternalServerError(**args), TransientGatewayError),
         (litellm.AuthenticationError(**args), PermanentGatewayError),
         (litellm.BadRequestError(**args), PermanentGatewayError),
         (litellm.ContextWindowExceededError(**args), PermanentGatewayError),
         (litellm.NotFoundError(**args), PermanentGatewayError),
         (ValueError("anything else"), TransientGatewayError),
     ]
-    # Then each becomes the project's error of its kind (a provider down is a transient error that
-    # counts towards its model's down mark), and nothing from litellm escapes
+    # Then each becomes the project's error of its kind (no connection is a provider down: a
+    # transient error that counts towards its model's down mark; so is a 5xx the provider
+    # answered with headers, see test_pacing), and nothing from litellm escapes
     for exc, expected in cases:
         got = translate_error(exc)
         assert type(got) is expected, (type(exc).__name__, type(got).__name__)
