@@ -20,6 +20,7 @@ from bench.report import RESULTS, Section, console, quiet_driver_logs, write_res
 
 PERSONALIZATION_TITLE = "3. Interactive under load: personalization"
 TRACING_TITLE = "7. Tracing: the spans of a job, endpoint unset and set"
+DRAFTS_TITLE = "8. Drafts: what review adds to a copy job"
 PICKUP_TITLE = "3c. The interactive lane idle: pick-up time and CPU, polling against woken by a push"
 
 
@@ -68,6 +69,11 @@ def pickup(quick: bool) -> Markdown:
 def tracing_cost(quick: bool) -> Markdown:
     """What the spans of a job cost, with OTEL_EXPORTER_OTLP_ENDPOINT unset and set (`bench/tracing.py`)."""
     return _in_own_process(TRACING_TITLE, "bench.tracing", ["--jobs", "2000" if quick else "20000"])
+
+
+def drafts_cost(quick: bool) -> Markdown:
+    """What writing a draft first costs a copy job, auto and review, and an approval (`bench/drafts.py`)."""
+    return _in_own_process(DRAFTS_TITLE, "bench.drafts", ["--products", "200" if quick else "2000"])
 
 
 def pacing_section(quick: bool) -> Section:
@@ -132,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         ("scale", lambda: scale.run(300 if q else 10_000, 1000, quick=q)),
         ("fairness", lambda: fairness.run(*((300, 500) if q else (3000, 2000)), quick=q)),
         ("tracing", lambda: tracing_cost(q)),
+        ("drafts", lambda: drafts_cost(q)),
         ("pacing", lambda: pacing_section(q)),
     ]
     sections: list[Any] = []
