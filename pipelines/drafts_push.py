@@ -55,6 +55,16 @@ def _pushed_hashes(client: redis.Redis, store: str, product_id: str) -> list[str
     return [found.decode() if isinstance(found, bytes) else found] if found else []
 
 
+def pushed_by_us(client: redis.Redis, store: str, product_id: str, product: dict[str, Any]) -> bool:
+    """Whether the product's title and description are what this service pushed last.
+
+    Shopify sends a `products/update` webhook for our own push too; regenerating copy for it
+    would push again, and again.
+    """
+    now = content_hash(product.get("title"), product.get("body_html"))
+    return now in _pushed_hashes(client, store, product_id)
+
+
 async def push_copy(svc: Services, store: str, draft_id: str) -> dict[str, Any]:
     """Push one approved copy draft to its Shopify product; returns the draft's new `shopify` state."""
     from pipelines.catalog_sync import admin_api

@@ -143,6 +143,10 @@ def regenerate(svc: Services, broker: Broker, store: str, product_id: str, token
     product = state.product(store, product_id)
     if product is None:
         return None  # deleted since, or too long ago to have the full product
+    from pipelines.drafts_push import pushed_by_us
+
+    if pushed_by_us(svc.redis, store, product_id, product):
+        return None  # the edit was our own push of approved copy (its webhook): nothing new to write
     options: dict[str, Any] = {}
     record = StoreRegistry(svc.redis).get(store)
     if record is not None:

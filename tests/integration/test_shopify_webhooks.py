@@ -226,3 +226,21 @@ def test_an_older_edit_arriving_late_changes_nothing(api: ApiHarness, shopify: S
     kept = CatalogState(api.ctx.redis).product(STORE, pid)
     assert kept is not None and kept["title"] == "Newer title"
     assert len(jobs(api, "product_copy", pid)) == 1
+
+
+def test_the_webhook_of_our_own_push_regenerates_nothing(api: ApiHarness, shopify: Shopify) -> None:
+    from domain.drafts import content_hash
+    from pipelines.drafts_push import PUSHED
+
+    product = sample_products(STORE)[6]
+    pid = str(product["id"])
+    # Given approved copy this service pushed to the product in Shopify
+    title, body = "Pushed title", "<p>Pushed description.</p>"
+    api.ctx.redis.hset(PUSHED.format(store=STORE), pid, content_hash(title, body))
+    # When Shopify sends the products/update webhook that push caused
+    assert shopify.update(product, title=title, body_html=body).status_code == 200
+    settle(api)
+    # Then the row has the pushed text, and no copy generation ran (no push-webhook-push loop)
+    assert rows(api)[pid]["title"] == title
+    assert jobs(api, "product_copy", pid) == []
+    assert [j.get("progress") for j in jobs(api, "regenerate_copy")] == ["superseded"]
