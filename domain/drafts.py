@@ -14,6 +14,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from adapters.errors import InvalidInput
@@ -193,6 +194,16 @@ def content_hash(title: Any, description_html: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _instant(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as an instant (REST says -05:00 where GraphQL says Z), or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def changed_since(source: dict[str, Any], fresh: dict[str, Any], pushed_hashes: Iterable[str] = ()) -> bool:
     """True when Shopify's product is not what the draft was made from (nor what we pushed since).
 
@@ -200,7 +211,8 @@ def changed_since(source: dict[str, Any], fresh: dict[str, Any], pushed_hashes: 
     and description still hash to the draft's source (or to what this service pushed) was
     changed elsewhere (a price, a tag), not in what the draft would overwrite.
     """
-    if source.get("updated_at") and source.get("updated_at") == fresh.get("updated_at"):
+    made, now_at = _instant(source.get("updated_at")), _instant(fresh.get("updated_at"))
+    if made is not None and made == now_at:
         return False
     now = content_hash(fresh.get("title"), fresh.get("description_html"))
     return now != source.get("hash") and now not in set(pushed_hashes)

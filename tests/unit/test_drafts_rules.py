@@ -96,3 +96,6 @@ def test_a_product_changed_in_shopify_is_a_conflict_unless_only_we_or_nothing_ch
     assert not rules.changed_since(source, price_only)
     assert rules.changed_since(source, edited)
     assert not rules.changed_since(source, edited, [ours])
+    # The same instant written as the REST API writes it (an offset) and as GraphQL does (UTC)
+    rest = {"updated_at": "2025-01-01T05:00:00-05:00", "hash": "sha256:other"}
+    assert not rules.changed_since(rest, {**edited, "updated_at": "2025-01-01T10:00:00Z"})
