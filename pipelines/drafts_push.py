@@ -93,7 +93,7 @@ async def push_copy(svc: Services, store: str, draft_id: str) -> dict[str, Any]:
                     "shopify_updated_at": fresh.get("updated_at"),
                     "source_updated_at": source.get("updated_at"),
                 }
-                drafts.set_fields(store, draft_id, shopify=state)
+                _record(drafts, store, draft_id, state)
                 log.warning("shopify_push_conflict", store=store, draft_id=draft_id, product_id=product_id)
                 return state
             updated = await api.update_product(
@@ -118,7 +118,7 @@ async def push_copy(svc: Services, store: str, draft_id: str) -> dict[str, Any]:
         raise
     except (PermanentError, ShopifyError) as exc:
         state = {"status": "failed", "at": now_iso(), "attempts": attempts, "error": str(exc)}
-        drafts.set_fields(store, draft_id, shopify=state)
+        _record(drafts, store, draft_id, state)
         log.warning("shopify_push_failed", store=store, draft_id=draft_id, error=str(exc))
         return state
     try:
@@ -135,9 +135,18 @@ async def push_copy(svc: Services, store: str, draft_id: str) -> dict[str, Any]:
         "alt_texts": len(alts),
         "requests": requests,
     }
-    drafts.set_fields(store, draft_id, shopify=state)
+    _record(drafts, store, draft_id, state)
     log.info("shopify_pushed", store=store, draft_id=draft_id, product_id=product_id, alt_texts=len(alts))
     return state
+
+
+def _record(drafts: Drafts, store: str, draft_id: str, state: dict[str, Any]) -> None:
+    """The push's outcome on the draft (its `shopify`), and in its record of decisions."""
+    drafts.set_fields(store, draft_id, shopify=state)
+    entry = {"action": "shopify_push", "by": "worker", "at": state["at"], "status": state["status"]}
+    if state.get("error") or state.get("detail"):
+        entry["reason"] = str(state.get("error") or state.get("detail"))[:300]
+    drafts.add_decision(store, draft_id, entry)
 
 
 async def followup(svc: Services, store: str, draft_id: str) -> dict[str, Any]:

@@ -233,6 +233,8 @@ def test_approved_copy_is_pushed_to_shopify_and_a_merchant_s_edit_is_never_overw
             and "changed in Shopify" in refused["shopify"]["detail"]
         )
         assert second.rest["title"] == "The merchant's own title"
+        assert refused["decisions"][-1]["action"] == "shopify_push"
+        assert refused["decisions"][-1]["status"] == "conflict"
         assert refused["status"] == "live"  # the storefront has it; Shopify keeps the merchant's text
     pushes = [
         m for m in shopify_server.mutations if m["shop"] == shop.domain and m["name"] == "productUpdate"
