@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from entrypoints.cli.costs import print_costs
-from entrypoints.cli.output import console, print_json, print_table
+from entrypoints.cli.output import console, err_console, print_json, print_table
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "shopify"
 # The sample stores' shops, currencies and locales (data/shopify/SOURCES.md: the prices are GBP and INR).
@@ -133,7 +133,8 @@ def demo(
 
     broker = compose.process_broker()
     svc = compose.services()
-    console.print(
+    # With --json, stdout is the JSON document alone.
+    (err_console if as_json else console).print(
         f"[bold]wandstore-agents demo[/]  redis={broker.client.connection_pool.connection_kwargs.get('port')}"
         f"  gateway={svc.runtime.gateway.config.base_url}  store={svc.store.name}",
         highlight=False,
