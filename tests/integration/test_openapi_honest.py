@@ -304,3 +304,23 @@ def test_a_503_that_names_no_wait_still_says_when_to_retry() -> None:
     own = error_response(503, "unavailable", "the store is failing", headers={"Retry-After": "9"})
     # Then both say when to come back, the layer's own wait kept
     assert plain.headers["retry-after"] == "5" and own.headers["retry-after"] == "9"
+
+
+def test_every_route_declares_its_refusals_in_the_error_shape(doc: Any) -> None:
+    error = "#/components/schemas/ErrorResponse"
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            where = f"{method.upper()} {path}"
+            responses = op["responses"]
+            # Every /v1/ route but Shopify's (signed, not gated) can be refused by the gate
+            if path.startswith("/v1/") and path != "/v1/shopify/webhooks":
+                assert {"401", "403", "429", "503"} <= set(responses), where
+            if "{store}" in path and path.startswith("/v1/"):
+                assert "422" in responses, where  # a slug that could never be one
+            if method in ("post", "put"):
+                assert {"408", "413"} <= set(responses), where  # every body is read within a cap
+            for status, response in responses.items():
+                if status.startswith(("4", "5")) and path != "/healthz":
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": error}, f"{where} {status}: {schema}"
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
