@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     callback_timeout_s: float = Field(default=2.0, gt=0)
     callback_max_attempts: int = Field(default=3, ge=1, le=10)
     callback_backoff_ms: int = Field(default=200, ge=1)
+    callback_store_concurrency: int = Field(default=32, ge=1, le=10_000)  # one store's, per process
 
     # The worker and the API refuse a Redis that would lose tokens, budgets and queued jobs
     # (no AOF/RDB, or a maxmemory policy that evicts). False only where losing them is fine.

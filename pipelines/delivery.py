@@ -17,7 +17,8 @@ across the fleet (`pipelines/fair_slots.py`); one more is put off (`Deferred`, n
 an attempt; Dramatiq's backoff, 100 ms doubling to 5 s), so a slow receiver slows only its own
 store's deliveries.
 A shopper's storefront can't wait behind batch work: the interactive worker sends its
-callback itself, in the background, a few quick attempts (`callback_*`).
+callback itself, in the background, a few quick attempts (`callback_*`), at most
+`CALLBACK_STORE_CONCURRENCY` of one store's at once in a process.
 """
 
 from __future__ import annotations
@@ -285,7 +286,50 @@ async def deliver_callback(
     job_id: str,
     delivery_id: str,
 ) -> None:
-    """Deliver `payload` from here, attempts a backoff apart; record them on `job_id` (if any)."""
+    """Deliver `payload` from here, attempts a backoff apart; record them on `job_id` (if any).
+
+    At most `CALLBACK_STORE_CONCURRENCY` of one store's callbacks are in flight in this process;
+    one more waits for a place at most `CALLBACK_MAX_WAIT_S`, then is recorded failed.
+    """
+    store = str(payload["store"])
+    gate = _callback_gate(store, settings.callback_store_concurrency)
+    try:
+        await asyncio.wait_for(gate.acquire(), CALLBACK_MAX_WAIT_S)
+    except TimeoutError:
+        log.warning("callback_store_saturated", store=store, job_id=job_id)
+        if job_id:
+            busy = f"store {store} had {settings.callback_store_concurrency} callbacks in flight"
+            refused = [{"attempt": 0, "at": time.time(), "error": busy}]
+            await asyncio.to_thread(JobStatus(client).update, job_id, deliveries=refused, webhook="failed")
+        return
+    try:
+        await _deliver_callback(client, settings, url, payload, job_id=job_id, delivery_id=delivery_id)
+    finally:
+        gate.release()
+
+
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]]
+_gates = weakref.WeakKeyDictionary()
+
+
+def _callback_gate(store: str, cap: int) -> asyncio.Semaphore:
+    """The store's callbacks in flight on this event loop (a slow receiver loads only its own store's)."""
+    gates = _gates.setdefault(asyncio.get_running_loop(), {})
+    gate = gates.get(store)
+    if gate is None:
+        gate = gates[store] = asyncio.Semaphore(cap)
+    return gate
+
+
+async def _deliver_callback(
+    client: redis.Redis,
+    settings: Settings,
+    url: str,
+    payload: Mapping[str, Any],
+    *,
+    job_id: str,
+    delivery_id: str,
+) -> None:
     store = str(payload["store"])
     secret = await asyncio.to_thread(WebhookSecrets(client).get, store)
     if secret is None:

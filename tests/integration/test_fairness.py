@@ -6,6 +6,7 @@ production defaults: `FAIR_WINDOW=128`) against the session's dev gateway made s
 
 from __future__ import annotations
 
+import asyncio
 import select
 import socket
 import threading
@@ -264,3 +265,48 @@ def test_a_slow_receiver_slows_only_its_own_stores_deliveries(
         assert receiver.slow_peak == cap
     finally:
         receiver.close()
+
+
+def test_a_slow_callback_receiver_holds_only_its_own_stores_places(redis_client: Any) -> None:
+    from adapters.settings import load_settings
+    from adapters.signing import WebhookSecrets
+    from pipelines.delivery import deliver_callback
+    from tests.helpers import arun
+
+    # Settings changed: 2 places per store, a 0.5 s timeout, one attempt, loopback receivers allowed
+    settings = load_settings(
+        callback_store_concurrency=2,
+        callback_timeout_s=0.5,
+        callback_max_attempts=1,
+        webhook_allow_private_hosts=True,
+    )
+    store_a, store_b = (f"callbacks-{x}-{uuid.uuid4().hex[:6]}" for x in "ab")
+    for store in (store_a, store_b):
+        WebhookSecrets(redis_client).get_or_create(store)
+    receiver = SlowReceiver()
+
+    async def scene() -> float:
+        def send(store: str, path: str, n: int) -> Any:
+            payload = {"event": "generation.finished", "id": f"cb-{n}", "store": store}
+            url = f"{receiver.url}/{path}"
+            return deliver_callback(redis_client, settings, url, payload, job_id="", delivery_id=f"cb-{n}")
+
+        # Given store A's six callbacks to a receiver that hangs past the timeout
+        slow = [asyncio.ensure_future(send(store_a, "slow", n)) for n in range(6)]
+        deadline = time.monotonic() + 10
+        while receiver.slow_peak < 2:
+            assert time.monotonic() < deadline, "A's callbacks never reached the receiver"
+            await asyncio.sleep(0.005)
+        # When store B's callback is sent meanwhile
+        sent = time.time()
+        await send(store_b, "fast", 99)
+        await asyncio.gather(*slow)
+        return receiver.fast[0] - sent
+
+    try:
+        b_after = arun(scene())
+    finally:
+        receiver.close()
+    # Then B's arrived at once, and A never had more than its two places in flight
+    assert b_after < 0.5
+    assert receiver.slow_peak == 2
