@@ -19,7 +19,7 @@ from typing import Any
 
 from adapters.errors import InvalidInput
 from domain.keys import check_store
-from domain.sanitize import html_to_text, is_safe
+from domain.sanitize import clean_html, html_to_text, is_safe, plain_text
 
 KINDS = ("copy", "theme")
 STATUSES = ("pending", "approved", "rejected", "live")
@@ -144,13 +144,38 @@ def diff_fields(
 
 
 def merchant_fields(product: dict[str, Any]) -> dict[str, Any]:
-    """The merchant's own text of a catalog product, under the copy's field names."""
+    """The merchant's own text of a catalog product, under the copy's field names.
+
+    Sanitized as the storefront would show it: a draft is a stored document that a review page
+    renders, and catalog text may carry anything (the diff compares what a shopper would see).
+    """
     images = product.get("images") or []
+    alts = [
+        {"image_id": str(i.get("id")), "alt": plain_text(str(i["alt"])) if i.get("alt") else i.get("alt")}
+        for i in images
+        if i.get("id")
+    ]
+    title = product.get("title")
     return {
-        "title": product.get("title"),
-        "description_html": product.get("body_html") or "",
-        "image_alts": [{"image_id": str(i.get("id")), "alt": i.get("alt")} for i in images if i.get("id")],
+        "title": plain_text(str(title)) if title else title,
+        "description_html": clean_html(str(product.get("body_html") or "")),
+        "image_alts": alts,
     }
+
+
+def inert_product(value: Any, key: str = "") -> Any:
+    """A catalog product with every string as the storefront would show it (for a draft's source).
+
+    Drafts are stored documents a review page renders: the merchant's raw text (which may carry
+    anything) is kept as plain text, and the description as sanitized HTML.
+    """
+    if isinstance(value, str):
+        return clean_html(value) if key == "body_html" else plain_text(value)
+    if isinstance(value, dict):
+        return {k: inert_product(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [inert_product(v, key) for v in value]
+    return value
 
 
 def copy_diff(live: dict[str, Any] | None, draft: dict[str, Any], merchant: dict[str, Any]) -> dict[str, Any]:

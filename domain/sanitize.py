@@ -21,6 +21,9 @@ _BLOCK_END = re.compile(r"(?i)<\s*(br|/p|/li|/h\d|/div|/tr)\b[^>]*>")
 def clean_html(markup: str) -> str:
     """Sanitize model HTML to the allowlist: no scripts, handlers, links, styles or URLs."""
     cleaned = nh3.clean(markup, tags=ALLOWED_TAGS, attributes={}, url_schemes=set(), strip_comments=True)
+    # A "<" in text comes out as "&lt;", which a renderer that decodes entities twice turns back
+    # into markup ("&lt;script&gt;"): text angle brackets become the look-alikes plain_text uses.
+    cleaned = cleaned.replace("&lt;", "\u2039").replace("&gt;", "\u203a")
     # Text nodes may still spell dangerous tokens ("javascript:"); defang them too.
     return _DANGEROUS.sub(_defang, cleaned)
 

@@ -105,7 +105,7 @@ def propose_copy(
         "source": {
             "updated_at": product.get("updated_at"),
             "hash": rules.content_hash(product.get("title"), product.get("body_html")),
-            "product": product,
+            "product": rules.inert_product(product),  # the eval case a rejection or an edit becomes
         },
         "image_ids": image_ids,
         "shopify": {"status": "off"},
