@@ -72,10 +72,23 @@ def _threads() -> list[int]:
         return [0]
 
 
+# Threads that keep their place: the broker heartbeat must run however busy the interactive lane
+# keeps the CPUs (a starved heartbeat makes the fleet judge a live worker dead and redo its jobs).
+_KEEP: set[int] = set()
+
+
+def keep_in_place(native_id: int | None) -> None:
+    """Leave this thread (a `threading.Thread.native_id`) out of every later `apply`."""
+    if native_id is not None:
+        _KEEP.add(native_id)
+
+
 def apply(placement: Placement) -> None:
-    """Apply `placement` to every thread of this process."""
+    """Apply `placement` to every thread of this process but those kept in place."""
     cpus, policy = placement.cpus, placement.policy
     for tid in _threads():
+        if tid in _KEEP:
+            continue
         if cpus is not None:
             os.sched_setaffinity(tid, cpus)
         if policy is not None:
@@ -107,4 +120,12 @@ class LanePlacement(Middleware):
         )
 
 
-__all__ = ["LanePlacement", "Placement", "apply", "batch_cpus", "batch_placement", "is_batch_worker"]
+__all__ = [
+    "LanePlacement",
+    "Placement",
+    "apply",
+    "batch_cpus",
+    "batch_placement",
+    "is_batch_worker",
+    "keep_in_place",
+]

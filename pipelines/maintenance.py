@@ -28,6 +28,7 @@ from dramatiq.middleware import Middleware
 
 from adapters.logs import get_logger
 from pipelines.dramatiq_gaps import claimed_by, dead_workers, maintain
+from pipelines.lanes import keep_in_place
 from pipelines.lost_jobs import reconcile_if_due
 
 log = get_logger("pipelines.maintenance")
@@ -79,7 +80,9 @@ class BrokerMaintenance(Middleware):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        # Before boot: started by a thread of normal priority and kept there, so a batch worker's
+        # SCHED_IDLE placement (pipelines/lanes.py, after boot) never starves its heartbeat.
         if self._thread is not None:
             return
         self._stop.clear()
@@ -88,6 +91,7 @@ class BrokerMaintenance(Middleware):
             target=self._run, args=(maintainer,), name="broker-maintenance", daemon=True
         )
         self._thread.start()
+        keep_in_place(self._thread.native_id)
 
     def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
         self._stop.set()

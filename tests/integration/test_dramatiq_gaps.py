@@ -169,7 +169,7 @@ def test_the_maintenance_timer_recovers_a_dead_workers_messages_on_an_idle_fleet
     survivor = _peer(broker, redis_client, heartbeat_timeout=1_000)
     timer = BrokerMaintenance(interval_ms=50)
     # When the survivor's worker boots, its maintenance thread runs on its own
-    timer.after_worker_boot(survivor, None)
+    timer.before_worker_boot(survivor, None)
     try:
         deadline = time.monotonic() + 5
         while _queued(broker, redis_client) == 0 and time.monotonic() < deadline:

@@ -74,10 +74,13 @@ def test_procfile_batch_worker_runs_idle_and_off_the_reserved_cpu(lane: Any) -> 
     expected_cpus = batch_cpus(allowed, 1) or allowed
 
     batch_threads = _threads(_worker_child(batch).pid)
-    # Every thread: the consumers, the worker threads, the event loop, the Redis batcher.
+    # Every thread (the consumers, the worker threads, the event loop) but one: the broker
+    # heartbeat (pipelines/maintenance.py), which must run however busy the interactive lane is.
     assert len(batch_threads) > 32
-    assert {policy for _, policy, _ in batch_threads} == {os.SCHED_IDLE}
-    assert {cpus for _, _, cpus in batch_threads} == {expected_cpus}
+    placed = [t for t in batch_threads if t[1] == os.SCHED_IDLE]
+    kept = [t for t in batch_threads if t[1] != os.SCHED_IDLE]
+    assert [policy for _, policy, _ in kept] == [os.SCHED_OTHER]
+    assert {cpus for _, _, cpus in placed} == {expected_cpus}
 
     interactive_threads = _threads(_worker_child(interactive).pid)
     assert {policy for _, policy, _ in interactive_threads} == {os.SCHED_OTHER}
