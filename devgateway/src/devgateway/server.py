@@ -104,7 +104,7 @@ class RunningGateway:
         return self._admin("POST", "/_dev/faults", {"faults": faults})
 
     def config(self, **options: Any) -> dict[str, Any]:
-        """Set persistent behaviour: `latency_ms`, `hostile` (`POST /_dev/config`)."""
+        """Set persistent behaviour (`POST /_dev/config`): latency, hostility, rate limits, providers down."""
         return self._admin("POST", "/_dev/config", options)
 
     def stats(self) -> dict[str, Any]:
