@@ -24,6 +24,7 @@ from typing import Any
 
 import redis
 from dramatiq import Broker, Message
+from dramatiq.errors import DecodeError
 from dramatiq.middleware import Middleware
 
 from adapters.logs import get_logger
@@ -61,13 +62,19 @@ class FairConfig:
 def move(broker: Broker, fair: FairQueue, entries: Iterable[tuple[str, bytes]]) -> int:
     """Enqueue claimed moves onto their queue and confirm them; returns how many went.
 
-    What an error leaves unconfirmed stays claimed, and `FairQueue.recover` puts it back.
+    What an error leaves unconfirmed stays claimed, and `FairQueue.recover` puts it back. A body
+    that does not decode is dropped (logged); its job is then reported lost by the lost-job check.
     """
     sent: list[str] = []
     _moving.active = True
     try:
         for message_id, body in entries:
-            broker.enqueue(Message.decode(body))
+            try:
+                message = Message.decode(body)
+            except DecodeError as exc:
+                log.error("fair_body_undecodable", message_id=message_id, error=str(exc))
+            else:
+                broker.enqueue(message)
             sent.append(message_id)
     finally:
         _moving.active = False
@@ -101,14 +108,18 @@ class Dispatcher:
                 self.fair.release(self.holder)
 
     def _run(self) -> None:
+        failing = False  # log a run of failures once, not every tick
         while not self._stop.is_set():
             try:
                 self.step()
-            except redis.RedisError as exc:
-                log.warning("fair_dispatch_redis_error", error=str(exc))
+                if failing:
+                    log.info("fair_dispatch_recovered")
+                failing = False
+            except Exception as exc:  # Redis away, or anything else: the thread must go on
                 self._held = False
-            except Exception as exc:  # a bad body must not end the thread: it is logged, the rest go on
-                log.error("fair_dispatch_failed", error=f"{type(exc).__name__}: {exc}")
+                if not failing:
+                    log.warning("fair_dispatch_failing", error=f"{type(exc).__name__}: {exc}")
+                failing = True
             self.wake.wait(self.config.tick_ms / 1000)
             self.wake.clear()
 

@@ -106,6 +106,21 @@ def test_the_dispatcher_keeps_the_window_and_drains_when_switched_off(redis_clie
     assert fair.submit("store-a", BULK, _pairs([_message("store-a", 99)]), assist=0) is None
 
 
+def test_a_body_that_does_not_decode_is_dropped_and_the_rest_move(redis_client: Any) -> None:
+    broker = RedisBroker(client=redis_client, namespace=f"fairtest-{uuid.uuid4().hex[:8]}", middleware=[])
+    fair = FairQueue(redis_client, prefix=PREFIX)
+    dispatcher = Dispatcher(fair, broker, FairConfig(window=10))
+    dispatcher.step()
+    # Given a body that is not a Dramatiq message between two good ones
+    good = _pairs([_message("store-a", n) for n in range(2)])
+    fair.submit("store-a", BULK, [good[0], ("not-a-message", b"{not json"), good[1]], assist=0)
+    # When the dispatcher moves them, then the good ones are queued and the bad one is gone
+    assert dispatcher.step() == 3
+    assert broker.do_qsize("batch") == 2
+    assert fair.depth().total == 0 and fair.depth().moving == 0
+    assert not redis_client.hexists(PREFIX + "bodies", "not-a-message")
+
+
 # --- on the Procfile's batch worker --------------------------------------------------------
 
 
