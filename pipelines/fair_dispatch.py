@@ -1,8 +1,8 @@
 """Fair batch lane, the worker side: the dispatcher that moves pending jobs onto `batch`, and `send`.
 
-Every batch worker process runs a dispatcher thread; one at a time holds a short lease in
-Redis and works (the others only try for the lease, so a dead holder is replaced within
-`FAIR_LEASE_MS`). The holder claims moves round-robin across stores while the window has room
+Every batch worker process runs a dispatcher thread; each keeps the lane announced to
+producers, and one at a time holds a short lease in Redis and works (the others try for the
+lease every tick, so a dead holder is replaced within `FAIR_LEASE_MS`). The holder claims moves round-robin across stores while the window has room
 (`pipelines/fair.py`), enqueues each with Dramatiq's own `broker.enqueue` and confirms them.
 It works on a timer (`FAIR_TICK_MS`) and at once when a batch job starts in its process, which
 is when the window opens. A producer helps too: its submission claims the moves the window
