@@ -130,6 +130,8 @@ class Drafts:
             "created_at": str(draft["created_ts"]),
             "updated_at": str(draft["created_ts"]),
             "checks_passed": "1" if all(c["passed"] for c in draft["checks"]) else "0",
+            # Goes live on its own (policy auto, checks passed): never set aside as superseded.
+            "auto": "1" if draft.get("auto") else "0",
             "prompt_ref": str(draft["meta"].get("prompt_ref") or ""),
             "shopify": json.dumps(draft.get("shopify") or {"status": "off"})
             if draft["kind"] == "copy"
@@ -303,7 +305,7 @@ def _decode(draft_id: str, raw: dict[Any, Any]) -> dict[str, Any]:
             row[key] = json.loads(text) if text else None
         elif key in ("created_at", "updated_at"):
             row[key] = float(text)
-        elif key == "checks_passed":
+        elif key in ("checks_passed", "auto"):
             row[key] = text == "1"
         else:
             row[key] = text or None

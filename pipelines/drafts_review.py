@@ -97,6 +97,7 @@ def propose_copy(
         "created_at": now_iso(),
         "created_ts": time.time(),
         "policy": policy,
+        "auto": rules.goes_live(policy, checks),
         "body": body,
         "checks": checks,
         "diff": rules.copy_diff(_live_copy(objects, store, product_id), body, merchant),
@@ -141,6 +142,9 @@ def _supersede(drafts: Drafts, store: str, target: str, draft_id: str) -> None:
     older = drafts.latest_pending(store, target, draft_id)
     if older is None:
         return
+    with contextlib.suppress(NotFound):
+        if drafts.state(store, older).get("auto") is True:  # on its way live itself (concurrent jobs)
+            return
     with contextlib.suppress(DraftConflict, NotFound):  # decided meanwhile, or gone
         drafts.move(
             store,
