@@ -16,6 +16,7 @@ import redis
 
 from adapters.errors import BrokerUnavailable, InvalidInput
 from adapters.ledger import BUDGET_DAY, OVERRIDES
+from adapters.prompt_labels import EPOCH_KEY
 from adapters.prompt_labels import PREFIX as LABELS
 from adapters.signing import SECRET_PREFIX
 from adapters.stores import DOMAINS as STORE_DOMAINS
@@ -63,6 +64,8 @@ def _keys(client: redis.Redis) -> list[str]:
     for prefix in GROUPS:
         pattern = prefix if not prefix.endswith(":") else prefix + "*"
         found.update(_text(k) for k in client.scan_iter(match=pattern, count=1000))
+    # The label epoch counts moves, it is not state: a restore bumps it instead (workers re-read).
+    found.discard(EPOCH_KEY)
     return sorted(found)
 
 
@@ -130,6 +133,8 @@ def restore(client: redis.Redis, backup: dict[str, Any], *, overwrite: bool = Fa
                 pipe.pexpire(key, int(ttl))
             pipe.execute()
             done.written[group_of(key)] += 1
+        if done.written["prompt labels"]:
+            client.incr(EPOCH_KEY)  # labels moved under the workers: they re-read at their next call
     except redis.RedisError as exc:
         raise BrokerUnavailable(f"could not write the backup into Redis: {exc}") from None
     return done

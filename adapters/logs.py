@@ -136,22 +136,27 @@ class _OneWritePerLine:
     threads came out merged, framed wrongly or lost.
     """
 
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream  # None: whatever `sys.stderr` is at each write (it may be swapped)
         self._lock = threading.Lock()
+
+    @property
+    def stream(self) -> Any:
+        return self._stream if self._stream is not None else sys.stderr
 
     def write(self, text: str) -> int:
         with self._lock:
-            written = self._stream.write(text)
-            self._stream.flush()
+            stream = self.stream
+            written = stream.write(text)
+            stream.flush()
         return int(written or len(text))
 
     def flush(self) -> None:
         with self._lock:
-            self._stream.flush()
+            self.stream.flush()
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
+        return getattr(self.stream, name)
 
 
 # The command line's choice (`entrypoints/cli/main.py`): on a terminal, warnings only unless
@@ -192,7 +197,9 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
-    out = _OneWritePerLine(stream or sys.stderr)
+    # Resolved at each write: a stream swapped after configuring (a CLI test runner, a capture)
+    # and then closed must not take the log, and with it the next caller, down.
+    out = _OneWritePerLine(stream)
     structlog.configure(
         processors=[*shared, renderer, _final_scrub],
         wrapper_class=structlog.make_filtering_bound_logger(level_no),

@@ -54,6 +54,8 @@ def test_state_lost_with_redis_comes_back_from_the_latest_backup(redis_client: A
     assert budget.reserved_nano == 0  # holds of jobs that were in flight are not resurrected
     label = PromptLabels(redis_client).get("product_copy", "production")
     assert label is not None and label.version == "v1"
+    # And the label epoch moved, so every worker re-reads the restored labels at its next call
+    assert PromptLabels(redis_client).epoch() >= 1
 
 
 def test_restore_keeps_keys_that_exist_unless_told_to_overwrite(redis_client: Any) -> None:
