@@ -47,14 +47,37 @@ def join_queue(client: Any, queue: str, timeout_s: float = 20.0) -> None:
 
     It returns once the queue, its delay queue and every claimed-but-unacked message are gone,
     and a worker acks only after its middleware (the job's final status) has run.
+
+    The `batch` queue is joined together with the fair lane in front of it (pipelines/fair.py):
+    jobs still waiting in a store's list, or on their way onto the queue, are work too.
     """
     from dramatiq.brokers.redis import RedisBroker
     from dramatiq.errors import QueueJoinTimeout
 
-    try:
-        RedisBroker(client=client, middleware=[]).join(queue, interval=20, timeout=int(timeout_s * 1000))
-    except QueueJoinTimeout:
-        raise AssertionError(f"queue {queue!r} still had work after {timeout_s}s") from None
+    from pipelines.fair import FairQueue
+
+    deadline = time.monotonic() + timeout_s
+    lane = FairQueue(client) if queue == "batch" else None
+
+    def lane_empty() -> bool:
+        depth = lane.depth() if lane is not None else None
+        return depth is None or (depth.total == 0 and depth.moving == 0)
+
+    while True:
+        # Empty before and after the join: nothing was on its way from the lane meanwhile.
+        empty_before = lane_empty()
+        left_ms = int((deadline - time.monotonic()) * 1000)
+        try:
+            RedisBroker(client=client, middleware=[]).join(queue, interval=20, timeout=max(left_ms, 1))
+        except QueueJoinTimeout:
+            raise AssertionError(f"queue {queue!r} still had work after {timeout_s}s") from None
+        if empty_before and lane_empty():
+            return
+        depth = lane.depth() if lane is not None else None
+        if time.monotonic() >= deadline:
+            held = depth.total if depth is not None else 0
+            raise AssertionError(f"the fair lane still held {held} jobs after {timeout_s}s")
+        time.sleep(0.02)
 
 
 def wait_job(status: Any, job_id: str, timeout_s: float = 20.0) -> dict[str, Any]:

@@ -232,7 +232,7 @@ def test_the_webhook_of_our_own_push_regenerates_nothing(api: ApiHarness, shopif
     from domain.drafts import content_hash
     from pipelines.drafts_push import PUSHED
 
-    product = sample_products(STORE)[6]
+    product = sample_products(STORE)[9]  # not one an earlier test deleted
     pid = str(product["id"])
     # Given approved copy this service pushed to the product in Shopify
     title, body = "Pushed title", "<p>Pushed description.</p>"
