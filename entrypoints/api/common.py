@@ -133,7 +133,11 @@ def body_fingerprint(model: BaseModel) -> str:
     # canonical text is the same, since default=str renders a URL as model_dump(mode="json") does.
     if isinstance(model, RootModel):
         model = model.root
-    return fingerprint({name: getattr(model, name) for name in type(model).model_fields})
+    # A nested model (a pipeline's typed `input`) is small: dumped as model_dump(mode="json") would.
+    fields = {name: getattr(model, name) for name in type(model).model_fields}
+    return fingerprint(
+        {k: v.model_dump(mode="json") if isinstance(v, BaseModel) else v for k, v in fields.items()}
+    )
 
 
 async def idempotent(
