@@ -2,8 +2,9 @@
 
 Every batch worker process runs a dispatcher thread; each keeps the lane announced to
 producers, and one at a time holds a short lease in Redis and works (the others try for the
-lease every tick, so a dead holder is replaced within `FAIR_LEASE_MS`). The holder claims moves round-robin across stores while the window has room
-(`pipelines/fair.py`), enqueues each with Dramatiq's own `broker.enqueue` and confirms them.
+lease every tick, so a dead holder is replaced within `FAIR_LEASE_MS`). The holder claims
+moves round-robin across stores while the window has room (`pipelines/fair.py`), enqueues
+each with Dramatiq's own `broker.enqueue` and confirms them.
 It works on a timer (`FAIR_TICK_MS`) and at once when a batch job starts in its process, which
 is when the window opens. A producer helps too: its submission claims the moves the window
 allows right away, so on a quiet lane a job reaches `batch` in the call that submitted it.
