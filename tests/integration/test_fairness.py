@@ -167,7 +167,9 @@ def test_a_flooding_store_does_not_hold_another_stores_job_back(
         b_job = submit_product_copy(fair_broker, lane.status, "quiet-b", _products("quiet-b", 1)[0])
         # (A's jobs waiting their turn in the lane have no message yet: they are not taken for lost)
         waiting = lane.client.hlen("wandstore:fair:bodies")
-        assert reconcile(fair_broker, lost_after_s=0).lost == ()
+        # (jobs other tests dropped on this lane may be reported lost, rightly: only A's and B's count)
+        lost = set(reconcile(fair_broker, lost_after_s=0).lost)
+        assert not lost & {*a_jobs, b_job}
         b = _ended(lane.status, b_job)  # (not wait_job: it joins the queue, A's backlog too)
         assert b["status"] == "done"
         pipe = lane.client.pipeline(transaction=False)
@@ -188,8 +190,7 @@ def test_a_flooding_store_does_not_hold_another_stores_job_back(
     finally:
         # Leave the lane empty for the next test: A's rest dropped (the lane's keys, the queue).
         gateway.config(latency_ms=0)
-        lane.client.delete(*lane.client.scan_iter("wandstore:fair:*"))
-        lane.broker.flush("batch")
+        lane.drop_batch()
 
 
 def test_a_plain_dramatiq_clients_message_on_batch_still_runs(lane: Any) -> None:

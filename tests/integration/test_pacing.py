@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 
 from adapters.errors import RateLimited
 from agents.gateway import CallResult, GatewayClient, GatewayConfig
@@ -30,6 +32,25 @@ def _one_loop(session_worker: Any) -> None:
 
     (The clients are not closed: litellm keeps the first aiohttp session it saw on a loop.)
     """
+
+
+@pytest.fixture(autouse=True)
+def _forget_the_limiter(redis_server: Any) -> Iterator[None]:
+    """After each test: no rate budget booked and no model marked down in the session Redis.
+
+    A model marked down (the fallback tests) is down fleet-wide for `MODEL_DOWN_S`: left
+    behind, it would send the next tests' calls to the fallback model.
+    """
+    yield
+    from adapters.rate_limiter import PREFIX
+
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        keys = list(client.scan_iter(match=PREFIX + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def paced(gateway: Any, redis_server: Any, *, share: float = 0.0, **config: Any) -> GatewayClient:
