@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -131,6 +133,23 @@ def _followup(request: Request, store: str, draft: dict[str, Any]) -> None:
         submit_followup(ctx_of(request).broker, store, draft["id"])
 
 
+async def _decide(
+    request: Request, store: str, decision: Callable[[], dict[str, Any]], *, field: str, rule: str
+) -> dict[str, Any]:
+    """Run a reviewer's `decision` on the store pool; its refusals as API errors; then its follow-up."""
+    ctx = ctx_of(request)
+    try:
+        draft = await ctx.pools.store.run(decision, abandon=False)
+    except DraftNotFound as exc:
+        raise _not_found(exc) from None
+    except DraftConflict as exc:
+        raise _conflict(exc) from None
+    except InvalidInput as exc:
+        raise invalid_field(field, str(exc).removeprefix(f"{field}: "), rule) from None
+    await ctx.pools.redis.run(_followup, request, store, draft)
+    return draft
+
+
 @router.get(
     "/stores/{store}/drafts", response_model=DraftList, dependencies=[needs("read", "reading drafts")]
 )
@@ -186,28 +205,18 @@ async def approve_draft(store: StorePath, draft_id: DraftPath, request: Request)
     ctx = ctx_of(request)
     body = (await read_body(request, Approval)).model if (await request.body()).strip() else Approval()
     by = decider(principal_of(request))
-    try:
-        draft = await ctx.pools.store.run(
-            lambda: approve(
-                ctx.redis,
-                ctx.store,
-                store,
-                draft_id,
-                by=by,
-                edits=body.edits,
-                note=body.note,
-                to_gateway=ctx.settings.cf_api_token is not None,
-            ),
-            abandon=False,
-        )
-    except DraftNotFound as exc:
-        raise _not_found(exc) from None
-    except DraftConflict as exc:
-        raise _conflict(exc) from None
-    except InvalidInput as exc:
-        raise invalid_field("edits", str(exc).removeprefix("edits: "), "copy_schema") from None
-    await ctx.pools.redis.run(_followup, request, store, draft)
-    return draft
+    decision = functools.partial(
+        approve,
+        ctx.redis,
+        ctx.store,
+        store,
+        draft_id,
+        by=by,
+        edits=body.edits,
+        note=body.note,
+        to_gateway=ctx.settings.cf_api_token is not None,
+    )
+    return await _decide(request, store, decision, field="edits", rule="copy_schema")
 
 
 @router.post(
@@ -224,27 +233,17 @@ async def reject_draft(store: StorePath, draft_id: DraftPath, request: Request) 
     ctx = ctx_of(request)
     body = (await read_body(request, Rejection)).model
     by = decider(principal_of(request))
-    try:
-        draft = await ctx.pools.store.run(
-            lambda: reject(
-                ctx.redis,
-                ctx.store,
-                store,
-                draft_id,
-                by=by,
-                reason=body.reason,
-                to_gateway=ctx.settings.cf_api_token is not None,
-            ),
-            abandon=False,
-        )
-    except DraftNotFound as exc:
-        raise _not_found(exc) from None
-    except DraftConflict as exc:
-        raise _conflict(exc) from None
-    except InvalidInput as exc:
-        raise invalid_field("reason", str(exc).removeprefix("reason: "), "required") from None
-    await ctx.pools.redis.run(_followup, request, store, draft)
-    return draft
+    decision = functools.partial(
+        reject,
+        ctx.redis,
+        ctx.store,
+        store,
+        draft_id,
+        by=by,
+        reason=body.reason,
+        to_gateway=ctx.settings.cf_api_token is not None,
+    )
+    return await _decide(request, store, decision, field="reason", rule="required")
 
 
 @router.post(
