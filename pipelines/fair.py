@@ -131,7 +131,8 @@ _RECOVER = """
 local p = ARGV[1]
 local t = redis.call('time')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ids = redis.call('zrangebyscore', p .. 'moving_at', '-inf', now - tonumber(ARGV[2]))
+-- + 1: a claim's entries sit up to a millisecond apart after its `now` (they keep its order)
+local ids = redis.call('zrangebyscore', p .. 'moving_at', '-inf', now - tonumber(ARGV[2]) + 1)
 for n = #ids, 1, -1 do  -- newest first, so the oldest ends up at the front again
   local id = ids[n]
   local where = redis.call('hget', p .. 'moving', id)
