@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters import retry
 from adapters.errors import InvalidInput, InvalidOutput, RetryableError, WandstoreError
 from agents.evals.assertions import check_all
 from agents.evals.cases import Case
@@ -25,6 +26,7 @@ from agents.usage import CallContext, Served, Usage, UsageRecord
 
 PIPELINE = "prompt_eval"
 MAX_ATTEMPTS = 4
+RETRY_BASE_S, RETRY_CAP_S = 0.5, 60.0  # 0.5 s, 1 s, 2 s between tries; a Retry-After up to a minute
 
 
 @dataclass
@@ -147,17 +149,16 @@ async def _run_case(
     except InvalidInput as exc:
         return CaseOutcome(case, version, None, f"bad case input: {exc}", "")
     input_text = json.dumps(variables, ensure_ascii=False, default=str)
-    for attempt in range(MAX_ATTEMPTS):
-        try:
-            run = await agent.run(ctx, variables, version=version)
-        except InvalidOutput as exc:
-            return CaseOutcome(case, version, None, str(exc), input_text, invalid=True)
-        except RetryableError as exc:
-            if attempt == MAX_ATTEMPTS - 1:
-                return CaseOutcome(case, version, None, str(exc), input_text)
-            await asyncio.sleep(exc.retry_after if exc.retry_after is not None else 0.5 * 2**attempt)
-            continue
-        except WandstoreError as exc:
-            return CaseOutcome(case, version, None, str(exc), input_text)
-        return CaseOutcome(case, version, run.output.model_dump(mode="json"), None, input_text)
-    raise AssertionError("unreachable")
+    try:
+        run = await retry.acall(
+            lambda: agent.run(ctx, variables, version=version),
+            on=RetryableError,
+            base_s=RETRY_BASE_S,
+            cap_s=RETRY_CAP_S,
+            attempts=MAX_ATTEMPTS,
+        )
+    except InvalidOutput as exc:
+        return CaseOutcome(case, version, None, str(exc), input_text, invalid=True)
+    except WandstoreError as exc:  # a RetryableError still failing after MAX_ATTEMPTS lands here too
+        return CaseOutcome(case, version, None, str(exc), input_text)
+    return CaseOutcome(case, version, run.output.model_dump(mode="json"), None, input_text)
