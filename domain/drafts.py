@@ -186,6 +186,24 @@ def copy_diff(live: dict[str, Any] | None, draft: dict[str, Any], merchant: dict
     }
 
 
+def present_copy(doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored copy draft as its readers see it: its diff worked out, its source product inert.
+
+    A generation stores what was live before it (`live_before`) and the product as parsed; the
+    diffs and the sanitized source are built here, when someone reads the draft, not on every
+    generation (most copy goes live by policy and is never read). A draft stored with its
+    `diff` already (written before this rule) is returned as it was.
+    """
+    if "diff" in doc:
+        return doc
+    source = dict(doc.get("source") or {})
+    product = source.get("product") or {}
+    doc["diff"] = copy_diff(doc.pop("live_before", None), doc["body"], merchant_fields(product))
+    source["product"] = inert_product(product)
+    doc["source"] = source
+    return doc
+
+
 def theme_summary(doc: dict[str, Any]) -> dict[str, Any]:
     """What a merchant compares between two themes: name, palette, fonts, sections and their headlines."""
     tokens = doc.get("tokens") or doc.get("design") or {}

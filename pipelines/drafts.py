@@ -1,8 +1,9 @@
 """Drafts kept: the body in the object store, the state and the per-store index in Redis.
 
-A draft's body (what the model proposed, its checks, diff and meta) is written once, with
-`If-None-Match: *`, at `stores/{store}/drafts/{id}.json`, so a redelivered job writes it
-once. What changes afterwards (status, decisions, the approved content, the Shopify push)
+A draft's body (what the model proposed, its checks, meta, and what it is diffed against) is
+written once, with `If-None-Match: *`, at `stores/{store}/drafts/{id}.json`, so a redelivered
+job writes it once; `get` works out a copy draft's diff when it is read. What changes
+afterwards (status, decisions, the approved content, the Shopify push)
 lives in Redis, where a transition is one atomic script:
 
 - `wandstore:draft:{store}:{id}` hash: kind, status, product_id, build_id, created_at,
@@ -28,7 +29,7 @@ import redis
 
 from adapters.errors import AlreadyExists, BrokerUnavailable, NotFound, WandstoreError
 from adapters.store import ObjectStore, put_json
-from domain.drafts import check_draft_id, draft_key
+from domain.drafts import check_draft_id, draft_key, present_copy
 from domain.keys import check_store
 
 PREFIX = "wandstore:draft:"
@@ -245,6 +246,7 @@ class Drafts:
         if state.get("final") is not None:
             body["final"] = state["final"]
         if body["kind"] == "copy":
+            body = present_copy(body)
             body["shopify"] = state.get("shopify") or {"status": "off"}
         if state.get("feedback") is not None:
             body["feedback"] = state["feedback"]

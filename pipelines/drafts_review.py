@@ -87,7 +87,6 @@ def propose_copy(
     publish_policy, shopify_push = _store_flags(client, store)
     policy = rules.policy_of(publish_policy, "copy")
     checks = rules.copy_checks(body, image_ids)
-    merchant = rules.merchant_fields(product)
     draft = {
         "id": draft_id,
         "store": store,
@@ -100,13 +99,16 @@ def propose_copy(
         "auto": rules.goes_live(policy, checks),
         "body": body,
         "checks": checks,
-        "diff": rules.copy_diff(_live_copy(objects, store, product_id), body, merchant),
+        # What was live before this draft; its diff is worked out when someone reads it
+        # (domain/drafts.present_copy), not on every generation.
+        "live_before": _live_copy(objects, store, product_id),
         "meta": {**meta, "gateway_log_ids": list(log_ids or [])},
         # What the draft was made from: a push refuses when Shopify's product moved on since.
         "source": {
             "updated_at": product.get("updated_at"),
             "hash": rules.content_hash(product.get("title"), product.get("body_html")),
-            "product": rules.inert_product(product),  # the eval case a rejection or an edit becomes
+            # The eval case a rejection or an edit becomes; made inert when read (present_copy).
+            "product": product,
         },
         "image_ids": image_ids,
         "shopify": {"status": "off"},

@@ -99,3 +99,42 @@ def test_a_product_changed_in_shopify_is_a_conflict_unless_only_we_or_nothing_ch
     # The same instant written as the REST API writes it (an offset) and as GraphQL does (UTC)
     rest = {"updated_at": "2025-01-01T05:00:00-05:00", "hash": "sha256:other"}
     assert not rules.changed_since(rest, {**edited, "updated_at": "2025-01-01T10:00:00Z"})
+
+
+def test_a_stored_copy_draft_gets_its_diff_and_an_inert_source_when_read() -> None:
+    product = {
+        "id": 7,
+        "title": "Bottle <script>alert(1)</script>",
+        "body_html": '<p onclick="x()">Cold</p><script>steal()</script>',
+        "images": [{"id": 11, "alt": "javascript:alert(1)"}],
+        "variants": [{"sku": "B-1", "title": "<b>Green</b>"}],
+    }
+    live = good_copy(title="The old title")
+    stored = {
+        "kind": "copy",
+        "body": good_copy(),
+        "live_before": live,
+        "source": {"hash": "h", "product": product},
+    }
+    doc = rules.present_copy(stored)
+    assert "live_before" not in doc
+    assert doc["diff"] == rules.copy_diff(live, good_copy(), rules.merchant_fields(product))
+    assert {r["field"] for r in doc["diff"]["live"] if r["changed"]} == {"title"}
+    title = next(r for r in doc["diff"]["catalog"] if r["field"] == "title")
+    assert title["changed"] and "<script" not in title["before"]
+    inert = doc["source"]["product"]
+    assert inert == rules.inert_product(product) and doc["source"]["hash"] == "h"
+    assert "<script" not in str(inert) and "javascript:" not in str(inert) and "onclick" not in str(inert)
+    assert inert["variants"][0]["title"] == "Green"
+
+
+def test_a_copy_draft_with_nothing_live_before_has_no_live_diff_and_an_old_stored_diff_is_kept() -> None:
+    fresh = rules.present_copy({"kind": "copy", "body": good_copy(), "live_before": None, "source": {}})
+    assert fresh["diff"]["live"] is None and fresh["diff"]["catalog"][0]["before"] is None
+    old = {
+        "kind": "copy",
+        "body": good_copy(),
+        "diff": {"live": None, "catalog": []},
+        "source": {"product": {}},
+    }
+    assert rules.present_copy(dict(old)) == old
