@@ -12,6 +12,7 @@ from typing import Any
 import redis
 from dramatiq.middleware import CurrentMessage
 
+from adapters import retry
 from adapters.errors import BrokerUnavailable
 from adapters.ledger import Entry, Ledger, Refusal, Reservation, day_of, usd_to_nano
 from adapters.logs import get_logger
@@ -135,6 +136,17 @@ def ledger_entry(record: UsageRecord, rid: str) -> Entry:
     )
 
 
+class _Refused(Exception):
+    """The ledger refused a hold: `refusal` says why."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        self.refusal = refusal
+
+
+class _HeldUp(_Refused):
+    """Refused only for other calls' holds, which settle within a call's time: worth another try."""
+
+
 class LedgerSink:
     """Budgets before each call, the ledger after it, one JSON log line and metrics per record."""
 
@@ -155,22 +167,20 @@ class LedgerSink:
         Holds are worst cases and settle at the (lower) real cost within a call's time, so a
         job is refused only when what is already spent leaves no room for its call.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.hold_wait_s
-        delay = 0.01
-        while True:
+
+        async def attempt() -> Reservation:
             got = await self._try_reserve(ctx, worst_case_nano)
             if isinstance(got, Reservation):
                 return got
-            if not got.only_held or loop.time() >= deadline:
-                metrics.observe_budget_refusal(ctx.store, ctx.pipeline)
-                error = got.error()
-                log.warning(
-                    "budget_exceeded", store=ctx.store, job_id=ctx.job_id, model=model, reason=str(error)
-                )
-                raise error
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.25)
+            raise (_HeldUp if got.only_held else _Refused)(got)
+
+        try:  # 10 ms doubling to 250 ms between tries, until `hold_wait_s`
+            return await retry.acall(attempt, on=_HeldUp, base_s=0.01, cap_s=0.25, give_up_s=self.hold_wait_s)
+        except _Refused as refused:
+            metrics.observe_budget_refusal(ctx.store, ctx.pipeline)
+            error = refused.refusal.error()
+            log.warning("budget_exceeded", store=ctx.store, job_id=ctx.job_id, model=model, reason=str(error))
+            raise error from None
 
     async def _try_reserve(self, ctx: CallContext, worst_case_nano: int) -> Reservation | Refusal:
         res, keys, args = self.ledger.reserve_call(
