@@ -37,6 +37,7 @@ from typing import Any
 
 import redis
 
+from adapters import retry
 from adapters.errors import BrokerUnavailable, InvalidInput
 from adapters.logs import get_logger
 from adapters.redis_conn import AsyncRedis
@@ -89,6 +90,10 @@ def scoped(store: str, pipeline: str, key: str) -> str:
 def cache_key(*parts: Any) -> str:
     """A stable key from whatever decides the output (same canonical hash as `meta.input_hash`)."""
     return input_hash(*parts)
+
+
+class _Locked(Exception):
+    """Another process holds the lock: its value is not there yet."""
 
 
 @dataclass(frozen=True)
@@ -204,22 +209,25 @@ class ResultCache:
         lock = LOCK_PREFIX + where
         owner = _job_id()
         token = f"{owner}|{uuid.uuid4().hex}"
-        deadline = asyncio.get_running_loop().time() + self.wait_s
-        delay = 0.01
-        while True:
+
+        async def value_or_lock() -> dict[str, Any] | None:  # None: the lock is ours
             value, taken = await self._get_or_acquire(entry, lock, token, f"{owner}|" if owner else "")
-            if value is not None:
-                return Cached(value, hit=True)
-            if taken:
-                break
-            if asyncio.get_running_loop().time() >= deadline:
-                log.warning("result_cache_wait_timeout", entry=where, wait_s=self.wait_s)
-                value = await compute()
-                body = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-                await self._store([lock, entry], ["", body, ttl_s or self.ttl_s])
-                return Cached(value, hit=False)
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.2)
+            if value is None and not taken:
+                raise _Locked  # another process computes it: poll for its value, 10 ms growing to 200 ms
+            return value
+
+        try:
+            value = await retry.acall(
+                value_or_lock, on=_Locked, base_s=0.01, cap_s=0.2, give_up_s=self.wait_s
+            )
+        except _Locked:
+            log.warning("result_cache_wait_timeout", entry=where, wait_s=self.wait_s)
+            value = await compute()
+            body = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            await self._store([lock, entry], ["", body, ttl_s or self.ttl_s])
+            return Cached(value, hit=False)
+        if value is not None:
+            return Cached(value, hit=True)
         renewer = asyncio.ensure_future(self._keep(lock, token))
         try:
             value = await compute()

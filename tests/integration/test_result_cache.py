@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -138,3 +139,26 @@ def test_a_failed_computation_is_taken_over_by_a_waiter(redis_client: Any, redis
     assert isinstance(first, RuntimeError)
     assert second.value == {"ok": True} and not second.hit
     assert len(attempts) == 2
+
+
+def test_a_waiter_computes_itself_when_the_lock_outlasts_its_wait(
+    redis_client: Any, redis_server: Any
+) -> None:
+    from adapters.redis_conn import get_async_redis
+    from pipelines.result_cache import ResultCache
+
+    aio = get_async_redis(redis_server.url)
+    # Given a lock another process holds and never releases, and a cache that waits 0.3 s
+    cache = ResultCache(redis_client, aio, ttl_s=60, wait_s=0.3)
+    redis_client.set("wandstore:rc-lock:s1:test:k3", "other-job|token", px=60_000)
+
+    async def compute() -> dict[str, Any]:
+        return {"mine": True}
+
+    # When a caller asks
+    started = time.monotonic()
+    got = arun(cache.get_or_compute("test", "k3", compute, store="s1"))
+    # Then it polled for about its wait, then computed and stored the value itself
+    assert 0.1 < time.monotonic() - started < 0.3 + 0.3
+    assert got.value == {"mine": True} and not got.hit
+    assert arun(cache.get("test", "k3", store="s1")) == {"mine": True}
