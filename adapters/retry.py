@@ -7,7 +7,8 @@ What it offers (use these rather than a loop of your own):
   at random; never shorter than a server's Retry-After (itself honoured up to `cap_s`).
   For retries someone else schedules, e.g. `dramatiq.Retry(delay=...)`.
 - `honour(retry_after_s)`: what a server asked for, plus up to 250 ms at random.
-- `retry_after_s(header)`: an HTTP `Retry-After` (seconds or an HTTP date) in seconds, or None.
+- `retry_after_s(header)`: an HTTP `Retry-After` (seconds or an HTTP date) in seconds, or None;
+  given a response's headers, `retry-after-ms` first.
 - `call(fn, on=..., base_s=, cap_s=, attempts=, give_up_s=)` and its coroutine twin `acall`:
   run `fn` until it returns, retrying the exception types `on` with `backoff_s` waits, until
   `attempts` tries or until the next wait would end past `give_up_s` from the start; then the
@@ -23,7 +24,7 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -49,20 +50,36 @@ def honour(retry_after_s: float) -> float:
     return max(0.0, retry_after_s) + random.uniform(0, RETRY_AFTER_SPREAD_S)
 
 
-def retry_after_s(value: str | None, now: float | None = None) -> float | None:
-    """An HTTP `Retry-After` value in seconds from `now` (default: the clock); None if absent or garbled."""
+def retry_after_s(value: str | Mapping[str, Any] | None, now: float | None = None) -> float | None:
+    """An HTTP `Retry-After` in seconds from `now` (default: the clock); None if absent or garbled.
+
+    `value` is the header's value (seconds or an HTTP date), or a response's headers: then
+    `retry-after-ms` (milliseconds, as OpenAI sends it) wins over `retry-after`.
+    """
+    if isinstance(value, Mapping):
+        ms = _number(value.get("retry-after-ms"))
+        if ms is not None:
+            return max(0.0, ms / 1000)
+        value = value.get("retry-after")
     if value is None:
         return None
-    try:
-        seconds = float(value)
-    except ValueError:
+    seconds = _number(value)
+    if seconds is None:
         try:
-            when = parsedate_to_datetime(value.strip())
+            when = parsedate_to_datetime(str(value).strip())
         except (TypeError, ValueError):
             return None
         when = when if when.tzinfo else when.replace(tzinfo=UTC)  # "-0000": GMT, as HTTP dates are
         seconds = when.timestamp() - (time.time() if now is None else now)
-    return max(0.0, seconds) if math.isfinite(seconds) else None
+    return max(0.0, seconds)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _policy(

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from adapters.errors import PermanentGatewayError, RateLimited, TransientGatewayError
 from adapters.logs import get_logger, scrub
 from adapters.rate_limiter import Limit, ModelLimiter, NoSlot, parse_rate_headers
-from adapters.retry import acall
+from adapters.retry import acall, retry_after_s
 from agents import gateway_headers
 from agents._litellm import litellm
 from agents.pricing import price_for
@@ -416,13 +416,7 @@ def _usage(raw: Any) -> Usage:
 def _retry_after(exc: Any) -> float | None:
     # `litellm_response_headers` is set on both providers' paths; `response.headers` on OpenAI's.
     headers = getattr(exc, "litellm_response_headers", None) or getattr(exc, "response", None)
-    headers = getattr(headers, "headers", headers) or {}
-    try:
-        if "retry-after-ms" in headers:
-            return max(0.0, float(headers["retry-after-ms"]) / 1000)
-        return max(0.0, float(headers["retry-after"]))
-    except (KeyError, TypeError, ValueError):
-        return None
+    return retry_after_s(getattr(headers, "headers", headers) or {})
 
 
 def translate_error(exc: BaseException) -> Exception:

@@ -36,6 +36,7 @@ from adapters.errors import (
     StoreError,
     TransientStoreError,
 )
+from adapters.retry import retry_after_s
 from adapters.store.base import (
     StoredObject,
     check_body,
@@ -308,11 +309,5 @@ class R2Store:
 
 
 def _retry_after(exc: ClientError) -> float | None:
-    response: dict[str, Any] = dict(exc.response)
-    response_meta: dict[str, Any] = response.get("ResponseMetadata") or {}
-    headers: dict[str, Any] = response_meta.get("HTTPHeaders") or {}
-    value = headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    meta: dict[str, Any] = dict(exc.response.get("ResponseMetadata") or {})
+    return retry_after_s(meta.get("HTTPHeaders") or {})

@@ -513,6 +513,9 @@ def test_litellm_sees_faults(gateway: DevGateway, litellm: Any, run: Any, model:
         run(call())
     # `exc.response.headers` is empty on the Anthropic path; `litellm_response_headers` works for both.
     assert limited.value.litellm_response_headers["retry-after"] == "3"
+    from agents.gateway import translate_error
+
+    assert translate_error(limited.value).retry_after == 3.0  # type: ignore[attr-defined]
     gateway.faults([{"kind": "500"}, {"kind": "malformed_json"}, {"kind": "truncated"}])
     for _ in range(3):
         with pytest.raises((litellm.InternalServerError, litellm.APIConnectionError)):

@@ -362,6 +362,8 @@ class _FakeS3(http.server.BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", str(len(body)))
+        for name, value in getattr(self.server, "headers", {}).items():
+            self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -407,6 +409,17 @@ def test_r2_error_answers_become_project_errors_without_secrets(
         assert type(info.value) is expected
         assert advice in str(info.value)
         _assert_ours_and_clean(info.value)
+
+
+@pytest.mark.parametrize(("headers", "expected"), [({"Retry-After": "7"}, 7.0), ({}, None)])
+def test_r2_throttling_carries_its_retry_after(
+    fake_s3: http.server.ThreadingHTTPServer, headers: dict[str, str], expected: float | None
+) -> None:
+    fake_s3.reply, fake_s3.headers = (503, "SlowDown"), headers  # type: ignore[attr-defined]
+    store = R2Store("bucket", f"http://127.0.0.1:{fake_s3.server_address[1]}", KEY_ID, SECRET, max_attempts=0)
+    with pytest.raises(TransientStoreError) as info:
+        store.get("k")
+    assert info.value.retry_after == expected
 
 
 # --- open_store ----------------------------------------------------------------------

@@ -83,6 +83,29 @@ def test_retry_after_header_as_an_http_date() -> None:
     assert retry.retry_after_s(formatdate(now - 90, usegmt=True), now=now) == 0.0
 
 
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),  # milliseconds win (OpenAI sends both)
+        ({"retry-after-ms": "soon", "retry-after": "9"}, 9.0),  # a garbled one falls back to seconds
+        ({"retry-after": "9"}, 9.0),
+        ({"retry-after-ms": "-20"}, 0.0),
+        ({"content-type": "application/json"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after_from_a_responses_headers(headers: dict[str, str], expected: float | None) -> None:
+    assert retry.retry_after_s(headers) == expected
+
+
+def test_retry_after_from_headers_that_ignore_case() -> None:
+    import httpx
+
+    assert retry.retry_after_s(httpx.Headers({"Retry-After-Ms": "250"})) == 0.25
+    now = 1_800_000_000.0
+    assert retry.retry_after_s(httpx.Headers({"Retry-After": formatdate(now + 30, usegmt=True)}), now) == 30.0
+
+
 def test_call_retries_the_named_errors_until_it_answers() -> None:
     # Given a function that fails twice with a connection error
     clock, fn = FakeClock(), Flaky(2, ConnectionError("down"))
