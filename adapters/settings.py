@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.errors import ConfigError
+from adapters.pipeline_names import PERSONALIZATION
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PROMPTS_DIR = ROOT / "prompts"
@@ -37,7 +38,7 @@ class Settings(BaseSettings):
     gateway_timeout_s: float = Field(default=60.0, gt=0)
     # Pipelines whose model calls ask AI Gateway not to log their payload
     # (`cf-aig-collect-log-payload: false`): a shopper's context stays out of the gateway's logs.
-    gateway_no_log_payload: list[str] = Field(default_factory=lambda: ["personalize", "personalization"])
+    gateway_no_log_payload: list[str] = Field(default_factory=lambda: [PERSONALIZATION])
     # The Cloudflare API (AI Gateway's log feedback: a reviewer's rejections and edits). Feedback
     # is sent only when the token is set; the base URL points elsewhere in tests (the dev gateway).
     cf_api_token: SecretStr | None = None

@@ -17,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from adapters.pipeline_names import PERSONALIZATION, canonical
 from adapters.telemetry import trace_headers
 from agents.usage import CallContext
 
 # litellm hands a provider's response headers back prefixed (as for cf-aig-cache-status).
 STEP = "llm_provider-cf-aig-step"
-# Personalization under both of its spellings (the pipeline's name and the API's).
-NO_LOG_PAYLOAD_DEFAULT = ("personalize", "personalization")
+NO_LOG_PAYLOAD_DEFAULT = (PERSONALIZATION,)
 
 
 def call_headers(ctx: CallContext, *, timeout_s: float, no_log_payload: Collection[str]) -> dict[str, str]:
@@ -31,7 +31,7 @@ def call_headers(ctx: CallContext, *, timeout_s: float, no_log_payload: Collecti
     headers = {"cf-aig-request-timeout": str(max(1, round(timeout_s * 1000)))}
     if ctx.job_id:
         headers["cf-aig-event-id"] = ctx.job_id
-    if ctx.pipeline in no_log_payload:
+    if canonical(ctx.pipeline) in {canonical(name) for name in no_log_payload}:  # an actor's name too
         headers["cf-aig-collect-log-payload"] = "false"
     headers.update(trace_headers())
     return headers
