@@ -3,7 +3,8 @@
 `python -m bench.floors litellm|gateway --base-url URL --count N --concurrency C` renders the
 product-copy requests for the first N catalog products (untimed), then sends them to the
 gateway from one process and one event loop, C at a time, placed on the CPU as the pipeline's
-batch worker is, and prints one JSON line per run:
+batch worker is (its scheduling policy; off the last CPU only while an interactive worker runs on
+the machine), and prints one JSON line per run:
 `{"client", "count", "errors", "elapsed_s", "rate", "cpu_s", "peak_rss_mb"}`.
 """
 
@@ -144,13 +145,15 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def place_like_the_batch_worker() -> None:
-    """Run where the pipeline's batch worker runs (pipelines/lanes.py: its CPUs, its scheduling
-    policy): a floor measured elsewhere would be another machine, the more so under load."""
+    """Run where the pipeline's batch worker runs (pipelines/lanes.py: its scheduling policy; every
+    CPU, less the last `INTERACTIVE_RESERVED_CPUS` while an interactive worker runs on this machine,
+    re-checked as the worker does): a floor measured elsewhere would be another machine, the more so
+    under load."""
     from adapters.settings import get_settings
-    from pipelines.lanes import apply, batch_placement
+    from pipelines.lanes import BatchLane
 
     settings = get_settings()
-    apply(batch_placement(settings.batch_cpu_policy, settings.interactive_reserved_cpus))
+    BatchLane(settings.batch_cpu_policy, settings.interactive_reserved_cpus).start()
 
 
 async def _serve(

@@ -86,7 +86,7 @@ def run(count: int, rounds: int, *, quick: bool = False) -> Section:
         columns=["litellm", "calls / s", "range", "vs defaults", "CPU ms / call", "vs defaults"],
         rows=rows,
         notes=[
-            f"{count} calls a run, {threads} at a time from one event loop, on the batch worker's CPU; the "
+            f"{count} calls a run, {threads} at a time from one event loop placed like the batch worker; the "
             f"median of {rounds} runs a variant, all variants' runs taken in turns; {errors} calls failed.",
             "CPU ms / call is the client process's, all its threads; the gateway's is not counted.",
             "Applied (agents/_litellm.py): "

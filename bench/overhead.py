@@ -4,9 +4,9 @@ In one run, against one dev gateway (no added latency) and one Redis:
 - the **queue floor**: N bare Dramatiq no-op messages through a bare worker with the
   Procfile's flags (`bench/noop_worker.py`);
 - the **client floors**: the same N chat requests product copy sends, from one process and
-  one event loop on the batch worker's CPU, as many at once as the worker has threads: plain
-  `litellm.acompletion` with litellm's defaults (the target's floor), and the pipeline's
-  gateway client (litellm with the service's settings);
+  one event loop placed on the CPU as the batch worker is, as many at once as the worker has
+  threads: plain `litellm.acompletion` with litellm's defaults (the target's floor), and the
+  pipeline's gateway client (litellm with the service's settings);
 - the **pipeline**: N product-copy jobs (distinct products: no cache can answer) submitted
   as the API does, run by the Procfile's worker, published to the local object store.
 
