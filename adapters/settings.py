@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     personalization_fallback_ttl_s: int = Field(default=120, ge=10)  # `expires_at` of a fallback
     personalization_deadline_ms: int = Field(default=2500, ge=50, le=60_000)  # when `deadline_ms` is unset
     # A batch-only worker's place on the CPU (pipelines/lanes.py): its scheduling policy, and
-    # how many CPUs it leaves to the interactive lane (0 on machines that run only batch work).
+    # how many CPUs it leaves to the interactive lane while one runs on the same machine (0: never).
     batch_cpu_policy: Literal["idle", "batch", "normal"] = "idle"
     interactive_reserved_cpus: int = Field(default=1, ge=0, le=4096)
     catalog_snapshot_ttl_s: float = Field(default=30.0, ge=0)  # how long a worker trusts a snapshot
