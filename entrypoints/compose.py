@@ -41,7 +41,6 @@ from pipelines.batches import Batches
 from pipelines.broker import build_broker
 from pipelines.dead_letters import MessageEncoder
 from pipelines.fair_dispatch import FairConfig, FairDispatch
-from pipelines.no_cache import NoResultCache
 from pipelines.result_cache import ResultCache
 from pipelines.services import Services
 from pipelines.status import JobStatus
@@ -123,8 +122,9 @@ def build_services(settings: Settings) -> Services:
             PromptLabels(client), prompts, ttl_s=settings.prompt_labels_ttl_s, epoch=LabelEpoch(aio)
         ),
     )
-    cache = ResultCache if settings.caches_enabled else NoResultCache
-    results = cache(client, aio, ttl_s=settings.result_cache_ttl_s)
+    results = ResultCache(
+        client, aio, ttl_s=settings.result_cache_ttl_s, fresh_only=not settings.caches_enabled
+    )
     return Services(settings, client, open_store(settings), runtime, JobStatus(client), results)
 
 

@@ -105,7 +105,12 @@ class Cached:
 
 
 class ResultCache:
-    """Redis-backed results with single flight; one per process, shared by every pipeline."""
+    """Redis-backed results with single flight; one per process, shared by every pipeline.
+
+    `fresh_only=True` (`CACHES_ENABLED=false`: benchmarks' "caches off" run, debugging a suspected
+    stale answer) answers nothing from the cache, as `fresh=True` does for one request; what it
+    computes is still written, so turning the caches back on finds the freshest entries.
+    """
 
     def __init__(
         self,
@@ -115,8 +120,10 @@ class ResultCache:
         ttl_s: int,
         lock_ms: int = 30_000,
         wait_s: float = 300.0,
+        fresh_only: bool = False,
     ) -> None:
         self.r = client
+        self.fresh_only = fresh_only
         self.ttl_s = ttl_s
         self.lock_ms = lock_ms
         self.wait_s = wait_s
@@ -133,6 +140,8 @@ class ResultCache:
 
     async def get(self, pipeline: str, key: str, *, store: str) -> dict[str, Any] | None:
         """`store`'s cached value, or None."""
+        if self.fresh_only:
+            return None
         try:
             raw = await self.aio.execute("GET", PREFIX + scoped(store, pipeline, key))
         except redis.RedisError as exc:
@@ -171,7 +180,7 @@ class ResultCache:
     ) -> Cached:
         """`store`'s value for (`pipeline`, `key`), or `compute()`'s, computed once however many ask."""
         where = scoped(store, pipeline, key)
-        if fresh:
+        if fresh or self.fresh_only:
             value = await compute()
             await self.put(pipeline, key, value, ttl_s, store=store)
             return Cached(value, hit=False)
