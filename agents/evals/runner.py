@@ -48,10 +48,7 @@ class CaseOutcome:
 
     @property
     def usage(self) -> Usage:
-        total = Usage()
-        for r in self.records:
-            total = total + r.usage
-        return total
+        return sum((r.usage for r in self.records), Usage())
 
     @property
     def cost_nano(self) -> int:
