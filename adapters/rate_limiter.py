@@ -348,10 +348,6 @@ class ModelLimiter:
         """A 429: every lane of `model` waits `retry_after_s` before its next start."""
         await self._penalize(self._keys(model)[:4], [max(0.0, retry_after_s), self.burst_s, _IDLE_MS])
 
-    async def mark_down(self, model: str, seconds: float) -> None:
-        """Callers with a fallback skip `model` for `seconds`."""
-        await self.aio.execute("SET", self._keys(model)[4], "1", "PX", max(1, int(seconds * 1000)))
-
     async def note_failure(self, model: str, *, after: int, window_s: float, down_s: float) -> bool:
         """Count a 5xx or connection error of `model`; True when it makes `after` within `window_s`,
         which marks the model down for `down_s`."""

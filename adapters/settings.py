@@ -231,11 +231,6 @@ class Settings(BaseSettings):
     # --- derived -------------------------------------------------------------
 
     @property
-    def gateway_configured(self) -> bool:
-        """True when a real AI Gateway is configured (else the dev gateway serves)."""
-        return bool(self.ai_gateway_url or self.cf_account_id)
-
-    @property
     def gateway_base_url(self) -> str | None:
         """The AI Gateway base URL, or None when the dev gateway should be used."""
         if self.ai_gateway_url:
