@@ -291,8 +291,3 @@ def default_cta(section_type: str, locale: str | None) -> str:
 def section_label(section_type: str, locale: str | None, store_name: str = "") -> str:
     """A heading a section gets when its copy has none."""
     return pick(UI, locale).get(f"label_{section_type}", section_type).replace("{store}", store_name)
-
-
-def languages() -> list[str]:
-    """The tags that have a table."""
-    return sorted(UI)

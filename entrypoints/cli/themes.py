@@ -254,36 +254,3 @@ def activate_theme(
             f"themes/{store}/current.json -> {build_id} (was {pointer['previous_build_id'] or 'none'})",
             highlight=False,
         )
-
-
-# --- the demo's theme build -------------------------------------------------------
-
-
-def demo_submit(broker: Any, svc: Any, store: str, data_dir: Path) -> str:
-    """Save a sample store's products as its catalog snapshot and enqueue a build; returns its id."""
-    from pipelines.submit import submit_theme_build
-    from pipelines.theme_build import save_catalog
-
-    data = json.loads((data_dir / f"{store}.products.json").read_text(encoding="utf-8"))
-    save_catalog(svc.store, store, {"products": data["products"][:24]})
-    return submit_theme_build(broker, svc.status, store, DEMO_BRIEF, objects=svc.store)
-
-
-def demo_report(svc: Any, info: dict[str, Any], as_json: bool) -> dict[str, Any]:
-    """Print (unless JSON) where the demo's theme went; returns the row for JSON output."""
-    keys = info.get("output_keys") or []
-    row: dict[str, Any] = {
-        "build_id": info.get("id"),
-        "store": info.get("store"),
-        "status": info.get("status"),
-        "progress": info.get("progress"),
-        "cost_usd": info.get("cost_usd"),
-    }
-    if keys:
-        pointer = keys[2] if len(keys) > 2 else None  # none while the build waits for review
-        row.update(theme=keys[0], preview=where(svc.store, keys[1]), pointer=pointer)
-    if not as_json:
-        print_result(row, as_json=False)
-        if keys:
-            console.print(f"theme preview: [bold]{row['preview']}[/]", highlight=False, soft_wrap=True)
-    return row
