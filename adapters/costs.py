@@ -16,9 +16,6 @@ DEFAULT_BY = ("store", "pipeline", "agent", "model", "prompt")
 COUNTS = ("calls", "prompt_tokens", "cached_prompt_tokens", "completion_tokens")
 HITS = ("gateway_cache_hits", "result_cache_hits")
 FIELDS = (*COUNTS, "cost_usd", *HITS, "saved_usd")
-# With `prompt` among the keys, how each version behaves: answers that failed validation
-# (share of calls), repair calls, and mean latency per model call.
-QUALITY = ("invalid", "invalid_rate", "repaired", "latency_ms_avg")
 
 
 def parse_by(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -63,6 +60,7 @@ class _Sum:
         }
 
     def quality(self) -> dict[str, Any]:
+        """How a version behaves: answers that failed validation (share of calls), repairs, mean latency."""
         c = self.counters
         calls = c.get("calls", 0)
         return {

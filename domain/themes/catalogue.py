@@ -11,7 +11,6 @@ from typing import Literal, get_args
 SectionType = Literal[
     "hero", "featured_collection", "product_grid", "story", "testimonials", "newsletter", "footer"
 ]
-SECTION_TYPES: tuple[str, ...] = get_args(SectionType)
 
 # The copy fields every section shares; a section uses some of them (limit > 0).
 COPY_FIELDS = ("heading", "subheading", "body", "cta_label")
@@ -163,8 +162,6 @@ assert set(get_args(FontStack)) == set(FONT_STACKS)
 HEADING_ONLY_FONTS = frozenset({"didone", "industrial"})
 FALLBACK_BODY_FONT = "humanist"
 RADIUS_MAX_PX = {"radius_small": 24.0, "radius_large": 32.0}
-
-PALETTE_ROLES = ("background", "surface", "text", "muted_text", "primary", "on_primary", "accent", "border")
 
 
 @dataclass(frozen=True)
