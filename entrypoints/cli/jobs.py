@@ -25,16 +25,20 @@ OPTIONS = typer.Option(None, "--options", help='JSON object of options, e.g. \'{
 AS_JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
-def read_products(path: Path) -> list[dict[str, Any]]:
-    from agents.shopify import load_products
-
+def read_json(path: Path) -> Any:
+    """The JSON in `path`; exit 2 naming the file when it is missing or not JSON."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         fail(f"{path}: no such file")
     except json.JSONDecodeError as exc:
         fail(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})")
-    return load_products(data)
+
+
+def read_products(path: Path) -> list[dict[str, Any]]:
+    from agents.shopify import load_products
+
+    return load_products(read_json(path))
 
 
 def refuse_if_budget_spent(client: Any, store: str) -> None:

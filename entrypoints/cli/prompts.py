@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,7 @@ import typer
 from rich.text import Text
 
 from adapters.errors import InvalidInput
-from entrypoints.cli.output import console, fail, print_json, print_result, print_table
+from entrypoints.cli.output import console, print_json, print_result, print_table
 from entrypoints.cli.prompt_eval import eval_prompt
 from entrypoints.cli.prompt_refs import labels_store, registry, resolve, split_ref
 
@@ -207,19 +206,13 @@ def render(
     as_json: bool = AS_JSON,
 ) -> None:
     """The exact messages the agent would send for this input, their token count and worst-case cost."""
-    from entrypoints.cli.jobs import parse_json_option
+    from entrypoints.cli.jobs import parse_json_option, read_json
 
     reg = registry()
     agent, name = split_ref(ref)
     version = resolve(reg, agent, name)
-    try:
-        data = json.loads(input.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        fail(f"{input}: no such file")
-    except json.JSONDecodeError as exc:
-        fail(f"{input}: not valid JSON ({exc.msg} at line {exc.lineno})")
     out = render_messages(
-        agent, version, _pick_product(data, product), parse_json_option(options, "--options"), reg
+        agent, version, _pick_product(read_json(input), product), parse_json_option(options, "--options"), reg
     )
     if as_json:
         print_json(out)
