@@ -14,11 +14,14 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, RootModel, ValidationError
 
+from adapters.ledger import Ledger
 from domain.keys import STORE_RE
 from entrypoints.api import jsonchunks
 from entrypoints.api.context import ApiContext
+from entrypoints.api.errors import budget_spent
 from entrypoints.api.idempotency import fingerprint
 from entrypoints.api.schemas import UUID_PATTERN
+from pipelines.budget_gate import spent_budget
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -177,3 +180,10 @@ async def idempotent(
     task.add_done_callback(lambda t: t.cancelled() or t.exception())
     status, answer = await asyncio.shield(task)
     return JSONResponse(answer, status_code=status)
+
+
+async def refuse_if_budget_spent(ctx: ApiContext, store: str) -> None:
+    """`budget_spent` (402) for a store whose daily budget is spent: its jobs could only fail."""
+    spent = await ctx.pools.redis.run(spent_budget, Ledger(ctx.redis), store, ctx.settings.daily_budget_usd)
+    if spent is not None:
+        raise budget_spent(spent)

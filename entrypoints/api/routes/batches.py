@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from adapters.errors import InvalidInput, NotFound
-from adapters.ledger import Ledger
 from adapters.store.base import check_key
 from entrypoints.api.auth import needs, principal_of, require_store
 from entrypoints.api.common import (
@@ -20,19 +19,18 @@ from entrypoints.api.common import (
     iso,
     json_body,
     read_body,
+    refuse_if_budget_spent,
 )
 from entrypoints.api.errors import (
     GATED,
     STORE_PATH,
     WITH_BODY,
     ApiError,
-    budget_spent,
     declare,
     invalid_field,
 )
 from entrypoints.api.schemas import BatchFailure, BatchStatus, CatalogCopyRequest
 from pipelines.batches import BatchSummary
-from pipelines.budget_gate import spent_budget
 
 router = APIRouter(prefix="/v1", tags=["batches"], dependencies=[Depends(bearer)], responses=declare(*GATED))
 
@@ -106,9 +104,7 @@ async def create_catalog_copy(
             raise invalid_field(field, str(exc)) from None
 
     async def work() -> tuple[int, dict[str, Any]]:
-        spent = await ctx.pools.redis.run(spent_budget, Ledger(ctx.redis), store, settings.daily_budget_usd)
-        if spent is not None:
-            raise budget_spent(spent)
+        await refuse_if_budget_spent(ctx, store)
         summary = await ctx.pools.batch.run(submit)
         return 202, batch_view(request, summary).model_dump()
 

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Request
 
 from adapters.egress import check_callback_url
 from adapters.errors import InvalidInput
-from adapters.ledger import Ledger
 from entrypoints.api.auth import needs, principal_of, require_scope, require_store
 from entrypoints.api.common import (
     IdempotencyKey,
@@ -20,19 +19,18 @@ from entrypoints.api.common import (
     iso,
     json_body,
     read_body,
+    refuse_if_budget_spent,
 )
 from entrypoints.api.errors import (
     GATED,
     STORE_PATH,
     WITH_BODY,
     ApiError,
-    budget_spent,
     declare,
     invalid_field,
 )
 from entrypoints.api.schemas import Accepted, Delivery, GenerationRequest, GenerationStatus, JobError
 from entrypoints.api.submitters import SUBMITTERS
-from pipelines.budget_gate import spent_budget
 
 router = APIRouter(
     prefix="/v1", tags=["generations"], dependencies=[Depends(bearer)], responses=declare(*GATED)
@@ -149,11 +147,7 @@ async def create_generation(
     async def work() -> tuple[int, dict[str, Any]]:
         # Personalization still answers (its fallback costs nothing); the others would only fail.
         if body.pipeline != "personalization":
-            spent = await ctx.pools.redis.run(
-                spent_budget, Ledger(ctx.redis), store, ctx.settings.daily_budget_usd
-            )
-            if spent is not None:
-                raise budget_spent(spent)
+            await refuse_if_budget_spent(ctx, store)
         job_id = await pool.run(submit, ctx, store, body, extra, abandon=False)
         request.app.state.metrics.generations.labels(body.pipeline).inc()
         url = str(request.url_for("get_generation", id=job_id))
