@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 LIVE = "live"
@@ -61,3 +62,13 @@ def copy_fingerprint(fields: Mapping[str, Any]) -> str:
         {name: fields.get(name) for name in COPY_FIELDS}, sort_keys=True, ensure_ascii=False
     )
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def shopify_time(value: Any) -> datetime | None:
+    """Shopify's ISO 8601 `updated_at` (REST says -05:00 where GraphQL says Z) as a datetime, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None

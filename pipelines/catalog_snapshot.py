@@ -21,7 +21,6 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import IO, Any
 
 from adapters.errors import AlreadyExists, InvalidInput, NotFound, RetryableError
@@ -29,7 +28,7 @@ from adapters.logs import get_logger
 from adapters.store import ObjectStore, put_json
 from agents.shopify import load_products
 from agents.shopify_export import iter_export
-from domain.catalog import HIDDEN, LIVE, is_live
+from domain.catalog import HIDDEN, LIVE, is_live, shopify_time
 from domain.keys import catalog_snapshot_key, catalog_summary_key, check_store
 from pipelines.background import keep
 from pipelines.catalog_rows import Skipped, row_of, snapshot_row
@@ -282,18 +281,9 @@ class Applied:
     copy_changed: list[str] = field(default_factory=list)
 
 
-def _when(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _older(new: dict[str, Any], old: dict[str, Any]) -> bool:
     """True when `new` was updated before `old` (Shopify does not promise webhooks in order)."""
-    a, b = _when(new.get("updated_at")), _when(old.get("updated_at"))
+    a, b = shopify_time(new.get("updated_at")), shopify_time(old.get("updated_at"))
     try:
         return a is not None and b is not None and a < b
     except TypeError:  # one with an offset, one without

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime
 from typing import Any
 
 from dramatiq import Broker, Message
@@ -25,6 +24,7 @@ from dramatiq import Broker, Message
 from adapters.errors import InvalidInput, NotFound
 from adapters.logs import get_logger
 from adapters.stores import StoreRegistry
+from domain.catalog import shopify_time
 from domain.keys import check_id, check_store, product_copy_key
 from pipelines.catalog_rows import Skipped, row_of
 from pipelines.catalog_snapshot import Applied, apply_changes
@@ -36,16 +36,6 @@ from pipelines.submit import submit_product_copy
 TOPICS = ("products/create", "products/update", "products/delete")
 SYNC_WAIT_MS = 5000  # how often a fold waiting for a sync looks again
 log = get_logger("pipelines.product_webhooks")
-
-
-def _epoch(value: Any) -> float | None:
-    """Shopify's `updated_at` (ISO 8601 with an offset) in epoch seconds, or None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def later(broker: Broker, actor: str, args: tuple[Any, ...], delay_ms: int) -> str:
@@ -96,7 +86,8 @@ async def stage_event(svc: Services, broker: Broker, store: str, topic: str, pay
             raise InvalidInput(f"{topic}: {skipped.reason}") from None
         pid = check_id(skipped.product_id, "product id")
         change, kind = skipped.entry(), "skipped"
-    at = _epoch(payload.get("updated_at"))
+    when = shopify_time(payload.get("updated_at"))
+    at = when.timestamp() if when else None
     if not state.stage(store, pid, change, at):
         return {"product_id": pid, "change": "stale"}  # a newer edit, or the deletion, is staged
     if kind != "skipped":

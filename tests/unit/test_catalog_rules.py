@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from adapters.errors import ConfigError, InvalidInput, PermanentError
-from domain.catalog import copy_fingerprint, is_live, visibility
+from domain.catalog import copy_fingerprint, is_live, shopify_time, visibility
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "shopify"
 
@@ -129,3 +129,9 @@ def test_sealed_secrets_open_with_the_key_and_rotate(tmp_path: Path) -> None:
     local = load_settings(redis_url=None, store_secrets_key=None, local_store_dir=tmp_path / "objects")
     assert open_box(local).open(open_box(local).seal("again")) == "again"
     assert (tmp_path / "store-secrets.key").stat().st_mode & 0o077 == 0
+
+
+def test_shopify_times_in_either_apis_form_are_the_same_instant() -> None:
+    rest, graphql = shopify_time("2026-03-01T07:00:00-05:00"), shopify_time("2026-03-01T12:00:00Z")
+    assert rest is not None and rest == graphql
+    assert [shopify_time(v) for v in (None, "", "yesterday", 1700000000)] == [None] * 4
