@@ -14,17 +14,30 @@ from typing import Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import AsyncIO
+from dramatiq.middleware import AsyncIO, Middleware
 
 from adapters.settings import get_settings
 from pipelines.lanes import LanePlacement
 
 QUEUE = "bench_noop"
 
+
+class WarmGateway(Middleware):
+    """Import litellm and run its path once at boot in every process, as the pipeline's worker
+    does (entrypoints/worker.py): a process that met its first `bench_call` cold would charge
+    seconds of imports to the floor's CPU per message."""
+
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        from bench.floors import requests
+
+        _gateway().warm_up(requests(1)[0]["model"], [{"role": "user", "content": "warm"}])
+
+
 broker = RedisBroker(url=get_settings().redis_url)
 broker.add_middleware(AsyncIO())
 # Placed on the CPU as the pipeline's batch worker is (pipelines/lanes.py): like with like.
 broker.add_middleware(LanePlacement())
+broker.add_middleware(WarmGateway())
 dramatiq.set_broker(broker)
 
 

@@ -14,7 +14,17 @@ _DANGEROUS = re.compile(
     r"(?i)(javascript\s*:|vbscript\s*:|data\s*:\s*text/html|data\s*:|\bon[a-z]+\s*=|expression\s*\(|@import|"
     r"<\s*/?\s*script|<\s*/?\s*style|<\s*iframe|url\s*\()"
 )
-_WS = re.compile(r"\s+")
+# Every token `_DANGEROUS` matches contains one of these: text without any cannot match, and
+# most strings (names, SKUs, sentences) skip the regex scan.
+_TRIGGERS = (":", "=", "(", "@", "<")
+
+
+def _defanged(text: str) -> str:
+    if not any(t in text for t in _TRIGGERS):
+        return text
+    return _DANGEROUS.sub(_defang, text)
+
+
 _BLOCK_END = re.compile(r"(?i)<\s*(br|/p|/li|/h\d|/div|/tr)\b[^>]*>")
 
 
@@ -25,7 +35,7 @@ def clean_html(markup: str) -> str:
     # into markup ("&lt;script&gt;"): text angle brackets become the look-alikes plain_text uses.
     cleaned = cleaned.replace("&lt;", "\u2039").replace("&gt;", "\u203a")
     # Text nodes may still spell dangerous tokens ("javascript:"); defang them too.
-    return _DANGEROUS.sub(_defang, cleaned)
+    return _defanged(cleaned)
 
 
 def _defang(match: re.Match[str]) -> str:
@@ -55,8 +65,8 @@ def plain_text(text: str, max_len: int | None = None) -> str:
     if "<" in decoded:
         decoded = html.unescape(nh3.clean(decoded, tags=set(), attributes={}))
         decoded = decoded.replace("<", "\u2039").replace(">", "\u203a")
-    folded = _WS.sub(" ", decoded).strip()
-    safe = _DANGEROUS.sub(_defang, folded)
+    folded = " ".join(decoded.split())  # str.split and `\s` know the same whitespace
+    safe = _defanged(folded)
     if max_len is not None and len(safe) > max_len:
         safe = safe[: max_len - 1].rstrip() + "\u2026"
     return safe
@@ -66,14 +76,14 @@ def html_to_text(markup: str) -> str:
     """Merchant HTML to readable plain text for a prompt (scripts and styles dropped)."""
     spaced = _BLOCK_END.sub("\n", markup)
     text = html.unescape(nh3.clean(spaced, tags=set(), attributes={}, strip_comments=True))
-    lines = [_WS.sub(" ", line).strip() for line in text.splitlines()]
+    lines = [" ".join(line.split()) for line in text.splitlines()]
     return "\n".join(line for line in lines if line)
 
 
 def defang_tree(value: Any) -> Any:
     """Every string inside `value` with active tokens defanged (for documents that quote model text)."""
     if isinstance(value, str):
-        return _DANGEROUS.sub(_defang, value)
+        return _defanged(value)
     if isinstance(value, dict):
         return {k: defang_tree(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -83,4 +93,4 @@ def defang_tree(value: Any) -> Any:
 
 def is_safe(text: str) -> bool:
     """True when nothing active survives in `text` (used by checks and tests)."""
-    return _DANGEROUS.search(text) is None
+    return not any(t in text for t in _TRIGGERS) or _DANGEROUS.search(text) is None
