@@ -3,6 +3,8 @@
 In one run, against one dev gateway (no added latency) and one Redis:
 - the **queue floor**: N bare Dramatiq no-op messages through a bare worker with the
   Procfile's flags (`bench/noop_worker.py`);
+- the **worker floor**: N messages to that same worker whose actor makes one call through the
+  pipeline's gateway client and nothing else (Dramatiq and litellm, no pipeline work);
 - the **client floors**: the same N chat requests product copy sends, from one process and
   one event loop placed on the CPU as the batch worker is, as many at once as the worker has
   threads: plain `litellm.acompletion` with litellm's defaults (the target's floor), and the
@@ -56,6 +58,25 @@ def queue_floor(env: BenchEnv, client: Client, worker: Any, count: int) -> dict[
     return {"elapsed_s": ended - started, "cpu_s": cpu_s(pids) - cpu0}
 
 
+def call_floor(client: Client, worker: Any, count: int) -> dict[str, float]:
+    """The worker floor: N `bench_call` messages (one gateway-client call each, nothing else)."""
+    import time
+
+    from bench.floors import requests
+
+    bodies = requests(count)
+    for body in bodies[:20]:  # its HTTP sessions open
+        client.send(NOOP_QUEUE, "bench_call", body)
+    client.wait_drained(NOOP_QUEUE, timeout_s=120)
+    pids = worker.worker_pids()
+    cpu0 = cpu_s(pids)
+    started = time.monotonic()
+    for body in bodies:
+        client.send(NOOP_QUEUE, "bench_call", body)
+    ended = client.wait_drained(NOOP_QUEUE, timeout_s=600)
+    return {"elapsed_s": ended - started, "cpu_s": cpu_s(pids) - cpu0}
+
+
 def run(count: int, *, quick: bool = False, progress: bool = True, profile: Path | None = None) -> Section:
     threads = worker_threads()
     with BenchEnv(latency_ms=0) as env:
@@ -70,6 +91,7 @@ def run(count: int, *, quick: bool = False, progress: bool = True, profile: Path
             warm_up(env, client, pipeline_worker)
 
             q = queue_floor(env, client, noop_worker, count)
+            wf = call_floor(client, noop_worker, count)
             env.stop(noop_worker)
             results = {floor.name: floor.go(env.gateway_pid()) for floor in floors}
 
@@ -93,6 +115,7 @@ def run(count: int, *, quick: bool = False, progress: bool = True, profile: Path
     ratio = batch.rate / ll["rate"]
     rows = [
         _row("queue floor: Dramatiq no-op", count, q["elapsed_s"], q["cpu_s"], None),
+        _row("worker floor: Dramatiq actor, one call", count, wf["elapsed_s"], wf["cpu_s"], None),
         _row("client floor: litellm", count, ll["elapsed_s"], ll["cpu_s"], ll["gateway_cpu_s"]),
         _row("client floor: gateway client", count, gw["elapsed_s"], gw["cpu_s"], gw["gateway_cpu_s"]),
         _row("pipeline: product copy", count, batch.elapsed_s, batch.worker_cpu_s, batch.gateway_cpu_s),
@@ -101,6 +124,10 @@ def run(count: int, *, quick: bool = False, progress: bool = True, profile: Path
         f"pipeline = {fmt(ratio * 100)}% of the litellm floor's rate, "
         f"{fmt(batch.rate / gw['rate'] * 100)}% of its own gateway client's; by CPU per call (steadier "
         f"while other work shares the cores) {fmt(ll['cpu_s'] / batch.worker_cpu_s * 100)}% of the floor.",
+        f"worker floor (the Procfile's worker command on bench/noop_worker.py: each message one call "
+        f"through the gateway client, nothing else) = {fmt(count / wf['elapsed_s'] / ll['rate'] * 100)}% "
+        f"of the litellm floor's rate; the pipeline = {fmt(batch.rate / (count / wf['elapsed_s']) * 100)}% "
+        f"of the worker floor's, {fmt(wf['cpu_s'] / batch.worker_cpu_s * 100)}% by CPU per job.",
         "client floor: litellm is plain `litellm.acompletion` with litellm's default settings; "
         "the gateway client is `agents.gateway.GatewayClient`, litellm with the service's settings "
         "(what each setting is worth: section 1b).",
