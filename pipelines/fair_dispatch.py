@@ -29,6 +29,7 @@ from dramatiq.errors import DecodeError
 from dramatiq.middleware import Middleware
 
 from adapters.logs import get_logger
+from pipelines.dramatiq_gaps import hold_only_what_runs
 from pipelines.fair import BULK, URGENT, FairQueue
 from pipelines.queues import BATCH
 
@@ -150,6 +151,11 @@ class Dispatcher:
         return moved
 
 
+def _serves_batch(worker: Any) -> bool:
+    queues = getattr(worker, "consumer_whitelist", None)  # the CLI's --queues (None: all)
+    return not queues or BATCH in queues
+
+
 class FairDispatch(Middleware):
     """Runs the dispatcher in batch workers and keeps the window's count (see module doc)."""
 
@@ -158,9 +164,14 @@ class FairDispatch(Middleware):
         self.fair = FairQueue(client, stale_ms=config.stale_ms)
         self.dispatcher: Dispatcher | None = None
 
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        if _serves_batch(worker):
+            # A process holds no more jobs than it runs: the window's jobs go to idle threads,
+            # whichever process they are in, not to the first one to fetch (dramatiq_gaps, 10).
+            hold_only_what_runs(worker)
+
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
-        queues = getattr(worker, "consumer_whitelist", None)  # the CLI's --queues (None: all)
-        if queues and BATCH not in queues:
+        if not _serves_batch(worker):
             return
         self.dispatcher = Dispatcher(self.fair, broker, self.config)
         self.dispatcher.start()

@@ -7,6 +7,8 @@ import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
+import redis
+
 from pipelines.dramatiq_gaps import DRAMATIQ_VERSION
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
@@ -70,3 +72,22 @@ def test_the_key_layout_and_message_options_are_the_ones_the_gaps_read() -> None
     broker = RedisBroker(middleware=[])
     assert "dispatch" in broker.scripts
     assert isinstance(broker._max_unpack_size, type(broker.enqueue))
+
+
+def test_a_batch_worker_prefetches_no_more_than_it_runs_and_dramatiq_hands_that_to_its_consumers() -> None:
+    import inspect
+
+    from dramatiq import Worker
+    from dramatiq.brokers.stub import StubBroker
+
+    from adapters.settings import get_settings
+    from pipelines.fair_dispatch import FairConfig, FairDispatch
+
+    # Gap 10 sets the attribute Dramatiq reads when it adds a consumer.
+    assert "prefetch=self.delay_prefetch if delay else self.queue_prefetch" in inspect.getsource(Worker)
+    dispatch = FairDispatch(redis.Redis(), FairConfig.from_settings(get_settings()))
+    for queues, expected in ((["batch", "deliveries"], 5), (None, 5), (["interactive"], 10)):
+        worker = Worker(StubBroker(), queues=queues, worker_threads=5)
+        assert worker.queue_prefetch == 10  # Dramatiq's default: twice its threads
+        dispatch.before_worker_boot(worker.broker, worker)
+        assert worker.queue_prefetch == expected, queues
