@@ -54,8 +54,8 @@ ones it has closed.
    harmful: the first process to fetch takes every job the fair lane let onto `batch` while
    its sibling's threads sit idle, and a newcomer's job waits behind them. `hold_only_what_runs`
    sets the worker's `queue_prefetch` to its thread count before its consumers start, unless
-   `dramatiq_queue_prefetch` is set (bench/fairness: the fair lane cost store A's catalog 18–24%
-   of its rate before, +1% to −19% over three runs after; decision 0021).
+   `dramatiq_queue_prefetch` is set (bench/fairness: the fair lane cost store A's catalog 18-24%
+   of its rate before, +1% to -19% over three runs after; decision 0021).
 """
 
 from __future__ import annotations
