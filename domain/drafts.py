@@ -187,20 +187,18 @@ def copy_diff(live: dict[str, Any] | None, draft: dict[str, Any], merchant: dict
 
 
 def present_copy(doc: dict[str, Any]) -> dict[str, Any]:
-    """A stored copy draft as its readers see it: its diff worked out, its source product inert.
+    """A stored copy draft as its readers see it: its diff worked out.
 
-    A generation stores what was live before it (`live_before`) and the product as parsed; the
-    diffs and the sanitized source are built here, when someone reads the draft, not on every
-    generation (most copy goes live by policy and is never read). A draft stored with its
-    `diff` already (written before this rule) is returned as it was.
+    A generation stores what was live before it (`live_before`) and its source product, made
+    inert (`inert_product`); the diffs are built here, when someone reads the draft, not on
+    every generation (most copy goes live by policy and is never read). The sanitizers give
+    back what they are given when it is clean already, so the catalog diff of the inert product
+    is the raw product's. A draft stored with its `diff` already is returned as it was.
     """
     if "diff" in doc:
         return doc
-    source = dict(doc.get("source") or {})
-    product = source.get("product") or {}
+    product = (doc.get("source") or {}).get("product") or {}
     doc["diff"] = copy_diff(doc.pop("live_before", None), doc["body"], merchant_fields(product))
-    source["product"] = inert_product(product)
-    doc["source"] = source
     return doc
 
 

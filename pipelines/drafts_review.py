@@ -107,8 +107,9 @@ def propose_copy(
         "source": {
             "updated_at": product.get("updated_at"),
             "hash": rules.content_hash(product.get("title"), product.get("body_html")),
-            # The eval case a rejection or an edit becomes; made inert when read (present_copy).
-            "product": product,
+            # The eval case a rejection or an edit becomes. Inert as stored: the draft is an object
+            # in the themes bucket, and catalog text may carry anything.
+            "product": rules.inert_product(product),
         },
         "image_ids": image_ids,
         "shopify": {"status": "off"},

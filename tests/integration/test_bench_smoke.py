@@ -28,6 +28,7 @@ def test_overhead_benchmark_runs_the_pipeline_beside_its_floors(tmp_path: Path) 
     rows = {row[0]: row for row in section.rows}
     assert set(rows) == {
         "queue floor: Dramatiq no-op",
+        "worker floor: Dramatiq actor, one call",
         "client floor: litellm",
         "client floor: gateway client",
         "pipeline: product copy",

@@ -101,31 +101,32 @@ def test_a_product_changed_in_shopify_is_a_conflict_unless_only_we_or_nothing_ch
     assert not rules.changed_since(rest, {**edited, "updated_at": "2025-01-01T10:00:00Z"})
 
 
-def test_a_stored_copy_draft_gets_its_diff_and_an_inert_source_when_read() -> None:
+def test_a_stored_copy_draft_gets_its_diff_when_read_the_same_as_from_the_raw_product() -> None:
     product = {
         "id": 7,
-        "title": "Bottle <script>alert(1)</script>",
-        "body_html": '<p onclick="x()">Cold</p><script>steal()</script>',
+        "title": "Bottle <script>alert(1)</script> &amp; cup",
+        "body_html": '<p onclick="x()">Cold\n&lt;b&gt; 2 &lt; 3</p><script>steal()</script>',
         "images": [{"id": 11, "alt": "javascript:alert(1)"}],
         "variants": [{"sku": "B-1", "title": "<b>Green</b>"}],
     }
+    inert = rules.inert_product(product)
+    assert "<script" not in str(inert) and "javascript:" not in str(inert) and "onclick" not in str(inert)
+    assert inert["variants"][0]["title"] == "Green"
+    assert rules.inert_product(inert) == inert  # sanitized twice is sanitized once
     live = good_copy(title="The old title")
     stored = {
         "kind": "copy",
         "body": good_copy(),
         "live_before": live,
-        "source": {"hash": "h", "product": product},
+        "source": {"hash": "h", "product": inert},
     }
     doc = rules.present_copy(stored)
-    assert "live_before" not in doc
+    assert "live_before" not in doc and doc["source"]["product"] == inert
+    # The diff from the stored (inert) product is the one the raw product gives.
     assert doc["diff"] == rules.copy_diff(live, good_copy(), rules.merchant_fields(product))
     assert {r["field"] for r in doc["diff"]["live"] if r["changed"]} == {"title"}
     title = next(r for r in doc["diff"]["catalog"] if r["field"] == "title")
     assert title["changed"] and "<script" not in title["before"]
-    inert = doc["source"]["product"]
-    assert inert == rules.inert_product(product) and doc["source"]["hash"] == "h"
-    assert "<script" not in str(inert) and "javascript:" not in str(inert) and "onclick" not in str(inert)
-    assert inert["variants"][0]["title"] == "Green"
 
 
 def test_a_copy_draft_with_nothing_live_before_has_no_live_diff_and_an_old_stored_diff_is_kept() -> None:
