@@ -14,10 +14,10 @@ import json
 import re
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from adapters.errors import InvalidInput
+from domain.catalog import shopify_time
 from domain.keys import check_store
 from domain.sanitize import clean_html, html_to_text, is_safe, plain_text
 
@@ -235,16 +235,6 @@ def content_hash(title: Any, description_html: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _instant(value: Any) -> datetime | None:
-    """An ISO 8601 timestamp as an instant (REST says -05:00 where GraphQL says Z), or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def changed_since(source: dict[str, Any], fresh: dict[str, Any], pushed_hashes: Iterable[str] = ()) -> bool:
     """True when Shopify's product is not what the draft was made from (nor what we pushed since).
 
@@ -252,7 +242,7 @@ def changed_since(source: dict[str, Any], fresh: dict[str, Any], pushed_hashes: 
     and description still hash to the draft's source (or to what this service pushed) was
     changed elsewhere (a price, a tag), not in what the draft would overwrite.
     """
-    made, now_at = _instant(source.get("updated_at")), _instant(fresh.get("updated_at"))
+    made, now_at = shopify_time(source.get("updated_at")), shopify_time(fresh.get("updated_at"))
     if made is not None and made == now_at:
         return False
     now = content_hash(fresh.get("title"), fresh.get("description_html"))
