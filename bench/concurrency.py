@@ -146,30 +146,22 @@ def worker_floor(
     env: BenchEnv, client: Client, count: int, latency_ms: int, *, progress: bool = True
 ) -> dict[str, float]:
     """Throughput of the Procfile's worker command on `bench_call` (one model call per message)."""
-    from bench.floors import requests
-    from bench.overhead import NOOP_QUEUE, cpu_s, noop_argv
+    from bench.overhead import call_floor, noop_argv
 
-    bodies = requests(count)
     worker = env.start_worker("floor", noop_argv())
     try:
-        env.gateway_config(latency_ms=0)
-        for body in bodies[:20]:  # warm: the worker is up, its HTTP session open
-            client.send(NOOP_QUEUE, "bench_call", body)
-        client.wait_drained(NOOP_QUEUE, timeout_s=120)
-        env.gateway_reset()
-        env.gateway_config(latency_ms=latency_ms)
-        pids = worker.worker_pids()
-        cpu0 = cpu_s(pids)
-        started = time.monotonic()
-        for body in bodies:
-            client.send(NOOP_QUEUE, "bench_call", body)
-        ended = client.wait_drained(NOOP_QUEUE, timeout_s=900)
-        elapsed = ended - started
+        env.gateway_config(latency_ms=0)  # warm-up answers at once; then the latency under test
+
+        def at_latency() -> None:
+            env.gateway_reset()
+            env.gateway_config(latency_ms=latency_ms)
+
+        timed = call_floor(client, worker, count, before_timing=at_latency)
         stats = env.gateway_stats()
         return {
-            "rate": count / elapsed,
+            "rate": count / timed["elapsed_s"],
             "peak": float(stats["peak_in_flight"]),
-            "cpu_ms": (cpu_s(pids) - cpu0) / count * 1000,
+            "cpu_ms": timed["cpu_s"] / count * 1000,
         }
     finally:
         env.stop(worker)

@@ -20,6 +20,7 @@ Target: the pipeline reaches at least 70% of the plain-litellm floor's rate.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,22 +59,30 @@ def queue_floor(env: BenchEnv, client: Client, worker: Any, count: int) -> dict[
     return {"elapsed_s": ended - started, "cpu_s": cpu_s(pids) - cpu0}
 
 
-def call_floor(client: Client, worker: Any, count: int) -> dict[str, float]:
-    """The worker floor: N `bench_call` messages (one gateway-client call each, nothing else)."""
+def call_floor(
+    client: Client, worker: Any, count: int, *, before_timing: Callable[[], None] | None = None
+) -> dict[str, float]:
+    """The worker floor: N `bench_call` messages (one gateway-client call each, nothing else).
+
+    Twenty untimed messages open its HTTP sessions first; `before_timing` runs after them (e.g.
+    to set the gateway's latency for the timed part).
+    """
     import time
 
     from bench.floors import requests
 
     bodies = requests(count)
-    for body in bodies[:20]:  # its HTTP sessions open
+    for body in bodies[:20]:
         client.send(NOOP_QUEUE, "bench_call", body)
     client.wait_drained(NOOP_QUEUE, timeout_s=120)
+    if before_timing is not None:
+        before_timing()
     pids = worker.worker_pids()
     cpu0 = cpu_s(pids)
     started = time.monotonic()
     for body in bodies:
         client.send(NOOP_QUEUE, "bench_call", body)
-    ended = client.wait_drained(NOOP_QUEUE, timeout_s=600)
+    ended = client.wait_drained(NOOP_QUEUE, timeout_s=900)
     return {"elapsed_s": ended - started, "cpu_s": cpu_s(pids) - cpu0}
 
 
