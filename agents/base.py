@@ -18,7 +18,7 @@ from agents.gateway import CallResult, provider_of
 from agents.pricing import price_for
 from agents.prompts import Prompt
 from agents.runtime import AgentRuntime
-from agents.tokens import count_messages_async
+from agents.tokens import count_messages_async, tokens_at_most
 from agents.usage import CallContext, Served, Usage, UsageRecord, usd_to_nano
 
 Out = TypeVar("Out", bound=BaseModel)
@@ -162,10 +162,20 @@ class Agent(Generic[Out]):
     ) -> tuple[CallResult, Any]:
         meta = prompt.meta
         price = price_for(meta.model, self.runtime.gateway.config.price_overrides)
-        tokens = await count_messages_async(messages, meta.model)
-        worst = usd_to_nano(price.worst_case(tokens, meta.max_tokens))
+        counted: list[int] = []
+
+        def worst(tokens: int) -> int:
+            return usd_to_nano(price.worst_case(tokens, meta.max_tokens))
+
+        async def exact_worst() -> int:
+            counted.append(await count_messages_async(messages, meta.model))
+            return worst(counted[-1])
+
         key = call_key(prompt, messages)
-        reservation = await self.runtime.sink.reserve(ctx, meta.model, worst)
+        # The budget hold starts from a bound of the prompt's tokens; they are counted (tiktoken)
+        # only if that bound does not fit, or where a rate budget paces the model (the gateway).
+        bound = worst(tokens_at_most(messages, meta.model))
+        reservation = await self.runtime.sink.reserve(ctx, meta.model, bound, exact_worst)
         try:
             with spans.model_span(meta.model, provider_of(meta.model), ctx, prompt) as span:
                 result = await self.runtime.gateway.complete(
@@ -179,7 +189,7 @@ class Agent(Generic[Out]):
                     cache_ttl=None if repair else meta.gateway_cache_ttl,
                     cache_key=key,
                     skip_cache=ctx.force_fresh or repair,
-                    prompt_tokens=tokens,
+                    prompt_tokens=counted[-1] if counted else None,
                     limit=Limit(meta.rpm, meta.tpm),
                     fallback_model=meta.fallback_model,
                 )

@@ -320,8 +320,8 @@ class GatewayClient:
     async def _charge(self, model: str, call: dict[str, Any]) -> int:
         """Tokens the budget is charged: the prompt estimate (as the provider counts it) plus `max_tokens`."""
         estimate = call.get("prompt_tokens")
-        if estimate is None:
-            estimate = await count_messages_async(call["messages"], model)
+        if estimate is None:  # counted here, and kept for `_learn` to compare with the provider's count
+            estimate = call["prompt_tokens"] = await count_messages_async(call["messages"], model)
         ratio = self._token_ratio.get(model, 1.0)
         return math.ceil(estimate * ratio) + int(call.get("max_tokens") or 0)
 

@@ -14,11 +14,21 @@ from agents.usage import CallContext, UsageRecord
 log = get_logger("agents.usage")
 
 
+# The exact worst case of a call in nano-USD, worked out on demand (it counts the prompt's tokens).
+ExactWorstCase = Callable[[], Awaitable[int]]
+
+
 class UsageSink(Protocol):
     """Where usage goes: budgets are reserved before a call and settled after it."""
 
-    async def reserve(self, ctx: CallContext, model: str, worst_case_nano: int) -> Any:
-        """Hold `worst_case_nano` against the store's budget; raise `BudgetExceeded` if it won't fit."""
+    async def reserve(
+        self, ctx: CallContext, model: str, worst_case_nano: int, exact: ExactWorstCase | None = None
+    ) -> Any:
+        """Hold `worst_case_nano` against the store's budget; raise `BudgetExceeded` if it won't fit.
+
+        `worst_case_nano` may be an upper bound of the worst case; `exact`, when given, works out
+        the exact worst case (dearer: it counts tokens), for when the bound does not fit.
+        """
         ...
 
     async def release(self, reservation: Any) -> None:
@@ -33,7 +43,9 @@ class UsageSink(Protocol):
 class LogSink:
     """The default sink: one JSON log line per record, no budgets."""
 
-    async def reserve(self, ctx: CallContext, model: str, worst_case_nano: int) -> Any:
+    async def reserve(
+        self, ctx: CallContext, model: str, worst_case_nano: int, exact: ExactWorstCase | None = None
+    ) -> Any:
         return None
 
     async def release(self, reservation: Any) -> None:

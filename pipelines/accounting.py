@@ -20,7 +20,7 @@ from adapters.redis_conn import AsyncRedis
 from adapters.settings import Settings
 from agents.gateway import provider_of
 from agents.pricing import price_for
-from agents.runtime import UsageSink
+from agents.runtime import ExactWorstCase, UsageSink
 from agents.usage import CallContext, Served, Usage, UsageRecord
 from pipelines import metrics
 
@@ -161,17 +161,29 @@ class LedgerSink:
         self._reserve = aio.register_script(ledger.reserve_script.script)
         self._settle = aio.register_script(ledger.settle_script.script)
 
-    async def reserve(self, ctx: CallContext, model: str, worst_case_nano: int) -> Reservation:
+    async def reserve(
+        self, ctx: CallContext, model: str, worst_case_nano: int, exact: ExactWorstCase | None = None
+    ) -> Reservation:
         """Hold the call's worst case; wait while only other calls' holds are in the way.
 
         Holds are worst cases and settle at the (lower) real cost within a call's time, so a
-        job is refused only when what is already spent leaves no room for its call.
+        job is refused only when what is already spent leaves no room for its call. The first
+        try holds `worst_case_nano`, which may be a bound of the worst case (bytes for tokens);
+        if that does not fit, `exact` works it out and the exact worst case decides.
         """
+        hold = worst_case_nano
+        refine = exact
 
         async def attempt() -> Reservation:
-            got = await self._try_reserve(ctx, worst_case_nano)
+            nonlocal hold, refine
+            got = await self._try_reserve(ctx, hold)
             if isinstance(got, Reservation):
                 return got
+            if refine is not None:
+                hold, refine = await refine(), None
+                got = await self._try_reserve(ctx, hold)
+                if isinstance(got, Reservation):
+                    return got
             raise (_HeldUp if got.only_held else _Refused)(got)
 
         try:  # 10 ms doubling to 250 ms between tries, until `hold_wait_s`

@@ -21,7 +21,7 @@ from agents.evals.cases import Case
 from agents.gateway import GatewayClient
 from agents.inputs import agent_class, variables_for
 from agents.prompts import PromptRegistry
-from agents.runtime import AgentRuntime
+from agents.runtime import AgentRuntime, ExactWorstCase
 from agents.usage import CallContext, Served, Usage, UsageRecord
 
 PIPELINE = "prompt_eval"
@@ -80,7 +80,9 @@ class _CollectingSink:
     def __init__(self) -> None:
         self.records: dict[str, list[UsageRecord]] = defaultdict(list)
 
-    async def reserve(self, ctx: CallContext, model: str, worst_case_nano: int) -> Any:
+    async def reserve(
+        self, ctx: CallContext, model: str, worst_case_nano: int, exact: ExactWorstCase | None = None
+    ) -> Any:
         return ctx.job_id
 
     async def release(self, reservation: Any) -> None:
