@@ -64,7 +64,8 @@ def target_of(kind: str, product_id: str | None) -> str:
 
 # Move a draft from one of the allowed statuses to another, and record the decision, at once.
 # KEYS: row, decisions, live map. ARGV: allowed (comma list), new status, now, decision JSON
-# ('' for none), target, make live ('1'/'0'), final JSON ('' keeps it).
+# ('' for none), target, make live ('1'/'0'), final JSON ('' keeps it), then more fields to set
+# (name, value, ...) on success.
 _MOVE = """
 local status = redis.call('hget', KEYS[1], 'status')
 if not status then return {'missing', ''} end
@@ -85,6 +86,7 @@ if ARGV[6] == '1' then
 end
 redis.call('hset', KEYS[1], 'status', ARGV[2], 'updated_at', ARGV[3])
 if ARGV[7] ~= '' then redis.call('hset', KEYS[1], 'final', ARGV[7]) end
+if #ARGV > 7 then redis.call('hset', KEYS[1], unpack(ARGV, 8)) end
 if ARGV[4] ~= '' then redis.call('rpush', KEYS[2], ARGV[4]) end
 return {'ok', status, previous}
 """
@@ -97,6 +99,38 @@ redis.call('hset', KEYS[1], unpack(ARGV, 3))
 redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
 return 1
 """
+
+
+# A new copy draft, as `_CREATE` does, recorded as its target's newest draft at once, with what
+# the caller decides on next. KEYS: row, index, newest map. ARGV: id, created, target, fields...
+# Returns {created (1/0), the draft's status, the older draft to supersede or ''}. A draft that
+# exists (a redelivered job) is neither indexed again nor recorded as the newest, and supersedes
+# nothing. The older draft (the target's newest before this one) is named only when it is still
+# pending and not `auto` (on its way live itself: concurrent jobs); the caller's move re-checks.
+_PROPOSE = """
+if redis.call('hexists', KEYS[1], 'kind') == 1 then
+  return {0, redis.call('hget', KEYS[1], 'status') or '', ''}
+end
+redis.call('hset', KEYS[1], unpack(ARGV, 4))
+redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
+local older = redis.call('hget', KEYS[3], ARGV[3]) or ''
+redis.call('hset', KEYS[3], ARGV[3], ARGV[1])
+if older ~= '' and older ~= ARGV[1] then
+  local prefix = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1])
+  local row = redis.call('hmget', prefix .. older, 'kind', 'status', 'auto')
+  if row[2] == 'pending' and not (row[1] and row[3] == '1') then
+    return {1, 'pending', older}
+  end
+end
+return {1, 'pending', ''}
+"""
+
+
+@dataclass
+class Proposal:
+    created: bool  # False: the draft existed already (a redelivered job)
+    status: str  # the draft's status now
+    older: str | None  # the target's older draft, pending and not auto: the caller supersedes it
 
 
 @dataclass
@@ -113,39 +147,47 @@ class Drafts:
         self.objects = objects
         self._move = client.register_script(_MOVE)
         self._create = client.register_script(_CREATE)
+        self._propose = client.register_script(_PROPOSE)
 
     # --- writing ----------------------------------------------------------------------
 
-    def create(self, draft: dict[str, Any]) -> bool:
-        """Keep a new draft (status `pending`); False when it exists already (a redelivered job)."""
+    def _write_body(self, draft: dict[str, Any]) -> tuple[str, str, list[str]]:
+        """The draft's body, once; its store, id and its row's fields (name, value, ...)."""
         store, draft_id = check_store(draft["store"]), check_draft_id(draft["id"])
         # An earlier attempt may have written the body already; its row may still be missing.
         with contextlib.suppress(AlreadyExists):
             put_json(self.objects, draft_key(store, draft_id), draft, if_none_match=True)
-        fields = {
-            "kind": draft["kind"],
-            "status": "pending",
-            "product_id": draft.get("product_id") or "",
-            "build_id": draft.get("build_id") or "",
-            "job_id": draft.get("job_id") or "",
-            "created_at": str(draft["created_ts"]),
-            "updated_at": str(draft["created_ts"]),
-            "checks_passed": "1" if all(c["passed"] for c in draft["checks"]) else "0",
-            # Goes live on its own (policy auto, checks passed): never set aside as superseded.
-            "auto": "1" if draft.get("auto") else "0",
-            "prompt_ref": str(draft["meta"].get("prompt_ref") or ""),
-            "shopify": json.dumps(draft.get("shopify") or {"status": "off"})
-            if draft["kind"] == "copy"
-            else "",
-        }
+        return store, draft_id, _fields(draft)
+
+    def create(self, draft: dict[str, Any]) -> bool:
+        """Keep a new draft (status `pending`); False when it exists already (a redelivered job)."""
+        store, draft_id, fields = self._write_body(draft)
         try:
             created = self._create(
                 keys=[_row(store, draft_id), INDEX + store],
-                args=[draft_id, str(draft["created_ts"]), *[x for kv in fields.items() for x in kv]],
+                args=[draft_id, str(draft["created_ts"]), *fields],
             )
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not record the draft in Redis: {exc}") from None
         return bool(created)
+
+    def propose(self, draft: dict[str, Any], target: str) -> Proposal:
+        """`create`, `latest_pending` and the two states read after them, in one script.
+
+        Keeps a new draft (status `pending`) and records it as `target`'s newest; says whether it
+        was new, its status (a redelivered job's draft may be live or decided already) and the
+        older draft of `target` to supersede (still pending, not `auto`), if any.
+        """
+        store, draft_id, fields = self._write_body(draft)
+        try:
+            got = self._propose(
+                keys=[_row(store, draft_id), INDEX + store, f"{INDEX}{store}:newest"],
+                args=[draft_id, str(draft["created_ts"]), target, *fields],
+            )
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not record the draft in Redis: {exc}") from None
+        older = _text(got[2]) if got[2] else ""
+        return Proposal(created=bool(got[0]), status=_text(got[1]), older=older or None)
 
     def move(
         self,
@@ -157,8 +199,12 @@ class Drafts:
         decision: dict[str, Any] | None = None,
         live_target: str | None = None,
         final: dict[str, Any] | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> Moved:
-        """Change the status if it is one of `allowed`; `live_target` makes it the target's live draft."""
+        """Change the status if it is one of `allowed`; `live_target` makes it the target's live draft.
+
+        `fields` are state fields set with it (as `set_fields` would, in the same script).
+        """
         row = _row(store, draft_id)
         args = [
             ",".join(allowed),
@@ -168,6 +214,7 @@ class Drafts:
             live_target or "",
             "1" if live_target else "0",
             json.dumps(final, ensure_ascii=False) if final is not None else "",
+            *[x for kv in _encoded(fields or {}).items() for x in kv],
         ]
         try:
             got = self._move(keys=[row, row + ":decisions", f"{INDEX}{store}:live"], args=args)
@@ -199,7 +246,7 @@ class Drafts:
 
     def set_fields(self, store: str, draft_id: str, **fields: Any) -> None:
         """Set state fields (JSON for `shopify`, `final`, `feedback`) of an existing draft."""
-        encoded = {k: json.dumps(v, ensure_ascii=False) if k in _JSON else str(v) for k, v in fields.items()}
+        encoded = _encoded(fields)
         encoded["updated_at"] = str(time.time())
         try:
             self.r.hset(_row(store, draft_id), mapping=encoded)  # type: ignore[arg-type]
@@ -297,6 +344,29 @@ class Drafts:
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not read the live draft from Redis: {exc}") from None
         return _text(found) if found else None
+
+
+def _encoded(fields: dict[str, Any]) -> dict[str, str]:
+    return {k: json.dumps(v, ensure_ascii=False) if k in _JSON else str(v) for k, v in fields.items()}
+
+
+def _fields(draft: dict[str, Any]) -> list[str]:
+    """A new draft's row: field, value, field, value, ..."""
+    fields = {
+        "kind": draft["kind"],
+        "status": "pending",
+        "product_id": draft.get("product_id") or "",
+        "build_id": draft.get("build_id") or "",
+        "job_id": draft.get("job_id") or "",
+        "created_at": str(draft["created_ts"]),
+        "updated_at": str(draft["created_ts"]),
+        "checks_passed": "1" if all(c["passed"] for c in draft["checks"]) else "0",
+        # Goes live on its own (policy auto, checks passed): never set aside as superseded.
+        "auto": "1" if draft.get("auto") else "0",
+        "prompt_ref": str(draft["meta"].get("prompt_ref") or ""),
+        "shopify": json.dumps(draft.get("shopify") or {"status": "off"}) if draft["kind"] == "copy" else "",
+    }
+    return [x for kv in fields.items() for x in kv]
 
 
 def _decode(draft_id: str, raw: dict[Any, Any]) -> dict[str, Any]:

@@ -114,12 +114,14 @@ def propose_copy(
         "image_ids": image_ids,
         "shopify": {"status": "off"},
     }
-    if drafts.create(draft):
-        _supersede(drafts, store, target_of("copy", product_id), draft_id)
-    state = drafts.state(store, draft_id)
-    if state["status"] == "live":  # a redelivered job whose draft went live already
+    # One script: the row, the index, the product's newest draft, and the states read next.
+    target = target_of("copy", product_id)
+    made = drafts.propose(draft, target)
+    if made.older is not None:
+        _supersede(drafts, store, made.older, draft_id)
+    if made.status == "live":  # a redelivered job whose draft went live already
         return Proposed(draft_id, True)
-    if state["status"] != "pending" or not rules.goes_live(policy, checks):
+    if made.status != "pending" or not draft["auto"]:
         log.info("copy_drafted", store=store, product_id=product_id, draft_id=draft_id, policy=policy)
         return Proposed(draft_id, False)
     publish(objects, product_copy_key(store, product_id), body, {**meta, "draft_id": draft_id})
@@ -132,22 +134,20 @@ def propose_copy(
             decision=_decision(
                 "auto", SYSTEM, note="every check passed; the store publishes copy automatically"
             ),
-            live_target=target_of("copy", product_id),
+            live_target=target,
+            fields={"shopify": _push_queued()} if shopify_push else None,  # as `_queue_push` does
         )
     except DraftConflict:
         return Proposed(draft_id, False)  # a person decided meanwhile
-    push = _queue_push(drafts, store, draft_id, shopify_push)
-    return Proposed(draft_id, True, push=push)
+    return Proposed(draft_id, True, push=shopify_push)
 
 
-def _supersede(drafts: Drafts, store: str, target: str, draft_id: str) -> None:
-    """An older copy draft of the same product still waiting is set aside: the newer one is reviewed."""
-    older = drafts.latest_pending(store, target, draft_id)
-    if older is None:
-        return
-    with contextlib.suppress(NotFound):
-        if drafts.state(store, older).get("auto") is True:  # on its way live itself (concurrent jobs)
-            return
+def _supersede(drafts: Drafts, store: str, older: str, draft_id: str) -> None:
+    """An older copy draft of the same product still waiting is set aside: the newer one is reviewed.
+
+    `Drafts.propose` names `older` only when it was pending and not `auto` (on its way live
+    itself: concurrent jobs); the move re-checks that it is still pending.
+    """
     with contextlib.suppress(DraftConflict, NotFound):  # decided meanwhile, or gone
         drafts.move(
             store,
@@ -461,5 +461,9 @@ def _queue_push(drafts: Drafts, store: str, draft_id: str, enabled: bool) -> boo
     """Mark approved copy as waiting for its Shopify push (the caller enqueues `draft_followup`)."""
     if not enabled:
         return False
-    drafts.set_fields(store, draft_id, shopify={"status": "queued", "queued_at": now_iso(), "attempts": 0})
+    drafts.set_fields(store, draft_id, shopify=_push_queued())
     return True
+
+
+def _push_queued() -> dict[str, Any]:
+    return {"status": "queued", "queued_at": now_iso(), "attempts": 0}
