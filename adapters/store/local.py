@@ -42,6 +42,12 @@ _TEMP_RE = re.compile(r"^\..*\.[0-9a-f]{12}\.wstmp$")
 _LOCK_STRIPES = 64
 
 
+def _discard(tmp: Path) -> None:
+    """Remove a temp file that was not renamed into place (a rename that succeeded took its name)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+
+
 class LocalStore:
     """Objects as files under `root`, with atomic writes and cross-process conditional puts."""
 
@@ -80,7 +86,8 @@ class LocalStore:
         ).encode()
         with self._os_errors("put", key), self._locked(key, exclusive=True):
             self._make_parent(path, key)
-            if path.is_dir():
+            conditional = if_none_match or if_match is not None
+            if conditional and path.is_dir():  # a plain put learns it from the rename
                 raise self._folder_conflict(key)
             if if_match is not None:
                 current = self._read_body(path, key)
@@ -90,11 +97,15 @@ class LocalStore:
             try:
                 if if_none_match:
                     self._link_new(tmp, path, key)
+                    _discard(tmp)  # linked: the temp name goes (gone already if it was renamed)
                 else:
                     os.replace(tmp, path)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+            except IsADirectoryError:
+                _discard(tmp)
+                raise self._folder_conflict(key) from None
+            except BaseException:
+                _discard(tmp)
+                raise
             self._write_sidecar(key, sidecar)
         return etag
 
@@ -246,9 +257,9 @@ class LocalStore:
         tmp = self._temp_in(path.parent, path.name, data, key)
         try:
             os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        except BaseException:
+            _discard(tmp)
+            raise
 
     def _temp_in(self, folder: Path, name: str, data: bytes, key: str) -> Path:
         """A temp file in `folder`, remaking the folder if it went away since we cached it."""

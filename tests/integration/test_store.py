@@ -246,6 +246,18 @@ def test_local_store_reports_a_file_folder_collision(local_store: LocalStore) ->
         local_store.put("a/b/c", b"y")
 
 
+def test_local_store_reports_a_folder_file_collision(local_store: LocalStore) -> None:
+    # Given 'a/b/c' is an object (so 'a/b' is a folder); When 'a/b' is written, plainly or
+    # conditionally; Then a StoreError explains why, no temp file is left, 'a/b/c' is intact
+    local_store.put("a/b/c", b"x")
+    for conditions in ({}, {"if_none_match": True}):
+        with pytest.raises(StoreError, match="folder"):
+            local_store.put("a/b", b"y", **conditions)
+    assert list(local_store.list("a/")) == ["a/b/c"]
+    assert not [p for p in local_store.root.rglob("*.wstmp")]
+    assert local_store.get("a/b/c").body == b"x"
+
+
 def test_local_store_reads_files_placed_by_hand(local_store: LocalStore) -> None:
     # Given a file dropped into the folder without a sidecar
     (local_store.root / "hand").mkdir(parents=True)
