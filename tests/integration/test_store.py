@@ -258,6 +258,21 @@ def test_local_store_reports_a_folder_file_collision(local_store: LocalStore) ->
     assert local_store.get("a/b/c").body == b"x"
 
 
+def test_local_store_keeps_no_sidecar_for_what_the_key_implies(local_store: LocalStore) -> None:
+    # Given a JSON document at a .json key with metadata, then the same body without any
+    sidecar = local_store.root / ".wandstore" / "meta" / "d" / "x.json.json"
+    local_store.put("d/x.json", b"{}", metadata={"pipeline": "product_copy"})
+    assert sidecar.exists() and local_store.get("d/x.json").metadata == {"pipeline": "product_copy"}
+    local_store.put("d/x.json", b"{}")
+    # Then no sidecar is kept (the earlier one is gone), and a read says what the write did
+    got = local_store.get("d/x.json")
+    assert not sidecar.exists()
+    assert (got.content_type, got.metadata, got.etag) == ("application/json", {}, md5_etag(b"{}"))
+    # And a type the key does not imply still gets its sidecar
+    local_store.put("d/y.json", b"x", content_type="text/plain")
+    assert local_store.get("d/y.json").content_type == "text/plain"
+
+
 def test_local_store_reads_files_placed_by_hand(local_store: LocalStore) -> None:
     # Given a file dropped into the folder without a sidecar
     (local_store.root / "hand").mkdir(parents=True)
