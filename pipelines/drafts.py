@@ -172,7 +172,7 @@ class Drafts:
         return bool(created)
 
     def propose(self, draft: dict[str, Any], target: str) -> Proposal:
-        """`create`, `latest_pending` and the two states read after them, in one script.
+        """`create`, the newest-draft record and the two states read after them, in one script.
 
         Keeps a new draft (status `pending`) and records it as `target`'s newest; says whether it
         was new, its status (a redelivered job's draft may be live or decided already) and the
@@ -230,19 +230,6 @@ class Drafts:
             )
         replaced = _text(got[2]) if len(got) > 2 and got[2] else None
         return Moved(before=status, replaced=replaced if replaced and replaced != draft_id else None)
-
-    def latest_pending(self, store: str, target: str, draft_id: str) -> str | None:
-        """Record `draft_id` as the newest draft of `target`; returns the one it replaces, if any."""
-        key = f"{INDEX}{store}:newest"
-        try:
-            pipe = self.r.pipeline(transaction=True)
-            pipe.hget(key, target)
-            pipe.hset(key, target, draft_id)
-            previous, _ = pipe.execute()
-        except redis.RedisError as exc:
-            raise BrokerUnavailable(f"could not update the draft index in Redis: {exc}") from None
-        found = _text(previous) if previous else None
-        return found if found != draft_id else None
 
     def set_fields(self, store: str, draft_id: str, **fields: Any) -> None:
         """Set state fields (JSON for `shopify`, `final`, `feedback`) of an existing draft."""
