@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench import concurrency, cost, fairness, litellm_settings, overhead, scale, storefront_day
+from bench import concurrency, cost, fairness, litellm_settings, overhead, scale, storefront_day, where
 from bench.env import ROOT
 from bench.report import RESULTS, Section, console, quiet_driver_logs, write_results
 
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="smoke versions; RESULTS.md untouched")
     parser.add_argument(
         "--only",
-        help="comma-separated: overhead,litellm,concurrency,profile,personalization,pickup,cost,"
+        help="comma-separated: overhead,litellm,where,concurrency,profile,personalization,pickup,cost,"
         "storefront_day,scale,tracing,pacing,fairness",
     )
     args = parser.parse_args(argv)
@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     plan: list[tuple[str, Any]] = [
         ("overhead", lambda: overhead.run(100 if q else 2000, quick=q)),
         ("litellm", lambda: litellm_settings.run(*((100, 2) if q else (1000, 5)), quick=q)),
+        ("where", lambda: where.run(*((200, 1) if q else (1500, 2)), quick=q)),
         ("concurrency", lambda: concurrency.run(*((300, 500) if q else (2000, 2000)), quick=q)),
         ("profile", lambda: profile_section(q)),
         ("personalization", lambda: personalization(q)),
