@@ -172,15 +172,9 @@ def inert_product(value: Any, key: str = "") -> Any:
     if isinstance(value, str):
         return clean_html(value) if key == "body_html" else plain_text(value)
     if isinstance(value, dict):
-        # A product is ~15,000 strings per 300: the common leaf (a plain string) without a call.
-        return {
-            k: plain_text(v) if type(v) is str and k != "body_html" else inert_product(v, str(k))
-            for k, v in value.items()
-        }
+        return {k: inert_product(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
-        if key == "body_html":
-            return [inert_product(v, key) for v in value]
-        return [plain_text(v) if type(v) is str else inert_product(v, key) for v in value]
+        return [inert_product(v, key) for v in value]
     return value
 
 

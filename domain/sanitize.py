@@ -14,19 +14,13 @@ _DANGEROUS = re.compile(
     r"(?i)(javascript\s*:|vbscript\s*:|data\s*:\s*text/html|data\s*:|\bon[a-z]+\s*=|expression\s*\(|@import|"
     r"<\s*/?\s*script|<\s*/?\s*style|<\s*iframe|url\s*\()"
 )
-# Text `plain_text` gives back as it is: no markup, entity or NUL, none of `_has_trigger`'s
-# characters, words (no whitespace in them; `\s` is `str.split`'s whitespace) joined by single spaces.
-_PLAIN = re.compile(r"(?:[^\s<&\x00:=(@]+(?: [^\s<&\x00:=(@]+)*)?")
-
-
-def _has_trigger(text: str) -> bool:
-    """Every token `_DANGEROUS` matches contains one of `: = ( @ <`: text without any cannot
-    match, and most strings (names, SKUs, sentences) skip the regex scan."""
-    return ":" in text or "=" in text or "(" in text or "@" in text or "<" in text
+# Every token `_DANGEROUS` matches contains one of these: text without any cannot match, and
+# most strings (names, SKUs, sentences) skip the regex scan.
+_TRIGGERS = (":", "=", "(", "@", "<")
 
 
 def _defanged(text: str) -> str:
-    if not _has_trigger(text):
+    if not any(t in text for t in _TRIGGERS):
         return text
     return _DANGEROUS.sub(_defang, text)
 
@@ -61,8 +55,6 @@ def plain_text(text: str, max_len: int | None = None) -> str:
     The result is plain text: the storefront escapes it when it renders; the project's own
     renderers escape it too.
     """
-    if _PLAIN.fullmatch(text):  # most catalog strings: nothing to strip, fold or defang
-        return text if max_len is None or len(text) <= max_len else text[: max_len - 1].rstrip() + "\u2026"
     if "<" in text or "&" in text or "\x00" in text:
         decoded = html.unescape(nh3.clean(text, tags=set(), attributes={}, strip_comments=True))
     else:
@@ -101,4 +93,4 @@ def defang_tree(value: Any) -> Any:
 
 def is_safe(text: str) -> bool:
     """True when nothing active survives in `text` (used by checks and tests)."""
-    return not _has_trigger(text) or _DANGEROUS.search(text) is None
+    return not any(t in text for t in _TRIGGERS) or _DANGEROUS.search(text) is None

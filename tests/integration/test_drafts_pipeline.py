@@ -145,6 +145,16 @@ def test_propose_leaves_an_older_draft_alone_unless_it_waits_for_review(services
         )
 
 
+MUG_COPY = {
+    "title": "A mug",
+    "description_html": "<p>Keeps coffee warm.</p>",
+    "bullets": ["Warm", "Steel", "Lid"],
+    "seo_title": "A mug",
+    "meta_description": "A steel mug that keeps coffee warm.",
+    "image_alts": [],
+}
+
+
 def test_propose_copy_supersedes_through_the_script_and_a_redelivery_keeps_the_review_queue(
     services: Any,
 ) -> None:
@@ -153,14 +163,7 @@ def test_propose_copy_supersedes_through_the_script_and_a_redelivery_keeps_the_r
 
     add_store(services.redis, PROPOSE_STORE, publish={"copy": "review", "theme": "review"})
     product = {"id": 42, "title": "Mug", "body_html": "<p>Warm</p>", "updated_at": "2025-01-01T00:00:00Z"}
-    body = {
-        "title": "A mug",
-        "description_html": "<p>Keeps coffee warm.</p>",
-        "bullets": ["Warm", "Steel", "Lid"],
-        "seo_title": "A mug",
-        "meta_description": "A steel mug that keeps coffee warm.",
-        "image_alts": [],
-    }
+    body = dict(MUG_COPY)
     meta = {"pipeline": "product_copy", "input_hash": "sha256:x", "prompt_ref": "product_copy@1"}
     jobs = ["1b7c7d10-1a4e-4a4f-8d56-1c1c1c1c1c1c", "2b7c7d10-1a4e-4a4f-8d56-1c1c1c1c1c1c"]
 
@@ -186,14 +189,7 @@ def test_auto_copy_of_a_store_that_pushes_goes_live_queued_for_shopify_in_one_mo
     from pipelines.drafts_review import propose_copy
 
     add_store(services.redis, PROPOSE_STORE, shopify_push=True)  # copy auto
-    body = {
-        "title": "A mug",
-        "description_html": "<p>Keeps coffee warm.</p>",
-        "bullets": ["Warm", "Steel", "Lid"],
-        "seo_title": "A mug",
-        "meta_description": "A steel mug that keeps coffee warm.",
-        "image_alts": [],
-    }
+    body = dict(MUG_COPY)
     made = propose_copy(
         services.redis, services.store, store=PROPOSE_STORE, product={"id": 43, "title": "Mug"}, body=body,
         meta={"pipeline": "product_copy", "input_hash": "sha256:x"}, image_ids=[],
