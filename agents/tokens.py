@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from agents._litellm import prepare_offline_env
@@ -30,13 +31,7 @@ def count_text(text: str, model: str) -> int:
 
 def count_messages(messages: list[dict[str, Any]], model: str) -> int:
     """Prompt tokens of chat messages (content plus OpenAI's per-message framing)."""
-    total = 3
-    for message in messages:
-        content = str(message.get("content", ""))
-        # A prompt's system message is the same for every call: count it once.
-        n = _cached_count(content, model) if message.get("role") == "system" else count_text(content, model)
-        total += 4 + n
-    return total
+    return _framed(messages, model, lambda text: count_text(text, model))
 
 
 def tokens_at_most(messages: list[dict[str, Any]], model: str) -> int:
@@ -47,10 +42,15 @@ def tokens_at_most(messages: list[dict[str, Any]], model: str) -> int:
     holds start from this bound and count exactly only when it does not fit (see
     `pipelines/accounting.LedgerSink.reserve`): tiktoken costs ~0.3 ms of CPU per prompt.
     """
-    total = 3
+    return _framed(messages, model, lambda text: len(text.encode()))
+
+
+def _framed(messages: list[dict[str, Any]], model: str, count_other: Callable[[str], int]) -> int:
+    total = 3  # OpenAI's framing: 3 for the reply, 4 per message
     for message in messages:
         content = str(message.get("content", ""))
-        n = _cached_count(content, model) if message.get("role") == "system" else len(content.encode())
+        # A prompt's system message is the same for every call: count it once.
+        n = _cached_count(content, model) if message.get("role") == "system" else count_other(content)
         total += 4 + n
     return total
 

@@ -92,35 +92,26 @@ return {'ok', status, previous}
 """
 
 
-# A new draft's row and its place in the index, once. KEYS: row, index. ARGV: id, created, fields...
-_CREATE = """
-if redis.call('hexists', KEYS[1], 'kind') == 1 then return 0 end
-redis.call('hset', KEYS[1], unpack(ARGV, 3))
-redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
-return 1
-"""
-
-
-# A new copy draft, as `_CREATE` does, recorded as its target's newest draft at once, with what
-# the caller decides on next. KEYS: row, index, newest map. ARGV: id, created, target, fields...
-# Returns {created (1/0), the draft's status, the older draft to supersede or ''}. A draft that
-# exists (a redelivered job) is neither indexed again nor recorded as the newest, and supersedes
-# nothing. The older draft (the target's newest before this one) is named only when it is still
-# pending and not `auto` (on its way live itself: concurrent jobs); the caller's move re-checks.
+# A new draft's row and its place in the index, once, recorded (target not '') as its target's
+# newest draft, with what the caller decides on next. KEYS: row, index, newest map. ARGV: id,
+# created, target, fields... Returns {created (1/0), the draft's status, the older draft to
+# supersede or ''}. A draft that exists (a redelivered job) is neither indexed again nor recorded
+# as the newest, and supersedes nothing. The older draft (the target's newest before this one)
+# is named only when it is still pending and not `auto` (on its way live itself: concurrent
+# jobs); the caller's move re-checks.
 _PROPOSE = """
 if redis.call('hexists', KEYS[1], 'kind') == 1 then
   return {0, redis.call('hget', KEYS[1], 'status') or '', ''}
 end
 redis.call('hset', KEYS[1], unpack(ARGV, 4))
 redis.call('zadd', KEYS[2], ARGV[2], ARGV[1])
+if ARGV[3] == '' then return {1, 'pending', ''} end
 local older = redis.call('hget', KEYS[3], ARGV[3]) or ''
 redis.call('hset', KEYS[3], ARGV[3], ARGV[1])
 if older ~= '' and older ~= ARGV[1] then
   local prefix = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1])
-  local row = redis.call('hmget', prefix .. older, 'kind', 'status', 'auto')
-  if row[2] == 'pending' and not (row[1] and row[3] == '1') then
-    return {1, 'pending', older}
-  end
+  local row = redis.call('hmget', prefix .. older, 'status', 'auto')
+  if row[1] == 'pending' and row[2] ~= '1' then return {1, 'pending', older} end
 end
 return {1, 'pending', ''}
 """
@@ -146,43 +137,29 @@ class Drafts:
         self.r = client
         self.objects = objects
         self._move = client.register_script(_MOVE)
-        self._create = client.register_script(_CREATE)
         self._propose = client.register_script(_PROPOSE)
 
     # --- writing ----------------------------------------------------------------------
 
-    def _write_body(self, draft: dict[str, Any]) -> tuple[str, str, list[str]]:
-        """The draft's body, once; its store, id and its row's fields (name, value, ...)."""
-        store, draft_id = check_store(draft["store"]), check_draft_id(draft["id"])
-        # An earlier attempt may have written the body already; its row may still be missing.
-        with contextlib.suppress(AlreadyExists):
-            put_json(self.objects, draft_key(store, draft_id), draft, if_none_match=True)
-        return store, draft_id, _fields(draft)
-
     def create(self, draft: dict[str, Any]) -> bool:
         """Keep a new draft (status `pending`); False when it exists already (a redelivered job)."""
-        store, draft_id, fields = self._write_body(draft)
-        try:
-            created = self._create(
-                keys=[_row(store, draft_id), INDEX + store],
-                args=[draft_id, str(draft["created_ts"]), *fields],
-            )
-        except redis.RedisError as exc:
-            raise BrokerUnavailable(f"could not record the draft in Redis: {exc}") from None
-        return bool(created)
+        return self.propose(draft, "").created
 
     def propose(self, draft: dict[str, Any], target: str) -> Proposal:
-        """`create`, the newest-draft record and the two states read after them, in one script.
+        """`create`, and (`target` not empty) the target's newest-draft record, in one script.
 
         Keeps a new draft (status `pending`) and records it as `target`'s newest; says whether it
         was new, its status (a redelivered job's draft may be live or decided already) and the
         older draft of `target` to supersede (still pending, not `auto`), if any.
         """
-        store, draft_id, fields = self._write_body(draft)
+        store, draft_id = check_store(draft["store"]), check_draft_id(draft["id"])
+        # An earlier attempt may have written the body already; its row may still be missing.
+        with contextlib.suppress(AlreadyExists):
+            put_json(self.objects, draft_key(store, draft_id), draft, if_none_match=True)
         try:
             got = self._propose(
                 keys=[_row(store, draft_id), INDEX + store, f"{INDEX}{store}:newest"],
-                args=[draft_id, str(draft["created_ts"]), target, *fields],
+                args=[draft_id, str(draft["created_ts"]), target, *_fields(draft)],
             )
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not record the draft in Redis: {exc}") from None

@@ -56,6 +56,10 @@ ones it has closed.
    sets the worker's `queue_prefetch` to its thread count before its consumers start, unless
    `dramatiq_queue_prefetch` is set (bench/fairness: the fair lane cost store A's catalog 18-24%
    of its rate before, +1% to -19% over three runs after; decision 0021).
+11. **Which queues a worker serves.** Dramatiq keeps the CLI's `--queues` in
+   `Worker.consumer_whitelist`, which it does not document; `served_queues` reads it for the
+   batch lane's CPU placement (pipelines/lanes.py) and the fair dispatcher
+   (pipelines/fair_dispatch.py).
 """
 
 from __future__ import annotations
@@ -440,6 +444,22 @@ class StopOnce(Middleware):
                 signal.signal(sig, ignoring_repeats(handler))
 
 
+def hold_only_what_runs(worker: Any) -> None:
+    """Gap 10: a worker's consumers prefetch no more messages than it has threads to run them.
+
+    Called before the worker's consumers start (a `before_worker_boot` hook); Dramatiq's own
+    `dramatiq_queue_prefetch`, when set, wins.
+    """
+    if not QUEUE_PREFETCH:
+        worker.queue_prefetch = worker.worker_threads
+
+
+def served_queues(worker: Any) -> frozenset[str] | None:
+    """Gap 11: the queues `worker` consumes (the CLI's `--queues`), or None: every queue."""
+    queues = getattr(worker, "consumer_whitelist", None)
+    return frozenset(queues) if queues else None
+
+
 __all__ = [
     "DRAMATIQ_VERSION",
     "REPEAT_WINDOW_S",
@@ -452,19 +472,11 @@ __all__ = [
     "dead_workers",
     "exception_of",
     "find_messages",
+    "hold_only_what_runs",
     "ignoring_repeats",
     "location_of",
     "maintain",
     "present",
     "queue_depth",
+    "served_queues",
 ]
-
-
-def hold_only_what_runs(worker: Any) -> None:
-    """Gap 10: a worker's consumers prefetch no more messages than it has threads to run them.
-
-    Called before the worker's consumers start (a `before_worker_boot` hook); Dramatiq's own
-    `dramatiq_queue_prefetch`, when set, wins.
-    """
-    if not QUEUE_PREFETCH:
-        worker.queue_prefetch = worker.worker_threads

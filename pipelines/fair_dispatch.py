@@ -29,7 +29,7 @@ from dramatiq.errors import DecodeError
 from dramatiq.middleware import Middleware
 
 from adapters.logs import get_logger
-from pipelines.dramatiq_gaps import hold_only_what_runs
+from pipelines.dramatiq_gaps import hold_only_what_runs, served_queues
 from pipelines.fair import BULK, URGENT, FairQueue
 from pipelines.queues import BATCH
 
@@ -152,8 +152,8 @@ class Dispatcher:
 
 
 def _serves_batch(worker: Any) -> bool:
-    queues = getattr(worker, "consumer_whitelist", None)  # the CLI's --queues (None: all)
-    return not queues or BATCH in queues
+    queues = served_queues(worker)
+    return queues is None or BATCH in queues
 
 
 class FairDispatch(Middleware):

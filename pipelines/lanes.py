@@ -37,6 +37,7 @@ from dramatiq.middleware import Middleware
 
 from adapters.logs import get_logger
 from adapters.settings import get_settings
+from pipelines.dramatiq_gaps import served_queues
 from pipelines.queues import INTERACTIVE
 
 log = get_logger("pipelines.lanes")
@@ -273,7 +274,7 @@ class LanePlacement(Middleware):
         self._lane: BatchLane | None = None
 
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
-        queues = getattr(worker, "consumer_whitelist", None)  # the CLI's --queues (None: all)
+        queues = served_queues(worker)
         if not is_batch_worker(queues):
             return
         settings = get_settings()

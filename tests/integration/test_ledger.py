@@ -203,3 +203,53 @@ def test_a_lapsed_hold_is_given_back(redis_client: Any) -> None:
     assert ledger.budget("lapse", 1000).reserved_nano == 1000
     ledger.release(hold)
     assert ledger.budget("lapse", 1000).reserved_nano == 1000
+
+
+def _worst_cases(services: Any, product: dict[str, Any]) -> tuple[int, int]:
+    """(exact, byte-bound) worst case in nano-USD of the call product copy makes for `product`."""
+    from agents.pricing import price_for
+    from agents.product_copy import ProductCopyAgent
+    from agents.shopify import parse_product
+    from agents.tokens import count_messages, tokens_at_most
+    from agents.usage import CallContext, usd_to_nano
+
+    agent = ProductCopyAgent(services.runtime)
+    prompt = arun(agent.prompt_for(CallContext(store="bound-store", pipeline="product_copy")))
+    meta = prompt.meta
+    variables = agent.variables(
+        parse_product(product),
+        brand_voice=None,
+        locale=None,
+        model=meta.model,
+        token_budget=meta.input_token_budget,
+    )
+    messages = prompt.render(variables)
+    price = price_for(meta.model, services.settings.price_overrides)
+
+    def worst(tokens: int) -> int:
+        return usd_to_nano(price.worst_case(tokens, meta.max_tokens))
+
+    return worst(count_messages(messages, meta.model)), worst(tokens_at_most(messages, meta.model))
+
+
+def test_a_budget_the_byte_bound_overshoots_but_the_exact_worst_case_fits_lets_the_call_through(
+    services: Any, gateway: Any
+) -> None:
+    from adapters.ledger import Ledger, usd
+    from pipelines.product_copy import generate_product_copy
+
+    product = sample_products("stanley1913")[12]
+    exact, bound = _worst_cases(services, product)
+    assert exact < bound
+    ledger = Ledger(services.redis)
+    # Given a budget just under the exact worst case: refused, naming the exact figure
+    ledger.set_budget("bound-store", exact - 1)
+    with pytest.raises(BudgetExceeded, match=f"may cost up to \\${usd(exact)} "):
+        arun(generate_product_copy(services, "bound-store", product))
+    assert gateway.stats()["model_calls"] == 0
+    # When the budget lies between the exact worst case and the bound that holds are sized by first
+    ledger.set_budget("bound-store", (exact + bound) // 2)
+    arun(generate_product_copy(services, "bound-store", product))
+    # Then the call went through (counted exactly once the bound did not fit) and no hold is left
+    assert gateway.stats()["model_calls"] == 1
+    assert ledger.budget("bound-store", 0).reserved_nano == 0

@@ -85,6 +85,8 @@ def test_a_batch_worker_prefetches_no_more_than_it_runs_and_dramatiq_hands_that_
 
     # Gap 10 sets the attribute Dramatiq reads when it adds a consumer.
     assert "prefetch=self.delay_prefetch if delay else self.queue_prefetch" in inspect.getsource(Worker)
+    # Gap 11: the CLI's --queues are where served_queues reads them.
+    assert "self.consumer_whitelist = queues" in inspect.getsource(Worker.__init__)
     dispatch = FairDispatch(redis.Redis(), FairConfig.from_settings(get_settings()))
     for queues, expected in ((["batch", "deliveries"], 5), (None, 5), (["interactive"], 10)):
         worker = Worker(StubBroker(), queues=queues, worker_threads=5)
