@@ -36,6 +36,7 @@ def test_a_frozen_heap_still_collects_what_comes_after() -> None:
     try:
         keep_boot_heap()
         assert gc.get_freeze_count() > 0
+        assert gc.isenabled()  # frozen, not switched off: new objects are still collected on their own
 
         class Node:
             peer: Any = None
