@@ -36,8 +36,8 @@ def keep_boot_heap() -> None:
     """Move every object alive now into the collector's permanent generation (`gc.freeze`).
 
     What a worker builds at boot (litellm's ~440,000 objects, mostly) lives as long as the
-    process, yet every full collection walked it: ~0.2 s a pass on the benchmark machine, a
-    few passes a minute under load (decision 0027). Boot's own garbage is collected first, so
+    process, yet every full collection walked it: ~0.2 s a pass on the benchmark machine, about
+    ten passes a minute under load (decision 0027). Boot's own garbage is collected first, so
     none of it is kept for good. Objects made later are collected as before.
     """
     gc.collect()
