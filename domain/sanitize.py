@@ -10,17 +10,47 @@ import nh3
 
 # What product descriptions may contain: structure and emphasis, nothing active.
 ALLOWED_TAGS = {"p", "br", "ul", "ol", "li", "strong", "em", "b", "i", "h3", "h4", "blockquote"}
-_DANGEROUS = re.compile(
-    r"(?i)(javascript\s*:|vbscript\s*:|data\s*:\s*text/html|data\s*:|\bon[a-z]+\s*=|expression\s*\(|@import|"
-    r"<\s*/?\s*script|<\s*/?\s*style|<\s*iframe|url\s*\()"
+# Active tokens: script URLs, event handlers, CSS expressions and imports, script/style/iframe tags.
+_TOKENS = (
+    r"javascript\s*:",
+    r"vbscript\s*:",
+    r"data\s*:\s*text/html",
+    r"data\s*:",
+    r"\bon[a-z]+\s*=",
+    r"expression\s*\(",
+    r"@import",
+    r"<\s*/?\s*script",
+    r"<\s*/?\s*style",
+    r"<\s*iframe",
+    r"url\s*\(",
 )
+_DANGEROUS = re.compile("(?i)(" + "|".join(_TOKENS) + ")")
 # Every token `_DANGEROUS` matches contains one of these: text without any cannot match, and
 # most strings (names, SKUs, sentences) skip the regex scan.
 _TRIGGERS = (":", "=", "(", "@", "<")
+# `re` skips quickly to where a match can begin only when every branch starts with a plain
+# character; `(?i)` and `\b` rule that out, so `_DANGEROUS` tries all eleven branches at every
+# position (~1 ms for one product's strings). These two scans find a match wherever
+# `_DANGEROUS` would, ~13x and ~3x faster, and text they pass is returned as it is:
+# - ASCII text, lowercased: the tokens without the word boundary (they match more, never less);
+# - other text: `_DANGEROUS`, tried only at the characters a token can begin with (under
+#   `(?i)`, no other code point matches these: tests/unit/test_sanitize.py checks every one).
+_FIRST = "jJvVdDoOeEuU@<"
+_ASCII_SCAN = re.compile("|".join(t.replace(r"\b", "") for t in _TOKENS))
+_SCAN = re.compile(f"(?=[{_FIRST}])(?i:" + "|".join(_TOKENS) + ")")
+
+
+def _suspect(text: str) -> bool:
+    """False when `_DANGEROUS` cannot match `text` (True may be a false alarm)."""
+    if not any(t in text for t in _TRIGGERS):
+        return False
+    if text.isascii():
+        return _ASCII_SCAN.search(text.lower()) is not None
+    return _SCAN.search(text) is not None
 
 
 def _defanged(text: str) -> str:
-    if not any(t in text for t in _TRIGGERS):
+    if not _suspect(text):
         return text
     return _DANGEROUS.sub(_defang, text)
 
@@ -93,4 +123,4 @@ def defang_tree(value: Any) -> Any:
 
 def is_safe(text: str) -> bool:
     """True when nothing active survives in `text` (used by checks and tests)."""
-    return not any(t in text for t in _TRIGGERS) or _DANGEROUS.search(text) is None
+    return not _suspect(text) or _DANGEROUS.search(text) is None

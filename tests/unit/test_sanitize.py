@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import html
+import re
+import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.sanitize import clean_html, is_safe, plain_text
 
@@ -64,3 +68,87 @@ def test_a_drafts_source_product_is_inert_but_keeps_its_shape() -> None:
     out = inert_product(product)
     assert out["id"] == 7 and out["body_html"] == "<p>Warm</p>" and out["title"].startswith("Mug")
     assert all(is_safe(html.unescape(s)) for s in (out["title"], out["images"][0]["alt"], out["tags"][0]))
+
+
+def test_the_fast_scans_know_every_character_a_token_can_begin_with() -> None:
+    # Under (?i) `re` matches a letter to each code point with the same simple case: the fast
+    # scan for non-ASCII text must try every one of them.
+    from domain.sanitize import _FIRST
+
+    first = re.compile("(?i)[jvdoeu@<]")
+    starts = {chr(c) for c in range(sys.maxunicode + 1) if first.fullmatch(chr(c))}
+    assert starts == set(_FIRST)
+
+
+LONG_S, DOTLESS_I = "\u017f", "\u0131"
+# Pieces that sit on the edges of the tokens: case, Unicode letters `(?i)` folds onto ASCII
+# ones (long s, dotless i, capital I with dot, Kelvin sign), word boundaries, spacing.
+_PIECES = [
+    "java",
+    "script",
+    "JavaScript",
+    "vbs",
+    "cript",
+    "data",
+    "DATA",
+    "text/html",
+    "on",
+    "ON",
+    "click",
+    "x",
+    "_",
+    "1",
+    "expression",
+    "url",
+    "URL",
+    "@",
+    "import",
+    "<",
+    "/",
+    "style",
+    "iframe",
+    LONG_S,
+    DOTLESS_I,
+    "\u0130",
+    "\u212a",
+    "\u00e9",
+    "\u2019",
+    " ",
+    "\t",
+    "\n",
+    ":",
+    "=",
+    "(",
+    ")",
+    "&lt;",
+    "\u00a0",
+]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=14))
+@settings(max_examples=1000, deadline=None)
+def test_the_fast_scans_defang_exactly_what_the_full_pattern_does(pieces: list[str]) -> None:
+    from domain.sanitize import _DANGEROUS, _defang, _defanged
+
+    text = "".join(pieces)
+    assert _defanged(text) == _DANGEROUS.sub(_defang, text)
+    assert is_safe(text) == (_DANGEROUS.search(text) is None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"java{LONG_S}cript:x",
+        "JAVASCR\u0130PT:x",
+        f"vbscr{DOTLESS_I}pt:x",
+        "xonclick=1",
+        "a onclick = 1",
+        "\u00e9 onload=1",
+        f"<{LONG_S}tyle>",
+        "URL (",
+    ],
+)
+def test_folded_letters_and_boundaries_are_judged_as_the_full_pattern_judges_them(text: str) -> None:
+    from domain.sanitize import _DANGEROUS, _defang, _defanged
+
+    assert _defanged(text) == _DANGEROUS.sub(_defang, text)
