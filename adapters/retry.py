@@ -82,6 +82,11 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _check_stop(attempts: int | None, give_up_s: float | None) -> None:
+    if attempts is None and give_up_s is None:
+        raise ValueError("say when to stop retrying: pass attempts=, give_up_s= or both")
+
+
 def _policy(
     on: Errors,
     base_s: float,
@@ -90,15 +95,13 @@ def _policy(
     give_up_s: float | None,
     before_sleep: Callable[[RetryCallState], None] | None,
     clock: Callable[[], float],
+    started: float,
 ) -> dict[str, Any]:
-    if attempts is None and give_up_s is None:
-        raise ValueError("say when to stop retrying: pass attempts=, give_up_s= or both")
-
     def wait(state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome is not None else None
         return backoff_s(state.attempt_number, base_s, cap_s, getattr(error, "retry_after", None))
 
-    deadline = clock() + give_up_s if give_up_s is not None else math.inf
+    deadline = started + give_up_s if give_up_s is not None else math.inf
 
     def stop(state: RetryCallState) -> bool:
         # Evaluated after `wait`: give up rather than wake up past the deadline.
@@ -121,11 +124,14 @@ def call(
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
     """Run `fn`, retrying the errors `on` by the project's policy; see the module's docstring."""
-    policy = _policy(on, base_s, cap_s, attempts, give_up_s, before_sleep, clock)
+    _check_stop(attempts, give_up_s)
+    started = clock()
     try:
         return fn()
     except on as exc:
         failed = [exc]
+    # The policy is built only once a try has failed: most calls succeed at the first.
+    policy = _policy(on, base_s, cap_s, attempts, give_up_s, before_sleep, clock, started)
 
     def again() -> T:  # tenacity takes over from the failed try: its first attempt replays it
         if failed:
@@ -148,11 +154,13 @@ async def acall(
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
     """`call` for coroutines: the waits are awaited, not slept."""
-    policy = _policy(on, base_s, cap_s, attempts, give_up_s, before_sleep, clock)
+    _check_stop(attempts, give_up_s)
+    started = clock()
     try:
         return await fn()
     except on as exc:
         failed = [exc]
+    policy = _policy(on, base_s, cap_s, attempts, give_up_s, before_sleep, clock, started)
 
     async def again() -> T:
         if failed:
