@@ -7,6 +7,7 @@ anywhere connects, starts a server or builds a broker when a module is imported.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dramatiq
@@ -125,7 +126,9 @@ def build_services(settings: Settings) -> Services:
     results = ResultCache(
         client, aio, ttl_s=settings.result_cache_ttl_s, fresh_only=not settings.caches_enabled
     )
-    return Services(settings, client, open_store(settings), runtime, JobStatus(client), results)
+    # Threads start on first use; they end with the process (the interpreter joins them).
+    writes = ThreadPoolExecutor(settings.write_threads, thread_name_prefix="writes")
+    return Services(settings, client, open_store(settings), runtime, JobStatus(client), results, writes)
 
 
 def wire(settings: Settings | None = None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,7 +116,7 @@ async def generate_product_copy(
             saved_nano=int(got.value.get("list_cost_nano", 0)),
         )
     # Off the event loop: an R2 PUT takes tens of ms, and this loop is serving hundreds of jobs.
-    proposed = await asyncio.to_thread(
+    proposed = await svc.write(
         propose_copy,
         svc.redis,
         svc.store,

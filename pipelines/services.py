@@ -6,9 +6,14 @@ actors read it with `get_services()`, built once per process on first use (the C
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import threading
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 import redis
 
@@ -19,6 +24,9 @@ from agents.runtime import AgentRuntime
 from pipelines.result_cache import ResultCache
 from pipelines.status import JobStatus
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 @dataclass
 class Services:
@@ -28,6 +36,18 @@ class Services:
     runtime: AgentRuntime
     status: JobStatus
     results: ResultCache
+    # `WRITE_THREADS` threads for the writes a job makes after its model call (`write`).
+    writes: Executor
+
+    async def write(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """`asyncio.to_thread` on the `writes` threads: a job's object-store and draft writes.
+
+        Not the loop's default executor: litellm sets up every call there (`acompletion`
+        hops to it), and a wave of finished jobs' writes queued ahead of those hops held
+        the next calls back (decision 0028). The context goes along, as `to_thread` does.
+        """
+        call: Callable[[], T] = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self.writes, call)
 
 
 _lock = threading.Lock()

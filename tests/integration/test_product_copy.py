@@ -203,3 +203,36 @@ def test_bad_input_sent_directly_fails_without_retry(services: Any, worker: Any)
     assert info["status"] == "failed" and info["attempts"] == 1
     assert "product id" in info["error"]
     assert list(services.store.list("")) == []
+
+
+def test_a_jobs_writes_run_on_the_writes_threads_with_its_context(
+    services: Any, worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not on the loop's default executor, where litellm sets up every call (decision 0028).
+    import contextvars
+    import threading
+
+    from entrypoints import compose
+    from pipelines import product_copy
+
+    seen: list[str] = []
+    real = product_copy.propose_copy
+
+    def propose(*args: Any, **kwargs: Any) -> Any:
+        seen.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(product_copy, "propose_copy", propose)
+    product = sample_products("stanley1913")[1]
+    job = send_plain(compose.process_broker(), "product_copy", "batch", "stanley1913", product, {})
+    assert wait_job(services.status, job)["status"] == "done"
+    assert len(seen) == 1 and seen[0].startswith("writes_"), seen
+
+    probe: contextvars.ContextVar[str] = contextvars.ContextVar("probe")
+
+    async def write() -> tuple[str, str, int]:
+        probe.set("job 7")
+        return await services.write(lambda n: (threading.current_thread().name, probe.get(), n), 3)
+
+    name, value, n = arun(write())
+    assert name.startswith("writes_") and value == "job 7" and n == 3
