@@ -104,8 +104,9 @@ class Settings(BaseSettings):
     interactive_reserved_cpus: int = Field(default=1, ge=0, le=4096)
     # Threads per worker process for the object-store and draft writes a job makes after its
     # model call (pipelines/services.py): apart from the event loop's default executor, where
-    # litellm sets up each call, so new calls never queue behind finished jobs' writes.
-    write_threads: int = Field(default=2, ge=1, le=64)
+    # litellm sets up each call, so new calls never queue behind finished jobs' writes. Sized
+    # for R2, where a copy job's writes wait on three requests (decision 0028).
+    write_threads: int = Field(default=16, ge=1, le=64)
     catalog_snapshot_ttl_s: float = Field(default=30.0, ge=0)  # how long a worker trusts a snapshot
     callback_timeout_s: float = Field(default=2.0, gt=0)
     callback_max_attempts: int = Field(default=3, ge=1, le=10)
