@@ -358,7 +358,7 @@ async def personalize_shopper(
     meta["elapsed_ms"] = round((time.time() - start) * 1000)
     key = personalization_key(store, shopper)
     # Off the event loop: an R2 PUT must not stall the other requests this process is serving.
-    await svc.write(publish, svc.store, key, doc, meta)
+    await asyncio.to_thread(publish, svc.store, key, doc, meta)
     published_at = time.time()
 
     if got is not None and got.hit:

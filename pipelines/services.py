@@ -40,7 +40,7 @@ class Services:
     writes: Executor
 
     async def write(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """`asyncio.to_thread` on the `writes` threads: a job's object-store and draft writes.
+        """`asyncio.to_thread` on the `writes` threads: a batch job's object-store and draft writes.
 
         Not the loop's default executor: litellm sets up every call there (`acompletion`
         hops to it), and a wave of finished jobs' writes queued ahead of those hops held
