@@ -152,3 +152,21 @@ def test_folded_letters_and_boundaries_are_judged_as_the_full_pattern_judges_the
     from domain.sanitize import _DANGEROUS, _defang, _defanged
 
     assert _defanged(text) == _DANGEROUS.sub(_defang, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2025-02-21T09:39:27-08:00",  # timestamps, URLs and prices carry triggers, nothing active
+        "https://cdn.shopify.com/s/files/1/0375/files/Web_Product.jpg?v=1733955550",
+        "<p>Double-wall <strong>vacuum</strong> insulation keeps drinks cold for 24 hours.</p>",
+        "Caf\u00e9 cr\u00e8me: 2 for $5 (limited)",
+        "size = 40 oz, colour = \u201cslate\u201d",
+    ],
+)
+def test_the_fast_scans_pass_ordinary_text_without_the_full_pattern(text: str) -> None:
+    # What the scans are for: catalog strings with ":", "=", "(" or "<" are cleared without
+    # trying `_DANGEROUS` at every character. A scan that flagged everything would fail here.
+    from domain.sanitize import _suspect
+
+    assert not _suspect(text)
