@@ -217,6 +217,21 @@ class Drafts:
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not update the draft in Redis: {exc}") from None
 
+    def set_fields_and_decide(
+        self, store: str, draft_id: str, decision: dict[str, Any], **fields: Any
+    ) -> None:
+        """`set_fields` and `add_decision` in one transaction: a reader sees both or neither."""
+        row = _row(store, draft_id)
+        encoded = _encoded(fields)
+        encoded["updated_at"] = str(time.time())
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(row, mapping=encoded)  # type: ignore[arg-type]
+        pipe.rpush(row + ":decisions", json.dumps(decision, ensure_ascii=False))
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not update the draft in Redis: {exc}") from None
+
     def add_decision(self, store: str, draft_id: str, decision: dict[str, Any]) -> None:
         try:
             self.r.rpush(_row(store, draft_id) + ":decisions", json.dumps(decision, ensure_ascii=False))

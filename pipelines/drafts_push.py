@@ -142,11 +142,11 @@ async def push_copy(svc: Services, store: str, draft_id: str) -> dict[str, Any]:
 
 def _record(drafts: Drafts, store: str, draft_id: str, state: dict[str, Any]) -> None:
     """The push's outcome on the draft (its `shopify`), and in its record of decisions."""
-    drafts.set_fields(store, draft_id, shopify=state)
     entry = {"action": "shopify_push", "by": "worker", "at": state["at"], "status": state["status"]}
     if state.get("error") or state.get("detail"):
         entry["reason"] = str(state.get("error") or state.get("detail"))[:300]
-    drafts.add_decision(store, draft_id, entry)
+    # One transaction: a reader never sees the outcome without its entry in the decisions.
+    drafts.set_fields_and_decide(store, draft_id, entry, shopify=state)
 
 
 async def followup(svc: Services, store: str, draft_id: str) -> dict[str, Any]:
