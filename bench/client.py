@@ -95,6 +95,17 @@ class Client:
                     other[name] = other.get(name, 0) + 1
         return Outcomes(done, failed, errors, other)
 
+    def run_times(self, job_ids: Iterable[str]) -> list[float]:
+        """Seconds from each finished job's start to its end (its status's `started_at`, `finished_at`)."""
+        ids = list(job_ids)
+        out: list[float] = []
+        for start in range(0, len(ids), 1000):
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in ids[start : start + 1000]:
+                pipe.hmget(f"wandstore:job:{job_id}", ["started_at", "finished_at"])
+            out += [float(end) - float(begin) for begin, end in pipe.execute() if begin and end]
+        return out
+
     def flush(self) -> None:
         self.redis.flushdb()
 

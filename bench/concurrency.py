@@ -20,7 +20,14 @@ from bench.catalog import catalog
 from bench.client import Client
 from bench.env import BenchEnv
 from bench.report import Section, fmt, load_note, quiet_driver_logs
-from bench.runs import run_copy, start_worker, worker_peak_rss_mb, worker_rss_mb, worker_threads
+from bench.runs import (
+    run_copy,
+    start_worker,
+    worker_peak_rss_mb,
+    worker_processes,
+    worker_rss_mb,
+    worker_threads,
+)
 
 TITLE = "2. Concurrency: one worker process, 2 s per model call"
 
@@ -63,6 +70,7 @@ def run(
             )
             sampler.stop.set()
             sampler.join()
+            run_times = sorted(client.run_times(batch.job_ids))
             stats = env.gateway_stats()
             peak_rss = worker_peak_rss_mb(worker)
             env.stop(worker)
@@ -92,6 +100,7 @@ def run(
         ["floor / (in-flight / latency)", f"{floor_share:.0%}"],
         ["pipeline / floor", f"{batch.rate / floor['rate']:.0%}" if floor["rate"] else "n/a"],
         ["worker CPU ms / job", fmt(batch.worker_cpu_s / batch.count * 1000, 2)],
+        ["job run time, start to end, p50 / p95 (s)", f"{_secs(run_times, 0.5)} / {_secs(run_times, 0.95)}"],
         ["worker RSS before (MB)", fmt(rss_before, 0)],
         ["worker peak RSS (MB)", fmt(peak_rss, 0)],
     ]
@@ -105,6 +114,15 @@ def run(
         "The last wave of a batch is partial (2,000 jobs are 7.8 waves of 256), so even a worker "
         "with no overhead of its own would reach ~98% here.",
     ]
+    if run_times:
+        mean_run = sum(run_times) / len(run_times)
+        held = threads * worker_processes()
+        notes.append(
+            f"A job holds its worker thread for its whole run: {fmt(mean_run, 2)} s on average here, for "
+            f"a {fmt(latency_s, 1)} s call, so {held} threads carry at most {fmt(held / mean_run)} jobs/s. "
+            "The time beyond the call is the job's own steps (Redis, litellm's set-up, the draft) "
+            "waiting for CPU while a wave is worked through."
+        )
     timeline = sampler.in_flight[:: max(1, len(sampler.in_flight) // 40)]
     notes.append(
         "calls in flight every ~{:.1f} s: {}".format(
@@ -140,6 +158,11 @@ def run(
             (f"peak RSS < 1 GB ({fmt(peak_rss, 0)} MB)", peak_rss < 1024),
         ],
     )
+
+
+def _secs(values: list[float], q: float) -> str:
+    """The `q` quantile of sorted `values`, in seconds ("n/a" when there are none)."""
+    return fmt(values[min(len(values) - 1, int(len(values) * q))], 2) if values else "n/a"
 
 
 def worker_floor(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -28,6 +29,12 @@ def worker_threads() -> int:
     """`--threads` of the Procfile's worker line (Dramatiq's default, 8, when absent)."""
     argv = procfile_command("worker")
     return int(argv[argv.index("--threads") + 1]) if "--threads" in argv else 8
+
+
+def worker_processes() -> int:
+    """`--processes` of the Procfile's worker line (Dramatiq's default, the CPU count, when absent)."""
+    argv = procfile_command("worker")
+    return int(argv[argv.index("--processes") + 1]) if "--processes" in argv else os.cpu_count() or 1
 
 
 def cpu_s(pids: Iterable[int]) -> float:
