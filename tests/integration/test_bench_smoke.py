@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from bench import overhead
 from bench.report import split_sections, write_results
@@ -43,3 +44,19 @@ def test_overhead_benchmark_runs_the_pipeline_beside_its_floors(tmp_path: Path) 
     sections = split_sections(results.read_text())
     assert list(sections) == ["0. First", section.title, "3. Someone else's table"]
     assert "| 1 |" in sections["3. Someone else's table"]
+
+
+def test_bench_client_reads_each_finished_jobs_run_time(redis_server: Any, redis_client: Any) -> None:
+    from bench.client import Client
+
+    # Given three job statuses: one finished 2.5 s after it started, one still running, one unknown
+    redis_client.hset("wandstore:job:a", mapping={"started_at": 100.0, "finished_at": 102.5})
+    redis_client.hset("wandstore:job:b", mapping={"started_at": 100.0})
+    client = Client(redis_server.url)
+    try:
+        # When the concurrency benchmark reads their run times
+        times = client.run_times(["a", "b", "missing"])
+    finally:
+        client.close()
+    # Then only the finished job counts, with its own start-to-end time
+    assert times == [2.5]
