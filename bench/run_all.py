@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         console.print(f"({time.monotonic() - started:.0f} s)")
         sections.append(section)
     if not q:
-        write_results(sections)
+        write_results(sections, partial=wanted is not None)
         console.print(f"wrote {RESULTS}")
     missed = [s.title for s in sections if isinstance(s, Section) and not s.ok]
     if missed:
