@@ -6,7 +6,6 @@ through the composition root and makes it the process's broker.
 
 from __future__ import annotations
 
-import gc
 from typing import Any
 
 import dramatiq
@@ -15,6 +14,7 @@ from dramatiq.middleware import Middleware
 from adapters.logs import get_logger
 from adapters.settings import get_settings
 from entrypoints import compose
+from entrypoints.heap import keep_boot_heap
 from pipelines.dramatiq_gaps import StopOnce
 from pipelines.lanes import LanePlacement
 
@@ -30,19 +30,6 @@ class Warmup(Middleware):
 
         warm_up(compose.services())
         keep_boot_heap()
-
-
-def keep_boot_heap() -> None:
-    """Move every object alive now into the collector's permanent generation (`gc.freeze`).
-
-    What a worker builds at boot (litellm's ~440,000 objects, mostly) lives as long as the
-    process, yet every full collection walked it: ~0.2 s a pass on the benchmark machine, about
-    ten passes a minute under load (decision 0027). Boot's own garbage is collected first, so
-    none of it is kept for good. Objects made later are collected as before.
-    """
-    gc.collect()
-    gc.freeze()
-    log.info("boot_heap_frozen", frozen_objects=gc.get_freeze_count())
 
 
 def setup() -> None:

@@ -33,6 +33,7 @@ from entrypoints.api.routes import (
     themes,
 )
 from entrypoints.api.tracing import RequestTrace
+from entrypoints.heap import keep_boot_heap, release_boot_heap
 
 SWITCH_INTERVAL_S = 0.0005
 DESCRIPTION = """\
@@ -60,9 +61,11 @@ def create_app(context: ApiContext | None = None, settings: Settings | None = No
         previous = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         monitor.start()  # without a lifespan (some test servers), the first /healthz starts it
+        keep_boot_heap()  # the app, its services and routes: out of the collector's full passes
         try:
             yield
         finally:
+            release_boot_heap()
             await monitor.stop()
             sys.setswitchinterval(previous)
 

@@ -1,7 +1,7 @@
 """A worker process keeps what it built at boot out of the garbage collector's passes.
 
 Checked on the Procfile's own worker processes (the `lane` fixture): each says, once booted,
-how many objects it froze (`entrypoints.worker.keep_boot_heap`), and that count holds the
+how many objects it froze (`entrypoints.heap.keep_boot_heap`), and that count holds the
 boot's imports (litellm's, mostly), not a handful.
 """
 
@@ -30,7 +30,7 @@ def test_every_procfile_worker_freezes_its_boot_heap(lane: Any) -> None:
 def test_a_frozen_heap_still_collects_what_comes_after() -> None:
     import gc
 
-    from entrypoints.worker import keep_boot_heap
+    from entrypoints.heap import keep_boot_heap
 
     assert gc.get_freeze_count() == 0  # nothing in the test process froze before: unfreeze restores it
     try:
