@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,36 +75,34 @@ class Client:
 
     def outcomes(self, job_ids: Iterable[str]) -> Outcomes:
         """How many jobs ended done or failed (the first few reasons), and what the rest say."""
-        ids = list(job_ids)
         done = failed = 0
         errors: list[str] = []
         other: dict[str, int] = {}
-        for start in range(0, len(ids), 1000):
-            pipe = self.redis.pipeline(transaction=False)
-            for job_id in ids[start : start + 1000]:
-                pipe.hmget(f"wandstore:job:{job_id}", ["status", "error"])
-            for status, error in pipe.execute():
-                if status == b"done":
-                    done += 1
-                elif status == b"failed":
-                    failed += 1
-                    if len(errors) < 3 and error:
-                        errors.append(error.decode()[:200])
-                else:
-                    name = status.decode() if status else "missing"
-                    other[name] = other.get(name, 0) + 1
+        for status, error in self._statuses(job_ids, "status", "error"):
+            if status == b"done":
+                done += 1
+            elif status == b"failed":
+                failed += 1
+                if len(errors) < 3 and error:
+                    errors.append(error.decode()[:200])
+            else:
+                name = status.decode() if status else "missing"
+                other[name] = other.get(name, 0) + 1
         return Outcomes(done, failed, errors, other)
 
     def run_times(self, job_ids: Iterable[str]) -> list[float]:
         """Seconds from each finished job's start to its end (its status's `started_at`, `finished_at`)."""
+        rows = self._statuses(job_ids, "started_at", "finished_at")
+        return [float(end) - float(begin) for begin, end in rows if begin and end]
+
+    def _statuses(self, job_ids: Iterable[str], *fields: str) -> Iterator[list[Any]]:
+        """`fields` of each job's status hash, in order; a thousand jobs a round trip."""
         ids = list(job_ids)
-        out: list[float] = []
         for start in range(0, len(ids), 1000):
             pipe = self.redis.pipeline(transaction=False)
             for job_id in ids[start : start + 1000]:
-                pipe.hmget(f"wandstore:job:{job_id}", ["started_at", "finished_at"])
-            out += [float(end) - float(begin) for begin, end in pipe.execute() if begin and end]
-        return out
+                pipe.hmget(f"wandstore:job:{job_id}", list(fields))
+            yield from pipe.execute()
 
     def flush(self) -> None:
         self.redis.flushdb()

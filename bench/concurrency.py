@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.catalog import catalog
 from bench.client import Client
 from bench.env import BenchEnv
-from bench.report import Section, fmt, load_note, quiet_driver_logs
+from bench.report import Section, fmt, load_note, pct, quiet_driver_logs
 from bench.runs import (
     run_copy,
     start_worker,
@@ -70,7 +70,7 @@ def run(
             )
             sampler.stop.set()
             sampler.join()
-            run_times = sorted(client.run_times(batch.job_ids))
+            run_times = client.run_times(batch.job_ids)
             stats = env.gateway_stats()
             peak_rss = worker_peak_rss_mb(worker)
             env.stop(worker)
@@ -100,7 +100,10 @@ def run(
         ["floor / (in-flight / latency)", f"{floor_share:.0%}"],
         ["pipeline / floor", f"{batch.rate / floor['rate']:.0%}" if floor["rate"] else "n/a"],
         ["worker CPU ms / job", fmt(batch.worker_cpu_s / batch.count * 1000, 2)],
-        ["job run time, start to end, p50 / p95 (s)", f"{_secs(run_times, 0.5)} / {_secs(run_times, 0.95)}"],
+        [
+            "job run time, start to end, p50 / p95 (s)",
+            f"{fmt(pct(run_times, 50), 2)} / {fmt(pct(run_times, 95), 2)}",
+        ],
         ["worker RSS before (MB)", fmt(rss_before, 0)],
         ["worker peak RSS (MB)", fmt(peak_rss, 0)],
     ]
@@ -158,11 +161,6 @@ def run(
             (f"peak RSS < 1 GB ({fmt(peak_rss, 0)} MB)", peak_rss < 1024),
         ],
     )
-
-
-def _secs(values: list[float], q: float) -> str:
-    """The `q` quantile of sorted `values`, in seconds ("n/a" when there are none)."""
-    return fmt(values[min(len(values) - 1, int(len(values) * q))], 2) if values else "n/a"
 
 
 def worker_floor(

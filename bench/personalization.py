@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.report import pct
+
 ROOT = Path(__file__).resolve().parents[1]
 STORE = "bench-store"
 SAMPLE_STORES = ("stanley1913", "electricshop", "kiids-kingdom")
@@ -69,14 +71,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def pct(values: list[float], q: float) -> float:
-    """The q-th percentile (nearest rank) of `values`, or NaN for none."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
 # --- processes ------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.env import BenchEnv, procfile_command
-from bench.personalization import pct
+from bench.report import pct
 from bench.runs import cpu_s
 
 HEARTBEATS = "dramatiq:__heartbeats__"

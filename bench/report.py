@@ -125,6 +125,14 @@ def _numbered(title: str) -> tuple[int, str, str]:
     return (int(m.group(1)), m.group(2), title) if m else (10**6, "", title)
 
 
+def pct(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of `values`, or NaN for none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
 def split_sections(text: str) -> dict[str, str]:
     """`## title` -> that section's markdown (the preamble before the first heading is dropped)."""
     out: dict[str, str] = {}

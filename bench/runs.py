@@ -25,16 +25,19 @@ from bench.report import progress_console
 BATCH = "batch"
 
 
+def _worker_option(flag: str, default: int) -> int:
+    argv = procfile_command("worker")
+    return int(argv[argv.index(flag) + 1]) if flag in argv else default
+
+
 def worker_threads() -> int:
     """`--threads` of the Procfile's worker line (Dramatiq's default, 8, when absent)."""
-    argv = procfile_command("worker")
-    return int(argv[argv.index("--threads") + 1]) if "--threads" in argv else 8
+    return _worker_option("--threads", 8)
 
 
 def worker_processes() -> int:
     """`--processes` of the Procfile's worker line (Dramatiq's default, the CPU count, when absent)."""
-    argv = procfile_command("worker")
-    return int(argv[argv.index("--processes") + 1]) if "--processes" in argv else os.cpu_count() or 1
+    return _worker_option("--processes", os.cpu_count() or 1)
 
 
 def cpu_s(pids: Iterable[int]) -> float:

@@ -208,25 +208,18 @@ class Drafts:
         replaced = _text(got[2]) if len(got) > 2 and got[2] else None
         return Moved(before=status, replaced=replaced if replaced and replaced != draft_id else None)
 
-    def set_fields(self, store: str, draft_id: str, **fields: Any) -> None:
-        """Set state fields (JSON for `shopify`, `final`, `feedback`) of an existing draft."""
-        encoded = _encoded(fields)
-        encoded["updated_at"] = str(time.time())
-        try:
-            self.r.hset(_row(store, draft_id), mapping=encoded)  # type: ignore[arg-type]
-        except redis.RedisError as exc:
-            raise BrokerUnavailable(f"could not update the draft in Redis: {exc}") from None
-
-    def set_fields_and_decide(
-        self, store: str, draft_id: str, decision: dict[str, Any], **fields: Any
+    def set_fields(
+        self, store: str, draft_id: str, decision: dict[str, Any] | None = None, **fields: Any
     ) -> None:
-        """`set_fields` and `add_decision` in one transaction: a reader sees both or neither."""
+        """Set state fields (JSON for `shopify`, `final`, `feedback`) of an existing draft; with a
+        `decision`, its entry too, in one transaction: a reader sees both or neither."""
         row = _row(store, draft_id)
         encoded = _encoded(fields)
         encoded["updated_at"] = str(time.time())
-        pipe = self.r.pipeline(transaction=True)
+        pipe = self.r.pipeline(transaction=decision is not None)
         pipe.hset(row, mapping=encoded)  # type: ignore[arg-type]
-        pipe.rpush(row + ":decisions", json.dumps(decision, ensure_ascii=False))
+        if decision is not None:
+            pipe.rpush(row + ":decisions", json.dumps(decision, ensure_ascii=False))
         try:
             pipe.execute()
         except redis.RedisError as exc:

@@ -146,7 +146,7 @@ def _record(drafts: Drafts, store: str, draft_id: str, state: dict[str, Any]) ->
     if state.get("error") or state.get("detail"):
         entry["reason"] = str(state.get("error") or state.get("detail"))[:300]
     # One transaction: a reader never sees the outcome without its entry in the decisions.
-    drafts.set_fields_and_decide(store, draft_id, entry, shopify=state)
+    drafts.set_fields(store, draft_id, entry, shopify=state)
 
 
 async def followup(svc: Services, store: str, draft_id: str) -> dict[str, Any]:
