@@ -187,7 +187,7 @@ def test_tokens_cli_creates_a_working_token_and_revokes_it(api: ApiHarness) -> N
     assert created.exit_code == 0, created.output
     import json
 
-    info = json.loads(created.output)
+    info = json.loads(created.stdout)
     assert info["webhook_secret"].startswith("whsec_")
     url = "/v1/stores/kiids-kingdom/outputs/stores/kiids-kingdom/none.json"
     with httpx.Client(base_url=api.url, headers=_auth(info["token"])) as client:

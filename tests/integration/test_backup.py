@@ -20,7 +20,7 @@ STORE = "backup-shop"
 def _cli(*args: str) -> dict[str, Any]:
     out = CliRunner().invoke(app, [*args, "--json"])
     assert out.exit_code == 0, out.output
-    return dict(json.loads(out.output))
+    return dict(json.loads(out.stdout))
 
 
 def test_state_lost_with_redis_comes_back_from_the_latest_backup(redis_client: Any) -> None:

@@ -34,7 +34,7 @@ def test_a_reviewer_lists_shows_edits_approves_and_rejects_from_the_cli(
     add_store(services.redis, STORE)
     policy = runner.invoke(app, ["stores", "add", STORE, "--publish-copy", "review", "--json"])
     assert policy.exit_code == 0, policy.output
-    assert json.loads(policy.output)["publish"] == {"copy": "review", "theme": "review"}
+    assert json.loads(policy.stdout)["publish"] == {"copy": "review", "theme": "review"}
     bad = runner.invoke(app, ["stores", "add", STORE, "--publish-theme", "sometimes"])
     assert bad.exit_code != 0 and "publish" in bad.output
     services.store = open_store(get_settings())
@@ -44,7 +44,7 @@ def test_a_reviewer_lists_shows_edits_approves_and_rejects_from_the_cli(
     # When the reviewer lists them
     listed = runner.invoke(app, ["drafts", "list", STORE, "--status", "pending", "--json"])
     assert listed.exit_code == 0, listed.output
-    assert {d["id"] for d in json.loads(listed.output)["drafts"]} == {m.draft_id for m in made}
+    assert {d["id"] for d in json.loads(listed.stdout)["drafts"]} == {m.draft_id for m in made}
     table = runner.invoke(app, ["drafts", "list", STORE])
     assert table.exit_code == 0 and made[0].draft_id[:8] in table.output
     # And shows one: its checks and its changes against the catalog
@@ -56,7 +56,7 @@ def test_a_reviewer_lists_shows_edits_approves_and_rejects_from_the_cli(
     )
     # Then it is live, sanitized, at the storefront's key, and the decision is recorded
     assert approved.exit_code == 0, approved.output
-    draft = json.loads(approved.output)
+    draft = json.loads(approved.stdout)
     assert draft["status"] == "live" and draft["final"]["title"] == "Iceflow flask"
     assert draft["decisions"][-1]["by"] == "cli" and draft["decisions"][-1]["changes"][0]["field"] == "title"
     live = services.store.get(f"stores/{STORE}/products/{made[0].product_id}/copy.json").json()
@@ -64,7 +64,7 @@ def test_a_reviewer_lists_shows_edits_approves_and_rejects_from_the_cli(
     # When the second is rejected, and an unknown field or a decided draft is refused
     reject = ["drafts", "reject", STORE, made[1].draft_id, "-r", "Too much hype", "--json"]
     rejected = runner.invoke(app, reject)
-    assert rejected.exit_code == 0 and json.loads(rejected.output)["status"] == "rejected"
+    assert rejected.exit_code == 0 and json.loads(rejected.stdout)["status"] == "rejected"
     again = runner.invoke(app, ["drafts", "approve", STORE, made[1].draft_id])
     assert again.exit_code == 2 and "rejected" in again.output
     bad = runner.invoke(app, ["drafts", "approve", STORE, made[0].draft_id, "--set", "price=1"])

@@ -64,7 +64,7 @@ def test_a_job_whose_message_is_gone_is_reported_lost_and_the_others_are_not(
     assert body["error"]["type"] == "JobLost" and "POST the generation again" in body["error"]["what_to_do"]
     out = CliRunner().invoke(app, ["status", gone, "--json"])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output)["status"] == "lost"
+    assert json.loads(out.stdout)["status"] == "lost"
 
 
 def test_a_job_queued_moments_ago_is_never_judged(redis_client: Any) -> None:

@@ -146,7 +146,7 @@ def test_rollback_restores_the_previous_version(labels: PromptLabels) -> None:
     moves = [(e["action"], e["from_version"], e["version"]) for e in labels.history(AGENT)]
     assert moves == [("rollback", "v2", "v1"), ("promote", "v1", "v2")]
     history = run_cli("prompts", "history", AGENT, "--json")
-    assert json.loads(history.output)["history"][0]["note"] == "bad titles"
+    assert json.loads(history.stdout)["history"][0]["note"] == "bad titles"
 
 
 def test_rolling_back_a_new_canary_ends_it(labels: PromptLabels) -> None:
@@ -249,7 +249,7 @@ def test_render_shows_exactly_the_messages_the_agent_sends(
     result = run_cli(*args, "--options", opts, "--json")
     # Then render shows those very messages, with their token count and worst-case cost
     assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
+    out = json.loads(result.stdout)
     assert out["prompt"] == "product_copy@v1"
     assert out["messages"] == sent[0]
     assert out["prompt_tokens"] > 500 and float(out["worst_case_usd"]) > 0
@@ -393,7 +393,7 @@ def test_a_bad_case_line_is_named(tmp_path: Path) -> None:
 
 def test_list_shows_labels_and_traffic(labels: PromptLabels) -> None:
     labels.promote(AGENT, "canary", "v2", 10)
-    rows = json.loads(run_cli("prompts", "list", "--json").output)["prompts"]
+    rows = json.loads(run_cli("prompts", "list", "--json").stdout)["prompts"]
     mine = {r["version"]: r for r in rows if r["agent"] == AGENT}
     assert mine["v1"]["labels"] == "production (file)" and mine["v1"]["traffic"] == "90%"
     assert mine["v2"]["labels"] == "canary 10%, staging (file)" and mine["v2"]["traffic"] == "10%"
@@ -418,7 +418,7 @@ def test_costs_by_prompt_reports_failures_and_latency_per_version(
     services.runtime.resolve_version.invalidate()
     arun(generate_product_copy(services, "stanley1913", sample_products()[8], fresh))
     # When ops ask for costs by prompt version
-    rows = json.loads(run_cli("costs", "--by", "prompt", "--json").output)["rows"]
+    rows = json.loads(run_cli("costs", "--by", "prompt", "--json").stdout)["rows"]
     got = {r["prompt"]: r for r in rows}
     # Then each version shows its invalid answers, repairs and latency
     v1, v2 = got["product_copy@v1"], got["product_copy@v2"]

@@ -182,7 +182,7 @@ def test_status_cli_shows_the_build(store_kind: Any, worker: Any, gateway: Any) 
     wait_job(store_kind.status, job, timeout_s=60)
     out = CliRunner().invoke(app, ["status", job, "--json"])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output)["progress"] == "done"
+    assert json.loads(out.stdout)["progress"] == "done"
 
 
 def test_pointer_is_written_only_after_every_file_exists(catalog: Any, gateway: Any) -> None:
@@ -329,7 +329,7 @@ def test_rollback_restores_the_previous_pointer(services: Any, gateway: Any) -> 
     assert out.exit_code == 0, out.output
     assert pointer(services, store)["build_id"] == first.build_id
     assert pointer(services, store)["previous_build_id"] == second.build_id
-    listed = json.loads(runner.invoke(app, ["themes", "list", store, "--json"]).output)["builds"]
+    listed = json.loads(runner.invoke(app, ["themes", "list", store, "--json"]).stdout)["builds"]
     assert {r["build_id"]: r["current"] for r in listed} == {first.build_id: True, second.build_id: False}
     # And a build that was never published can't be activated
     out = runner.invoke(app, ["themes", "activate", store, "never-published-1"])
