@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.server
+import json
 import multiprocessing
+import os
 import socket
 import threading
 import time
@@ -258,19 +261,45 @@ def test_local_store_reports_a_folder_file_collision(local_store: LocalStore) ->
     assert local_store.get("a/b/c").body == b"x"
 
 
-def test_local_store_keeps_no_sidecar_for_what_the_key_implies(local_store: LocalStore) -> None:
+def test_local_store_describes_an_object_in_its_file_or_not_at_all(local_store: LocalStore) -> None:
     # Given a JSON document at a .json key with metadata, then the same body without any
-    sidecar = local_store.root / ".wandstore" / "meta" / "d" / "x.json.json"
+    path = local_store.root / "d" / "x.json"
     local_store.put("d/x.json", b"{}", metadata={"pipeline": "product_copy"})
-    assert sidecar.exists() and local_store.get("d/x.json").metadata == {"pipeline": "product_copy"}
+    assert local_store.get("d/x.json").metadata == {"pipeline": "product_copy"}
+    # Then the description travels in the body file's attribute: no second file
+    assert json.loads(os.getxattr(path, "user.wandstore"))["metadata"] == {"pipeline": "product_copy"}
+    assert not (local_store.root / ".wandstore" / "meta").exists()
     local_store.put("d/x.json", b"{}")
-    # Then no sidecar is kept (the earlier one is gone), and a read says what the write did
+    # And a body the key implies is described by nothing, and read as what the write did
     got = local_store.get("d/x.json")
-    assert not sidecar.exists()
+    assert "user.wandstore" not in os.listxattr(path)
     assert (got.content_type, got.metadata, got.etag) == ("application/json", {}, md5_etag(b"{}"))
-    # And a type the key does not imply still gets its sidecar
+    # And a type the key does not imply is kept too
     local_store.put("d/y.json", b"x", content_type="text/plain")
     assert local_store.get("d/y.json").content_type == "text/plain"
+
+
+def test_local_store_falls_back_to_sidecars_where_files_keep_no_attributes(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a file system that refuses user attributes (os.setxattr patched to say so; restored after)
+    def refuse(*args: Any) -> None:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", refuse)
+    sidecar = local_store.root / ".wandstore" / "meta" / "d" / "x.json.json"
+    # When an object with metadata is written
+    local_store.put("d/x.json", b"{}", metadata={"pipeline": "product_copy"})
+    # Then its description is a sidecar, read back with it
+    assert sidecar.exists() and local_store.get("d/x.json").metadata == {"pipeline": "product_copy"}
+    # And the same body without metadata drops the sidecar
+    local_store.put("d/x.json", b"{}")
+    assert not sidecar.exists() and local_store.get("d/x.json").metadata == {}
+    # And a store written with sidecars (before attributes) is read by a store that has them
+    local_store.put("d/z.txt", b"z", content_type="text/csv", metadata={"a": "1"})
+    monkeypatch.undo()
+    got = LocalStore(local_store.root).get("d/z.txt")
+    assert (got.content_type, got.metadata) == ("text/csv", {"a": "1"})
 
 
 def test_local_store_reads_files_placed_by_hand(local_store: LocalStore) -> None:
