@@ -4,7 +4,8 @@ litellm takes seconds to import and would download its price map and tiktoken's 
 `prepare_offline_env` points both at the copies bundled with litellm first. In the pinned
 litellm no setting turns off its per-call cost calculation, its logging payload or
 `acompletion`'s hop to a worker thread (with no callbacks registered it already skips its
-sync-callback thread); `python -m bench.litellm_settings` measures the ones it has.
+sync-callback thread); `python -m bench.litellm_settings` measures the ones it has. The
+worker's loop takes the hop away with `SetupInline` (docs/decisions/0030).
 """
 
 from __future__ import annotations
@@ -70,9 +71,9 @@ class SetupInline(ThreadPoolExecutor):
     hand-off and a loop wake-up per call for work that does not block. This executor runs that
     one function where it is submitted, on the loop; everything else (`asyncio.to_thread`,
     DNS lookups) goes to its threads as before. It recognises the set-up by the function
-    `litellm.main.completion` inside the `functools.partial` that `acompletion` submits; if a litellm
-    release submits something else, that goes to a thread, as before (tests/unit/test_litellm_hop.py
-    says so when the pin moves).
+    `litellm.main.completion` inside the `functools.partial` that `acompletion` submits; if a
+    litellm release submits something else, that goes to a thread, as before
+    (tests/unit/test_private_pins.py says so when the pin moves).
     """
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
