@@ -37,16 +37,22 @@ def should_retry(retries: int, exc: BaseException) -> bool:
 INTERRUPT_CHECK_S = 1.0
 
 
+def event_loop_thread(logger: Any) -> EventLoopThread:
+    """A worker's event loop thread, not started: Dramatiq's, with the service's interrupt check."""
+    thread = EventLoopThread(logger, interrupt_check_ival=INTERRUPT_CHECK_S)
+    # A daemon, like Dramatiq's worker and consumer threads: if the process is told to exit
+    # without a graceful stop, the loop must not keep it alive (and its consumers running).
+    thread.daemon = True
+    # litellm's request set-up runs on the loop, not on a thread of its own (agents/_litellm.py).
+    thread.loop.set_default_executor(SetupInline(thread_name_prefix="asyncio"))
+    return thread
+
+
 class AsyncEventLoop(AsyncIO):
     """Dramatiq's `AsyncIO` with an interrupt check suited to hundreds of waiting threads."""
 
     def before_worker_boot(self, broker: Any, worker: Any) -> None:
-        thread = EventLoopThread(self.logger, interrupt_check_ival=INTERRUPT_CHECK_S)
-        # A daemon, like Dramatiq's worker and consumer threads: if the process is told to exit
-        # without a graceful stop, the loop must not keep it alive (and its consumers running).
-        thread.daemon = True
-        # litellm's request set-up runs on the loop, not on a thread of its own (agents/_litellm.py).
-        thread.loop.set_default_executor(SetupInline(thread_name_prefix="asyncio"))
+        thread = event_loop_thread(self.logger)
         thread.start(timeout=1.0)
         set_event_loop_thread(thread)
 

@@ -284,7 +284,7 @@ class LocalStore:
         return True
 
     def _get_xattr(self, fd: int) -> dict[str, Any] | None:
-        if not hasattr(os, "getxattr"):
+        if not self._xattrs:  # none written here (no attributes on this platform or file system)
             return None
         try:
             data = json.loads(os.getxattr(fd, _XATTR))

