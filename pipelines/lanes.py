@@ -177,19 +177,25 @@ def keep_in_place(native_id: int | None) -> None:
 
 
 def apply(placement: Placement) -> None:
-    """Apply `placement` to every thread of this process but those kept in place."""
+    """Apply `placement` to every thread of this process but those kept in place.
+
+    Threads go on running meanwhile: one started by a thread not yet placed is born with the old
+    place, after the listing. So the threads are listed again until no new one shows up; a thread
+    started after that is started by a placed thread, and inherits its place.
+    """
     cpus, policy = placement.cpus, placement.policy
-    for tid in _threads():
-        if tid in _KEEP:
-            continue
-        try:
-            if cpus is not None:
-                os.sched_setaffinity(tid, cpus)
-            if policy is not None:
-                number = os.SCHED_IDLE if policy == "idle" else os.SCHED_BATCH
-                os.sched_setscheduler(tid, number, os.sched_param(0))
-        except ProcessLookupError:  # the thread ended since the listing
-            continue
+    done = set(_KEEP)
+    while todo := [tid for tid in _threads() if tid not in done]:
+        for tid in todo:
+            done.add(tid)
+            try:
+                if cpus is not None:
+                    os.sched_setaffinity(tid, cpus)
+                if policy is not None:
+                    number = os.SCHED_IDLE if policy == "idle" else os.SCHED_BATCH
+                    os.sched_setscheduler(tid, number, os.sched_param(0))
+            except ProcessLookupError:  # the thread ended since the listing
+                continue
 
 
 class BatchLane:

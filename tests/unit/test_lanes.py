@@ -162,3 +162,20 @@ def test_nothing_to_reserve_means_no_look_and_no_recheck() -> None:
 def test_a_bad_policy_is_refused_before_anything_is_applied() -> None:
     with pytest.raises(ValueError, match="BATCH_CPU_POLICY"):
         BatchLane("fast", 1, look=lambda: pytest.fail("looked"))
+
+
+def test_a_thread_born_while_placing_is_placed_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread started by one not yet placed appears after the first listing: it is placed as well."""
+    from pipelines import lanes
+
+    # Given a process whose second listing shows a thread born during the first pass (patched
+    # listing and affinity call, restored after), and a kept heartbeat thread
+    listings = iter([[11, 12], [11, 12, 13], [11, 12, 13]])
+    monkeypatch.setattr(lanes, "_threads", lambda: next(listings))
+    placed: list[int] = []
+    monkeypatch.setattr(os, "sched_setaffinity", lambda tid, cpus: placed.append(tid))
+    monkeypatch.setattr(lanes, "_KEEP", {12})
+    # When the batch lane's CPUs are applied
+    lanes.apply(lanes.Placement(cpus=frozenset({0}), policy=None))
+    # Then every thread but the kept one is placed, the late one included, each once
+    assert placed == [11, 13]
