@@ -210,7 +210,7 @@ def test_calls_never_wait_on_a_stalled_label_read(labels: PromptLabels) -> None:
     started = time.monotonic()
     got = arun(many(), timeout_s=5)
     # Then they are answered at once from the labels last seen, and only one read is in flight
-    assert got == ["v2"] * 50 and time.monotonic() - started < 1
+    assert got == ["v2"] * 50 and time.monotonic() - started < 2.5  # a hung read would take 5 s
     assert len(resolver._inflight) == 1
     release.set()
 

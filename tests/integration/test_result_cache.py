@@ -159,6 +159,6 @@ def test_a_waiter_computes_itself_when_the_lock_outlasts_its_wait(
     started = time.monotonic()
     got = arun(cache.get_or_compute("test", "k3", compute, store="s1"))
     # Then it polled for about its wait, then computed and stored the value itself
-    assert 0.1 < time.monotonic() - started < 0.3 + 0.3
+    assert 0.1 < time.monotonic() - started < 0.3 + 1.0  # not the lock's 60 s
     assert got.value == {"mine": True} and not got.hit
     assert arun(cache.get("test", "k3", store="s1")) == {"mine": True}
