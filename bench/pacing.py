@@ -28,7 +28,7 @@ from bench.env import BenchEnv
 from bench.report import Section, fmt, load_note, quiet_driver_logs
 from bench.runs import Batch, run_copy, warm_up
 
-TITLE = "8. Pacing to provider limits: a 1,000-product catalog copy at the provider's RPM and TPM"
+TITLE = "9. Pacing to provider limits: a 1,000-product catalog copy at the provider's RPM and TPM"
 MODEL = "gpt-4o-mini"
 RATIO_TARGET = 1.10
 LIMITED_TARGET = 0.01
