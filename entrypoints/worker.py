@@ -6,6 +6,7 @@ through the composition root and makes it the process's broker.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import dramatiq
@@ -15,21 +16,43 @@ from adapters.logs import get_logger
 from adapters.settings import get_settings
 from entrypoints import compose
 from entrypoints.heap import keep_boot_heap
-from pipelines.dramatiq_gaps import StopOnce
+from pipelines.dramatiq_gaps import StopOnce, served_queues
 from pipelines.lanes import LanePlacement
+from pipelines.queues import INTERACTIVE
 
 log = get_logger("entrypoints.worker")
 
 
 class Warmup(Middleware):
-    """Build the process's services (litellm import, clients, prompts) before the first message,
-    then keep what boot built out of the garbage collector's way (`keep_boot_heap`)."""
+    """Build the process's services (litellm import, clients, prompts) and make one mock call, then
+    keep what boot built out of the garbage collector's way (`keep_boot_heap`).
+
+    A worker that serves the interactive queue warms before its consumers start: after a deploy,
+    a shopper's request taken by a cold process would wait seconds for litellm's import, past its
+    deadline. A batch-only worker warms once booted, after lane placement has put it where it
+    runs (pipelines/lanes.py): its jobs can wait that long.
+    """
+
+    def __init__(self) -> None:
+        self._warm = False
+
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        queues = served_queues(worker)
+        if queues is None or INTERACTIVE in queues:
+            self._warm_up()
 
     def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        if not self._warm:
+            self._warm_up()
+
+    def _warm_up(self) -> None:
         from pipelines.personalize import warm_up
 
+        started = time.perf_counter()
         warm_up(compose.services())
         keep_boot_heap()
+        self._warm = True
+        log.info("worker_warm", took_ms=round((time.perf_counter() - started) * 1000))
 
 
 def setup() -> None:
