@@ -129,6 +129,9 @@ class Settings(BaseSettings):
     # An open job (queued, running, retrying) unwritten this long whose message is in no queue, delay
     # queue or worker's hands is reported `lost` (pipelines/lost_jobs.py).
     jobs_lost_after_s: float = Field(default=120.0, ge=1)
+    # Decided copy drafts (rejected, set aside, replaced) older than this are removed, row and
+    # body (pipelines/drafts_retention.py); pending and live ones are kept. 0: keep every draft.
+    draft_retention_days: float = Field(default=90.0, ge=0)
 
     # Fairness between stores on the batch lane (pipelines/fair.py, docs/operations in
     # docs/processes.md): jobs wait in per-store lists and move onto `batch` round-robin while

@@ -81,7 +81,11 @@ def build_broker(settings: Settings, client: redis.Redis) -> RedisBroker:
         # Which copy of a job's message is current (a job whose message is gone is reported lost).
         JobLocations(),
         # Every worker process: heartbeat and maintenance on a timer, a sweep at start.
-        BrokerMaintenance(settings.broker_maintenance_interval_ms, lost_after_s=settings.jobs_lost_after_s),
+        BrokerMaintenance(
+            settings.broker_maintenance_interval_ms,
+            lost_after_s=settings.jobs_lost_after_s,
+            draft_retention_days=settings.draft_retention_days,
+        ),
     ]
     return WandstoreBroker(
         client=client,

@@ -9,7 +9,9 @@ it declares (and at once when it starts, a sweep of what earlier crashes left). 
 - is this process's heartbeat (so a process whose threads are all busy in long model calls is
   still alive to the others: it heartbeats once per interval, the timeout is several intervals);
 - requeues what workers silent for `BROKER_HEARTBEAT_TIMEOUT_MS` had claimed;
-- lets one process of the fleet look for jobs whose message is gone (pipelines/lost_jobs.py).
+- lets one process of the fleet look for jobs whose message is gone (pipelines/lost_jobs.py);
+- once an hour, lets one process of the fleet remove old decided drafts, on a thread of its own
+  (pipelines/drafts_retention.py).
 
 After Redis was out of reach for longer than the heartbeat timeout, every worker's heartbeat is
 stale, not only dead ones': the pass then only heartbeats for one timeout, so live workers speak
@@ -27,6 +29,8 @@ from typing import Any
 from dramatiq.middleware import Middleware
 
 from adapters.logs import get_logger
+from pipelines import services
+from pipelines.drafts_retention import claim, prune_logged
 from pipelines.dramatiq_gaps import claimed_by, dead_workers, maintain
 from pipelines.lanes import keep_in_place
 from pipelines.lost_jobs import reconcile_if_due
@@ -37,9 +41,11 @@ log = get_logger("pipelines.maintenance")
 class Maintainer:
     """One process's maintenance passes over `broker`'s queues (a thread calls `tick`)."""
 
-    def __init__(self, broker: Any, *, lost_after_s: float | None) -> None:
+    def __init__(self, broker: Any, *, lost_after_s: float | None, draft_retention_days: float = 0.0) -> None:
         self.broker = broker
         self.lost_after_s = lost_after_s
+        self.draft_retention_days = draft_retention_days
+        self._pruning: threading.Thread | None = None
         self.timeout_s = broker.heartbeat_timeout / 1000
         self._last_ok = time.monotonic()
         self._quiet_until = 0.0
@@ -69,14 +75,36 @@ class Maintainer:
             found = reconcile_if_due(self.broker, lost_after_s=self.lost_after_s)
             if found is not None and found.lost:
                 log.warning("jobs_lost", count=len(found.lost), checked=found.checked)
+        if self.draft_retention_days > 0 and now >= self._quiet_until:
+            self.prune_drafts()
+
+    def prune_drafts(self) -> threading.Thread | None:
+        """Start this turn's drafts pruning on a thread of its own, if it is this process's turn."""
+        svc = services.built()
+        if svc is None or (self._pruning is not None and self._pruning.is_alive()):
+            return None
+        if not claim(svc.redis):
+            return None
+        self._pruning = threading.Thread(
+            target=prune_logged,
+            args=(svc.redis, svc.store),
+            kwargs={"retention_days": self.draft_retention_days},
+            name="drafts-prune",
+            daemon=True,
+        )
+        self._pruning.start()
+        return self._pruning
 
 
 class BrokerMaintenance(Middleware):
     """Run a `Maintainer` every `interval_ms` in a daemon thread, from worker boot to shutdown."""
 
-    def __init__(self, interval_ms: int, *, lost_after_s: float | None = None) -> None:
+    def __init__(
+        self, interval_ms: int, *, lost_after_s: float | None = None, draft_retention_days: float = 0.0
+    ) -> None:
         self.interval_s = interval_ms / 1000
         self.lost_after_s = lost_after_s
+        self.draft_retention_days = draft_retention_days
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -86,7 +114,9 @@ class BrokerMaintenance(Middleware):
         if self._thread is not None:
             return
         self._stop.clear()
-        maintainer = Maintainer(broker, lost_after_s=self.lost_after_s)
+        maintainer = Maintainer(
+            broker, lost_after_s=self.lost_after_s, draft_retention_days=self.draft_retention_days
+        )
         self._thread = threading.Thread(
             target=self._run, args=(maintainer,), name="broker-maintenance", daemon=True
         )

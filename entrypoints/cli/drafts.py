@@ -1,4 +1,4 @@
-"""`wandstore-agents drafts list|show|approve|reject|feedback`: review from the command line."""
+"""`wandstore-agents drafts list|show|approve|reject|feedback|prune`: review from the command line."""
 
 from __future__ import annotations
 
@@ -262,4 +262,60 @@ def export_feedback(
         table,
         ["at", "store", "prompt_version", "action", "target", "reason", "changes", "by"],
         title=f"feedback on {prompt} ({len(rows)})",
+    )
+
+
+@drafts_app.command("prune")
+def prune_drafts(
+    older_than_days: float | None = typer.Option(
+        None,
+        "--older-than-days",
+        min=0.0,
+        help="Decided at least this many days ago [default: DRAFT_RETENTION_DAYS].",
+    ),
+    stores: list[str] = typer.Option(
+        [], "--store", help="Only this store (repeat for more) [default: every store]."
+    ),
+    as_json: bool = AS_JSON,
+) -> None:
+    """Remove decided copy drafts (rejected, set aside, replaced) older than the retention, row and body.
+
+    Pending drafts, each product's live draft, drafts whose Shopify push waits and theme drafts
+    stay. The worker does this once an hour on its own; this runs it now.
+    """
+    from rich.progress import Progress
+
+    from adapters.settings import get_settings
+    from pipelines.drafts_retention import DAY_S, prune
+
+    for name in stores:
+        known_store(name)
+    days = get_settings().draft_retention_days if older_than_days is None else older_than_days
+    if older_than_days is None and days <= 0:
+        fail("DRAFT_RETENTION_DAYS is 0 (every draft is kept): pass --older-than-days N to prune anyway")
+    client, objects = _review()
+    with Progress(console=err_console, transient=True, disable=as_json) as progress:
+        task = progress.add_task("pruning drafts", total=None)
+
+        def turn(store: str, total: int) -> None:
+            progress.update(task, total=total, description=f"pruning drafts of {store}")
+            progress.advance(task)
+
+        done = _guard(
+            lambda: prune(client, objects, older_than_s=days * DAY_S, stores=stores or None, on_store=turn)
+        )
+    result = {
+        "older_than_days": days,
+        "checked": done.checked,
+        "pruned": done.pruned,
+        "by_store": done.by_store,
+    }
+    if as_json:
+        print_json(result)
+        return
+    rows = [{"store": name, "pruned": count} for name, count in sorted(done.by_store.items())]
+    print_table(
+        rows,
+        ["store", "pruned"],
+        title=f"drafts decided over {days:g} days ago: {done.pruned} of {done.checked} removed",
     )
