@@ -127,7 +127,7 @@ def prune(
                     # After Redis, so a draft is never listed without its body.
                     with contextlib.suppress(NotFound):
                         objects.delete(draft_key(store, draft_id))
-                start = kept  # removed ones left the index; the kept ones are skipped next page
+                start += kept  # the pruned left the index; the kept stay ahead of the next page
                 if len(ids) < PAGE:
                     break
     except redis.RedisError as exc:

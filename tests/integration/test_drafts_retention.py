@@ -91,10 +91,13 @@ def decided(services: Any) -> dict[str, str]:
 
 
 def test_decided_copy_drafts_past_the_retention_are_removed_and_the_rest_stay(
-    services: Any, decided: dict[str, str]
+    services: Any, decided: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from pipelines import drafts_retention
     from pipelines.drafts import Drafts
     from pipelines.drafts_retention import prune
+
+    monkeypatch.setattr(drafts_retention, "PAGE", 2)  # pages of two: kept drafts span pages
 
     # When drafts decided more than a day ago are pruned, a day and a half from now
     done = prune(services.redis, services.store, older_than_s=DAY_S, now=time.time() + 1.5 * DAY_S,
