@@ -318,4 +318,5 @@ def prune_drafts(
         rows,
         ["store", "pruned"],
         title=f"drafts decided over {days:g} days ago: {done.pruned} of {done.checked} removed",
+        right=("pruned",),
     )

@@ -15,10 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import redis
-
-from tests.fixtures.lane import Lane, _start, _stop, procfile_command
-from tests.fixtures.redis import RedisProcess
+from tests.fixtures.lane import open_lane, procfile_command, start_worker, stop_lane
 from tests.helpers import wait_job
 
 
@@ -35,23 +32,16 @@ def warm_times(log: Path) -> list[float]:
 def test_the_interactive_lane_takes_no_message_before_it_is_warm(
     dev_gateway: Any, shopify_server: Any, tmp_path: Path
 ) -> None:
-    from dramatiq.brokers.redis import RedisBroker
-
-    from pipelines.status import JobStatus
     from pipelines.submit import submit_personalize
 
-    lane = Lane(redis=RedisProcess(data_dir=tmp_path / "redis"), store_dir=tmp_path / "objects")
-    lane.redis.start()
+    lane = open_lane(tmp_path)
     try:
-        lane.client = redis.Redis.from_url(lane.redis.url)
-        lane.broker = RedisBroker(url=lane.redis.url)
-        lane.status = JobStatus(lane.client)
         # Given a shopper's request queued before the lane's process starts (a deploy)
         context = {"candidates": [{"id": f"boot-{n}", "title": f"Boot product {n}"} for n in range(3)]}
         job = submit_personalize(lane.broker, lane.status, "boot-store", "boot-shopper", context)
         # When the Procfile's interactive process starts
         command = procfile_command("interactive", processes="1", threads="8")
-        _start(lane, "interactive", command, tmp_path, shopify_server.base_url)
+        start_worker(lane, "interactive", command, tmp_path, shopify_server.base_url)
         info = wait_job(lane.status, job, timeout_s=90)
         # Then the request was served, and started only once the process was warm
         warm = warm_times(tmp_path / "interactive.log")
@@ -61,4 +51,4 @@ def test_the_interactive_lane_takes_no_message_before_it_is_warm(
             f"the request started {warm[0] - float(info['started_at']):.2f} s before the process was warm"
         )
     finally:
-        _stop(lane)
+        stop_lane(lane)
