@@ -15,10 +15,13 @@ lives in Redis, where a transition is one atomic script:
   pending is superseded: the review queue holds one draft per product).
 
 Every key names the store: one store's drafts are never listed, read or decided through another's.
+Copy drafts decided and done long ago are removed whole by `remove_if_done`, which
+pipelines/drafts_retention.py calls on a schedule.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import time
@@ -117,6 +120,30 @@ return {1, 'pending', ''}
 """
 
 
+# Remove a copy draft that is decided and done, decided before a cutoff (pipelines/drafts_retention.py):
+# rejected, or approved and no longer live; not its product's live draft; no Shopify push waiting.
+# KEYS: row, decisions, index, live map, newest map. ARGV: id, cutoff (Unix seconds).
+# Returns 'removed', 'kept', or 'gone' (no row: its index entry is dropped).
+_REMOVE_DONE = """
+local row = redis.call('hmget', KEYS[1], 'status', 'kind', 'product_id', 'updated_at', 'shopify')
+local status = row[1]
+if not status then
+  redis.call('zrem', KEYS[3], ARGV[1])
+  return 'gone'
+end
+if row[2] ~= 'copy' then return 'kept' end
+if status ~= 'rejected' and status ~= 'approved' then return 'kept' end
+if (tonumber(row[4]) or 0) > tonumber(ARGV[2]) then return 'kept' end
+if row[5] and string.find(row[5], '"status": *"queued"') then return 'kept' end
+local target = 'copy:' .. (row[3] or '')
+if redis.call('hget', KEYS[4], target) == ARGV[1] then return 'kept' end
+if redis.call('hget', KEYS[5], target) == ARGV[1] then redis.call('hdel', KEYS[5], target) end
+redis.call('del', KEYS[1], KEYS[2])
+redis.call('zrem', KEYS[3], ARGV[1])
+return 'removed'
+"""
+
+
 @dataclass
 class Proposal:
     created: bool  # False: the draft existed already (a redelivered job)
@@ -138,6 +165,7 @@ class Drafts:
         self.objects = objects
         self._move = client.register_script(_MOVE)
         self._propose = client.register_script(_PROPOSE)
+        self._remove_done: Any = None  # registered on first use: only retention removes
 
     # --- writing ----------------------------------------------------------------------
 
@@ -316,6 +344,44 @@ class Drafts:
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not read the live draft from Redis: {exc}") from None
         return _text(found) if found else None
+
+    # --- retention (pipelines/drafts_retention.py) ------------------------------------------
+
+    def stores(self) -> builtins.list[str]:
+        """Every store that has drafts."""
+        found = set()
+        try:
+            for key in self.r.scan_iter(match=INDEX + "*", count=1000):
+                name = _text(key)[len(INDEX) :]
+                if ":" not in name:  # not a store's `:live` or `:newest` map
+                    found.add(name)
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not list the stores with drafts in Redis: {exc}") from None
+        return sorted(found)
+
+    def created_before(self, store: str, cutoff: float, *, start: int, num: int) -> builtins.list[str]:
+        """Ids of the store's drafts created before `cutoff`, oldest first, `num` from `start`."""
+        try:
+            found: Any = self.r.zrangebyscore(INDEX + store, "-inf", cutoff, start=start, num=num)
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not list drafts in Redis: {exc}") from None
+        return [_text(i) for i in found]
+
+    def remove_if_done(self, store: str, draft_id: str, decided_before: float) -> str:
+        """Remove a copy draft decided and done before `decided_before` (`_REMOVE_DONE`), its body
+        last, so no listed draft lacks one; 'removed', 'kept' or 'gone' (no row was left)."""
+        if self._remove_done is None:
+            self._remove_done = self.r.register_script(_REMOVE_DONE)
+        row, index = _row(store, draft_id), INDEX + store
+        keys = [row, row + ":decisions", index, index + ":live", index + ":newest"]
+        try:
+            outcome = _text(self._remove_done(keys=keys, args=[draft_id, decided_before]))
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not remove the draft in Redis: {exc}") from None
+        if outcome != "kept":
+            with contextlib.suppress(NotFound):
+                self.objects.delete(draft_key(store, draft_id))
+        return outcome
 
 
 def _encoded(fields: dict[str, Any]) -> dict[str, str]:

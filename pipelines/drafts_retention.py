@@ -2,8 +2,8 @@
 
 Every copy job writes a draft, so a store that copies its catalog daily adds a draft per product
 per day: without a limit its drafts grow in Redis and in the bucket for ever. A copy draft is
-removed when all of these hold (the check and the removal are one script, so a decision made
-meanwhile keeps it):
+removed when all of these hold (`Drafts.remove_if_done`: the check and the removal are one
+script, so a decision made meanwhile keeps it):
 
 - it was created and last changed (decided, pushed) more than the retention ago;
 - it is decided and done: `rejected` (by a person, or set aside by a newer draft), or
@@ -22,19 +22,15 @@ prune` runs it by hand.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis
 
-from adapters.errors import BrokerUnavailable, NotFound
 from adapters.logs import get_logger
 from adapters.store import ObjectStore
-from domain.drafts import draft_key
-from pipelines.drafts import INDEX, PREFIX
+from pipelines.drafts import Drafts
 
 log = get_logger("pipelines.drafts_retention")
 
@@ -42,27 +38,6 @@ PRUNE_EVERY_S = 3600.0
 PAGE = 500
 DAY_S = 86_400.0
 _LOCK = "wandstore:drafts-prune:lock"
-_MAPS = (":live", ":newest")
-
-# KEYS: row, decisions, index, live map, newest map. ARGV: id, cutoff (Unix seconds).
-_PRUNE = """
-local row = redis.call('hmget', KEYS[1], 'status', 'kind', 'product_id', 'updated_at', 'shopify')
-local status = row[1]
-if not status then
-  redis.call('zrem', KEYS[3], ARGV[1])
-  return 'gone'
-end
-if row[2] ~= 'copy' then return 'kept' end
-if status ~= 'rejected' and status ~= 'approved' then return 'kept' end
-if (tonumber(row[4]) or 0) > tonumber(ARGV[2]) then return 'kept' end
-if row[5] and string.find(row[5], '"status": *"queued"') then return 'kept' end
-local target = 'copy:' .. (row[3] or '')
-if redis.call('hget', KEYS[4], target) == ARGV[1] then return 'kept' end
-if redis.call('hget', KEYS[5], target) == ARGV[1] then redis.call('hdel', KEYS[5], target) end
-redis.call('del', KEYS[1], KEYS[2])
-redis.call('zrem', KEYS[3], ARGV[1])
-return 'pruned'
-"""
 
 
 @dataclass
@@ -72,16 +47,6 @@ class Pruned:
     checked: int = 0
     pruned: int = 0
     by_store: dict[str, int] = field(default_factory=dict)
-
-
-def stores_with_drafts(client: redis.Redis) -> list[str]:
-    """Every store that has a draft index (`wandstore:drafts:{store}`)."""
-    found = set()
-    for key in client.scan_iter(match=INDEX + "*", count=1000):
-        name = (key.decode() if isinstance(key, bytes) else key)[len(INDEX) :]
-        if ":" not in name:  # not a store's `:live` or `:newest` map
-            found.add(name)
-    return sorted(found)
 
 
 def prune(
@@ -98,40 +63,24 @@ def prune(
     `on_store(store, stores)` is called as each store's turn begins (a CLI's progress).
     """
     cutoff = (time.time() if now is None else now) - older_than_s
-    script = client.register_script(_PRUNE)
+    drafts = Drafts(client, objects)
     out = Pruned()
-    try:
-        names = stores if stores is not None else stores_with_drafts(client)
-        for store in names:
-            if on_store is not None:
-                on_store(store, len(names))
-            index, start = INDEX + store, 0
-            while True:
-                ids: list[Any] = list(client.zrangebyscore(index, "-inf", cutoff, start=start, num=PAGE))
-                if not ids:
-                    break
-                kept = 0
-                for raw in ids:
-                    draft_id = raw.decode() if isinstance(raw, bytes) else str(raw)
-                    row = f"{PREFIX}{store}:{draft_id}"
-                    keys = [row, row + ":decisions", index, index + _MAPS[0], index + _MAPS[1]]
-                    got = script(keys=keys, args=[draft_id, cutoff])
-                    outcome = got.decode() if isinstance(got, bytes) else got
-                    out.checked += 1
-                    if outcome == "kept":
-                        kept += 1
-                        continue
-                    if outcome == "pruned":
-                        out.pruned += 1
-                        out.by_store[store] = out.by_store.get(store, 0) + 1
-                    # After Redis, so a draft is never listed without its body.
-                    with contextlib.suppress(NotFound):
-                        objects.delete(draft_key(store, draft_id))
-                start += kept  # the pruned left the index; the kept stay ahead of the next page
-                if len(ids) < PAGE:
-                    break
-    except redis.RedisError as exc:
-        raise BrokerUnavailable(f"could not prune drafts in Redis: {exc}") from None
+    names = stores if stores is not None else drafts.stores()
+    for store in names:
+        if on_store is not None:
+            on_store(store, len(names))
+        start = 0
+        while ids := drafts.created_before(store, cutoff, start=start, num=PAGE):
+            for draft_id in ids:
+                out.checked += 1
+                outcome = drafts.remove_if_done(store, draft_id, cutoff)
+                if outcome == "kept":
+                    start += 1  # still in the index, ahead of the next page
+                elif outcome == "removed":
+                    out.pruned += 1
+                    out.by_store[store] = out.by_store.get(store, 0) + 1
+            if len(ids) < PAGE:
+                break
     return out
 
 
@@ -152,4 +101,4 @@ def prune_logged(client: redis.Redis, objects: ObjectStore, *, retention_days: f
     return done
 
 
-__all__ = ["PAGE", "PRUNE_EVERY_S", "Pruned", "claim", "prune", "prune_logged", "stores_with_drafts"]
+__all__ = ["PAGE", "PRUNE_EVERY_S", "Pruned", "claim", "prune", "prune_logged"]

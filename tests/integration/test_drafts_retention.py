@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from domain.drafts import draft_key
 from tests.fixtures.stores import add_store
 
 STORE = "drafts-retention"
@@ -36,7 +37,6 @@ def _draft(n: int, *, store: str = STORE, kind: str = "copy") -> dict[str, Any]:
 
 def _exists(services: Any, store: str, draft_id: str) -> tuple[bool, bool, bool]:
     """(row in Redis, in the store's index, body in the object store)."""
-    from domain.drafts import draft_key
     from pipelines.drafts import INDEX, PREFIX
 
     row = services.redis.exists(f"{PREFIX}{store}:{draft_id}") == 1
@@ -134,11 +134,15 @@ def test_one_process_of_the_fleet_prunes_each_hour_on_a_thread_of_its_own(
     from pipelines.drafts_retention import _LOCK
     from pipelines.maintenance import Maintainer
 
+    # Given a rejected draft decided 100 days ago, and a retention of 90
+    row = f"wandstore:draft:{STORE}:{decided['rejected']}"
+    services.redis.hset(row, "updated_at", str(time.time() - 100 * DAY_S))
     broker = SimpleNamespace(heartbeat_timeout=15_000)  # all a Maintainer reads of its broker to start
     first = Maintainer(broker, lost_after_s=None, draft_retention_days=90)
     second = Maintainer(broker, lost_after_s=None, draft_retention_days=90)
     try:
-        # The session's own worker runs the same maintenance and may take a freed turn first
+        # When one maintainer takes the hour's turn (the session's own worker runs the same
+        # maintenance and may take a freed turn first)
         for _ in range(5):
             services.redis.delete(_LOCK)
             if (thread := first.prune_drafts()) is not None:
@@ -146,12 +150,35 @@ def test_one_process_of_the_fleet_prunes_each_hour_on_a_thread_of_its_own(
         assert thread is not None and thread.name == "drafts-prune"
         thread.join(timeout=30)
         assert not thread.is_alive()
-        assert second.prune_drafts() is None  # the turn is taken for the hour
+        # Then the other does not, for the hour
+        assert second.prune_drafts() is None
         assert 0 < services.redis.pttl(_LOCK) <= 3_600_000
     finally:
         services.redis.delete(_LOCK)
-    # Nothing here was decided 90 days ago: the pass removed nothing
-    assert _exists(services, STORE, decided["rejected"]) == (True, True, True)
+    # And the pass removed the old decision, and nothing decided within the 90 days
+    assert _exists(services, STORE, decided["rejected"]) == (False, False, False)
+    assert _exists(services, STORE, decided["replaced"]) == (True, True, True)
+
+
+def test_the_procfile_workers_prune_on_their_own(lane: Any) -> None:
+    from pipelines.drafts import PREFIX, Drafts
+    from pipelines.drafts_retention import _LOCK
+
+    # Given a copy draft rejected 100 days ago in the lane's Redis and bucket (default retention: 90)
+    drafts = Drafts(lane.client, lane.objects())
+    draft = _draft(20, store=OTHER)
+    drafts.propose(draft, "copy:p20")
+    drafts.move(OTHER, draft["id"], allowed=("pending",), to="rejected")
+    row = f"{PREFIX}{OTHER}:{draft['id']}"
+    lane.client.hset(row, "updated_at", str(time.time() - 100 * DAY_S))
+    # When the hour's turn, taken when the workers booted, comes round again
+    lane.client.delete(_LOCK)
+    # Then a worker's maintenance (every 5 s) removes it, row and body
+    deadline = time.monotonic() + 30
+    while lane.client.exists(row) and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling Redis for the workers' pass, not a test sleep
+    assert not lane.client.exists(row), "no worker pruned the old draft within 30 s"
+    assert not lane.objects().exists(draft_key(OTHER, draft["id"]))
 
 
 @pytest.fixture
