@@ -135,12 +135,15 @@ class GatewayState:
         self.down: set[str] = set()
 
     def reset(self) -> None:
-        """Back to a fresh gateway: no stats, caches, faults or runtime config."""
+        """Back to a fresh gateway: no stats, caches, faults or runtime config.
+
+        The answer memo stays: an answer is a function of the request body and the hostile
+        options (its key), so keeping it changes no reply, only what composing one costs.
+        """
         self.behaviour = Behaviour(latency_ms=self.initial.latency_ms, hostile=self.initial.hostile)
         self.stats = Stats()
         self.faults.clear()
         self.responses.clear()
-        self.answers.clear()
         self.seen_systems.clear()
         self.seen_headers.clear()
         self.limits = RateLimits()
