@@ -73,10 +73,6 @@ class AgentRun(Generic[Out]):
         """The prompt's primary model when its fallback wrote the output."""
         return self.records[-1].fallback_from if self.records else None
 
-    @property
-    def gateway_cache_status(self) -> str:
-        return self.records[-1].served.value if self.records else "none"
-
 
 class Agent(Generic[Out]):
     """Subclasses set `name` (the prompt folder) and may override `postprocess` / `check`."""

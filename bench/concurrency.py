@@ -21,6 +21,7 @@ from bench.client import Client
 from bench.env import BenchEnv
 from bench.report import Section, fmt, load_note, pct, quiet_driver_logs
 from bench.runs import (
+    prime_gateway,
     run_copy,
     start_worker,
     worker_peak_rss_mb,
@@ -60,6 +61,7 @@ def run(
         client = Client(env.redis_url)
         try:
             worker = start_worker(env, client)
+            prime_gateway(env, count, threads)  # the pipeline and the floor find it equally cheap
             env.gateway_reset()
             env.gateway_config(latency_ms=latency_ms)
             rss_before = worker_rss_mb(worker)

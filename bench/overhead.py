@@ -32,7 +32,15 @@ from bench.catalog import catalog
 from bench.client import Client
 from bench.env import BenchEnv, procfile_command
 from bench.report import Section, fmt, load_note, quiet_driver_logs
-from bench.runs import FloorProcess, cpu_s, run_copy, warm_up, worker_peak_rss_mb, worker_threads
+from bench.runs import (
+    FloorProcess,
+    cpu_s,
+    prime_gateway,
+    run_copy,
+    warm_up,
+    worker_peak_rss_mb,
+    worker_threads,
+)
 
 # bench/noop_worker.py's queue. Not imported from there: importing that module sets Dramatiq's
 # global broker, and actors declared after it (pipelines.actors) would register with it.
@@ -99,14 +107,10 @@ def run(count: int, *, quick: bool = False, progress: bool = True, profile: Path
             pipeline_worker = env.start_worker("worker")
             noop_worker = env.start_worker("noop", noop_argv())
             floors = [FloorProcess(env, name, count, threads) for name in ("litellm", "gateway")]
-            primer = FloorProcess(env, "gateway", count, threads)
-            for floor in [*floors, primer]:
+            for floor in floors:
                 floor.ready()
             warm_up(env, client, pipeline_worker)
-            # The dev gateway composes each answer once per request body and then replays it. Every
-            # timed phase sends the same N bodies, so without this untimed pass the first phase
-            # would pay ~3x the gateway CPU per call of the later ones, on the cores they share.
-            primer.go(env.gateway_pid())
+            prime_gateway(env, count, threads)
 
             q = queue_floor(env, client, noop_worker, count)
             wf = call_floor(client, noop_worker, count)

@@ -253,12 +253,6 @@ class Drafts:
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not update the draft in Redis: {exc}") from None
 
-    def add_decision(self, store: str, draft_id: str, decision: dict[str, Any]) -> None:
-        try:
-            self.r.rpush(_row(store, draft_id) + ":decisions", json.dumps(decision, ensure_ascii=False))
-        except redis.RedisError as exc:
-            raise BrokerUnavailable(f"could not record the decision in Redis: {exc}") from None
-
     # --- reading ----------------------------------------------------------------------
 
     def state(self, store: str, draft_id: str) -> dict[str, Any]:
@@ -337,13 +331,6 @@ class Drafts:
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not list drafts in Redis: {exc}") from None
         return out
-
-    def live_id(self, store: str, target: str) -> str | None:
-        try:
-            found = self.r.hget(f"{INDEX}{store}:live", target)
-        except redis.RedisError as exc:
-            raise BrokerUnavailable(f"could not read the live draft from Redis: {exc}") from None
-        return _text(found) if found else None
 
     # --- retention (pipelines/drafts_retention.py) ------------------------------------------
 
