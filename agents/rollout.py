@@ -174,6 +174,10 @@ class LabelResolver:
             return cached.labels
         return (await asyncio.wrap_future(pending)).labels
 
+    async def refresh(self, agent: str) -> dict[str, LabelState]:
+        """Read `agent`'s labels now (joining a read already in flight)."""
+        return (await asyncio.wrap_future(self._refresh(agent))).labels
+
     def invalidate(self, agent: str | None = None) -> None:
         """Forget cached labels (all agents, or one) so the next call reads Redis afresh."""
         with self._lock:
