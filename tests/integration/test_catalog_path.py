@@ -46,9 +46,11 @@ def test_a_new_store_goes_from_stores_add_to_sync_to_personalization_and_a_theme
     path_api: tuple[RunningApi, Any], shopify_server: ShopifyStandIn
 ) -> None:
     running, ctx = path_api
-    # Given a Shopify shop of 300 real products, every 5th a draft
+    # Given a Shopify Plus shop (1,000 query-cost points a second: at the Standard plan's 100, the
+    # sync alone would wait ~40 s for its bucket; pacing is test_catalog_sync's) of 300 real
+    # products, every 5th a draft
     shop = shopify_server.add_shop(
-        SHOP, products=sample_catalog(300, seed_id=9_100_000_000_000, drafts_every=5)
+        SHOP, products=sample_catalog(300, seed_id=9_100_000_000_000, drafts_every=5), restore_rate=1000
     )
     drafts = {str(pid) for pid, p in shop.products.items() if p.rest["status"] == "draft"}
     with running.client(OPS_TOKEN) as ops:

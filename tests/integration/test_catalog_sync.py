@@ -68,7 +68,7 @@ def test_rows_carry_status_prices_in_the_store_currency_availability_and_image_a
     from domain.sanitize import plain_text
 
     # Given a shop whose products include drafts and ones with more variants than a page carries
-    made = connect(services, shopify, "rows-shop", 60)
+    made = connect(services, shopify, "rows-shop", 60, restore_rate=1000)  # Plus: not a pacing test
     # When it is synced
     assert sync(services, "rows-shop")["status"] == "done"
     doc = services.store.get(catalog_snapshot_key("rows-shop")).json()
@@ -96,7 +96,7 @@ def test_a_query_over_the_cost_limit_is_sent_again_with_a_smaller_page(
 
     # Given a page size whose query costs more than Shopify's 1,000-point limit
     monkeypatch.setattr(services.settings, "shopify_page_size", 100)
-    connect(services, shopify, "costly-shop", 120)
+    connect(services, shopify, "costly-shop", 120, restore_rate=1000)  # Plus: not a pacing test
     # When the catalog is synced
     assert sync(services, "costly-shop")["status"] == "done"
     # Then Shopify refused the first query, and smaller pages brought every product
