@@ -21,6 +21,7 @@ from bench.client import Client
 from bench.env import BenchEnv
 from bench.report import Section, fmt, load_note, pct, quiet_driver_logs
 from bench.runs import (
+    FloorProcess,
     prime_gateway,
     run_copy,
     start_worker,
@@ -60,8 +61,9 @@ def run(
     with BenchEnv(latency_ms=latency_ms) as env:
         client = Client(env.redis_url)
         try:
+            primer = FloorProcess(env, "gateway", count, threads)
             worker = start_worker(env, client)
-            prime_gateway(env, count, threads)  # the pipeline and the floor find it equally cheap
+            prime_gateway(env, primer)  # the pipeline and the floor find it equally cheap
             env.gateway_reset()
             env.gateway_config(latency_ms=latency_ms)
             rss_before = worker_rss_mb(worker)

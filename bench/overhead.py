@@ -107,10 +107,11 @@ def run(count: int, *, quick: bool = False, progress: bool = True, profile: Path
             pipeline_worker = env.start_worker("worker")
             noop_worker = env.start_worker("noop", noop_argv())
             floors = [FloorProcess(env, name, count, threads) for name in ("litellm", "gateway")]
+            primer = FloorProcess(env, "gateway", count, threads)
             for floor in floors:
                 floor.ready()
             warm_up(env, client, pipeline_worker)
-            prime_gateway(env, count, threads)
+            prime_gateway(env, primer)
 
             q = queue_floor(env, client, noop_worker, count)
             wf = call_floor(client, noop_worker, count)

@@ -100,15 +100,16 @@ def warm_up(env: BenchEnv, client: Client, child: Child, count: int = 8) -> None
         raise RuntimeError(f"the worker did not warm up: {child.log_path.read_text()[-3000:]}") from None
 
 
-def prime_gateway(env: BenchEnv, count: int, concurrency: int) -> None:
+def prime_gateway(env: BenchEnv, primer: FloorProcess) -> None:
     """Send the N chat requests every phase sends once, untimed, with no added latency.
 
-    The dev gateway composes an answer once per request body and replays it after. Primed, it
-    costs every timed phase the same CPU per call (~0.7 ms here, ~2 ms to compose), on the cores
-    the worker shares with it; in production that CPU is Cloudflare's. Leaves latency at 0.
+    `primer` is a `FloorProcess` of the gateway client over the same N requests, started early
+    (it boots while the rest does). The dev gateway composes an answer once per request body and
+    replays it after. Primed, it costs every timed phase the same CPU per call (~0.7 ms here,
+    ~2 ms to compose), on the cores the worker shares with it; in production that CPU is
+    Cloudflare's. Leaves latency at 0.
     """
     env.gateway_config(latency_ms=0)
-    primer = FloorProcess(env, "gateway", count, concurrency)
     try:
         primer.ready()
         primer.go(env.gateway_pid())
