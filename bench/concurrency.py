@@ -4,7 +4,8 @@ The worker is the Procfile's (`--processes 2 --threads 128`, async actors). Whil
 the dev gateway counts the calls it holds at once (`in_flight`), and the worker's resident
 memory is sampled. Targets: at least 256 calls in flight; throughput at least 90% of
 in-flight / latency (what that concurrency can carry); peak RSS under 1 GB.
-(Dramatiq's default 8 threads would carry 8 / 2 s = 4 jobs/s.)
+(Dramatiq's default 8 threads would carry 8 / 2 s = 4 jobs/s.) The dev gateway is primed with
+the same requests first, untimed, so the pipeline and its floor find it equally cheap.
 
 `python -m bench.concurrency [--count N] [--latency-ms L] [--quick]`
 """
