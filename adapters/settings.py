@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     # litellm sets up each call, so new calls never queue behind finished jobs' writes. Sized
     # for R2, where a copy job's writes wait on three requests (decision 0028).
     write_threads: int = Field(default=16, ge=1, le=64)
+    # After a model call of at least `finish_turn_after_ms`, at most this many jobs per event loop
+    # finish their answers at once, in arrival order, so a wave of answers does not come back
+    # as a wave of calls (decision 0033). 0: off.
+    finish_turns: int = Field(default=8, ge=0, le=1024)
+    finish_turn_after_ms: float = Field(default=1000.0, ge=0)
     catalog_snapshot_ttl_s: float = Field(default=30.0, ge=0)  # how long a worker trusts a snapshot
     callback_timeout_s: float = Field(default=2.0, gt=0)
     callback_max_attempts: int = Field(default=3, ge=1, le=10)

@@ -121,14 +121,14 @@ class Agent(Generic[Out]):
         run: AgentRun[Out] = AgentRun(output=None, prompt=prompt)  # type: ignore[arg-type]
         for attempt in range(2):
             result, reservation = await self._call(ctx, prompt, messages, run, repair=attempt > 0)
-            try:
-                output = self._parse(prompt, result.text)
-                output = self.postprocess(output, variables)
-                self.check(output, variables)
-            except (ValidationError, OutputProblems, ValueError) as exc:
-                problems = _problems(exc)
-                run.records[-1] = _with_outcome(run.records[-1], "invalid")
+            # A slow call's answer is finished in turn (agents/finish_turns.py).
+            async with self.runtime.finish.turn(result.latency_ms):
+                output, problems = self._checked(prompt, result.text, variables)
+                outcome = "invalid" if problems else "repaired" if attempt else None
+                if outcome is not None:
+                    run.records[-1] = _with_outcome(run.records[-1], outcome)
                 await self.runtime.sink.settle(reservation, run.records[-1])
+            if output is None:
                 if attempt == 1:
                     raise InvalidOutput(
                         f"{prompt.ref} returned invalid output after one repair: {'; '.join(problems)}"
@@ -140,9 +140,6 @@ class Agent(Generic[Out]):
                     {"role": "user", "content": REPAIR_INSTRUCTION.format(errors="\n".join(problems))},
                 ]
                 continue
-            if attempt:
-                run.records[-1] = _with_outcome(run.records[-1], "repaired")
-            await self.runtime.sink.settle(reservation, run.records[-1])
             run.output = output
             return run
         raise AssertionError("unreachable")
@@ -216,6 +213,15 @@ class Agent(Generic[Out]):
             )
         )
         return result, reservation
+
+    def _checked(self, prompt: Prompt, text: str, variables: dict[str, Any]) -> tuple[Out | None, list[str]]:
+        """The answer parsed, post-processed and checked; or None and the problems found."""
+        try:
+            output = self.postprocess(self._parse(prompt, text), variables)
+            self.check(output, variables)
+        except (ValidationError, OutputProblems, ValueError) as exc:
+            return None, _problems(exc)
+        return output, []
 
     def _parse(self, prompt: Prompt, text: str) -> Out:
         try:

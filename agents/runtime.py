@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from adapters.logs import get_logger
+from agents.finish_turns import FinishTurns
 from agents.gateway import GatewayClient
 from agents.prompts import PromptRegistry
 from agents.usage import CallContext, UsageRecord
@@ -69,5 +70,7 @@ class AgentRuntime:
     gateway: GatewayClient
     prompts: PromptRegistry
     sink: UsageSink = field(default_factory=LogSink)
+    # After a slow call, jobs finish their answers in arrival order (off unless the root sets it).
+    finish: FinishTurns = field(default_factory=FinishTurns)
     # Picks a prompt version for a call (labels and canaries); None means the files' default.
     resolve_version: VersionResolver = _no_override

@@ -25,6 +25,7 @@ from adapters.settings import Settings, get_settings
 from adapters.store import ObjectStore, open_store
 from adapters.telemetry import setup_tracing
 from adapters.tokens import TokenStore
+from agents.finish_turns import FinishTurns
 from agents.gateway import GatewayClient, GatewayConfig
 from agents.prompts import PromptRegistry
 from agents.rollout import LabelResolver
@@ -119,6 +120,7 @@ def build_services(settings: Settings) -> Services:
         gateway=GatewayClient(gateway_config(settings), limiter=model_limiter(settings, aio)),
         prompts=prompts,
         sink=LedgerSink(Ledger(client), settings, aio),
+        finish=FinishTurns(settings.finish_turns, settings.finish_turn_after_ms),
         resolve_version=LabelResolver(
             PromptLabels(client), prompts, ttl_s=settings.prompt_labels_ttl_s, epoch=LabelEpoch(aio)
         ),

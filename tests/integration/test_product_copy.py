@@ -236,3 +236,56 @@ def test_a_jobs_writes_run_on_the_writes_threads_with_its_context(
 
     name, value, n = arun(write())
     assert name.startswith("writes_") and value == "job 7" and n == 3
+
+
+def test_slow_answers_are_finished_in_turn_and_fast_ones_are_not(
+    services: Any, gateway: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The Procfile's settings make the runtime's finish turns (decision 0033).
+    import asyncio
+
+    from adapters.settings import get_settings
+    from agents.finish_turns import FinishTurns
+    from pipelines.product_copy import generate_product_copy
+
+    settings = get_settings()
+    assert (
+        (services.runtime.finish.size, services.runtime.finish.slow_ms)
+        == (
+            settings.finish_turns,
+            settings.finish_turn_after_ms,
+        )
+        == (8, 1000.0)
+    )
+
+    # Given a settle slow enough that concurrent jobs would overlap in it
+    inside = [0, 0]  # now, most at once
+    real = services.runtime.sink.settle
+
+    async def settle(*args: Any, **kwargs: Any) -> Any:
+        inside[0] += 1
+        inside[1] = max(inside[1], inside[0])
+        try:
+            await asyncio.sleep(0.05)
+            return await real(*args, **kwargs)
+        finally:
+            inside[0] -= 1
+
+    monkeypatch.setattr(services.runtime.sink, "settle", settle)
+    products = sample_products("stanley1913")[:4]
+
+    async def four() -> None:
+        opts = {"force_fresh": True}
+        await asyncio.gather(*(generate_product_copy(services, "stanley1913", p, opts) for p in products))
+
+    # When four jobs' calls take 300 ms, with turns of one for calls of 200 ms or more
+    gateway.config(latency_ms=300)
+    monkeypatch.setattr(services.runtime, "finish", FinishTurns(size=1, slow_ms=200))
+    arun(four())
+    # Then they finished their answers one at a time
+    assert inside[1] == 1
+    # And with calls faster than that, they overlap as they would without turns
+    inside[1] = 0
+    monkeypatch.setattr(services.runtime, "finish", FinishTurns(size=1, slow_ms=1000))
+    arun(four())
+    assert inside[1] > 1
