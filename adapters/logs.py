@@ -84,11 +84,6 @@ def scrub(text: str) -> str:
     return text
 
 
-def clip(text: str, limit: int) -> str:
-    """`text` scrubbed, then cut to `limit` characters: cut first, and a secret's tail escapes."""
-    return scrub(text)[:limit]
-
-
 # Fields that carry text from elsewhere (an upstream's error, an exception): where a partial
 # echo of a credential shows up. Other fields get the whole-secret replace, which is ~20x cheaper.
 _FOREIGN_TEXT = frozenset({"error", "exception", "reason", "detail", "message", "body"})
