@@ -266,7 +266,7 @@ def test_slow_answers_are_finished_in_turn_and_fast_ones_are_not(
         inside[0] += 1
         inside[1] = max(inside[1], inside[0])
         try:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
             return await real(*args, **kwargs)
         finally:
             inside[0] -= 1
