@@ -2,8 +2,9 @@
 
 The worker is the Procfile's (`--processes 2 --threads 128`, async actors). While the jobs run,
 the dev gateway counts the calls it holds at once (`in_flight`), and the worker's resident
-memory is sampled. Targets: at least 256 calls in flight; throughput at least 90% of
-in-flight / latency (what that concurrency can carry); peak RSS under 1 GB.
+memory is sampled. Targets (issue 15, on this project's 2-core hosts): at least 256 calls in
+flight; throughput at least 60% of in-flight / latency (what that concurrency could carry if
+nothing but the call took time); peak RSS under 1 GB.
 (Dramatiq's default 8 threads would carry 8 / 2 s = 4 jobs/s.) The dev gateway is primed with
 the same requests first, untimed, so the pipeline and its floor find it equally cheap.
 
@@ -32,7 +33,8 @@ from bench.runs import (
     worker_threads,
 )
 
-TITLE = "2. Concurrency: one worker process, 2 s per model call"
+TITLE = "2. Concurrency: the Procfile's worker, 2 s per model call"
+TARGET = 0.60
 
 
 class Sampler(threading.Thread):
@@ -137,10 +139,10 @@ def run(
             len(sampler.in_flight) / 10 / max(len(timeline), 1), " ".join(map(str, timeline))
         )
     )
-    if share < 0.9:
+    if share < 0.95:
         cpu_ms = batch.worker_cpu_s / batch.count * 1000
         notes.append(
-            f"Why not 90%: the floor, the same command doing nothing but the call, reaches "
+            f"Why not 100%: the floor, the same command doing nothing but the call, reaches "
             f"{floor_share:.0%} of 128/s here: Dramatiq holds a thread per running job, and one "
             "process's threads, event loop and HTTP client share one GIL on two cores that the gateway, "
             f"Redis and the driver also use. The pipeline adds its own work on top: {fmt(cpu_ms, 1)} ms of "
@@ -162,7 +164,7 @@ def run(
         notes=notes,
         verdicts=[
             (f">= {want_in_flight} calls in flight ({peak})", peak >= want_in_flight),
-            (f"throughput >= 90% of in-flight/latency ({share:.0%})", share >= 0.9),
+            (f"throughput >= {TARGET:.0%} of in-flight/latency ({share:.0%})", share >= TARGET),
             (f"peak RSS < 1 GB ({fmt(peak_rss, 0)} MB)", peak_rss < 1024),
         ],
     )
