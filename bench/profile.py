@@ -104,7 +104,6 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("  model call (litellm, through the gateway client)", ("GatewayClient.complete",)),
     ("    litellm: its cost calculation", ("response_cost_calculator",)),
     ("    litellm: its logging payload", ("Logging.async_success_handler",)),
-    ("event loop executor threads (litellm's request set-up)", ("_WorkItem.run",)),
     ("  output validation and sanitizing", ("Agent._parse", "ProductCopyAgent.postprocess")),
     (
         "  result cache (get-or-lock, put-and-release)",
@@ -117,7 +116,10 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("  ledger (reserve, settle)", ("LedgerSink.reserve", "LedgerSink.settle")),
-    ("  publish to the object store", ("publish ",)),
+    # `Services.write`'s threads (docs/decisions/0028); litellm's set-up runs on the loop (0030).
+    ("write threads: a job's draft and publishing", ("_WorkItem.run",)),
+    ("  the draft (body, state, checks, inert source product)", ("propose_copy",)),
+    ("    publishing copy.json (the store's policy: auto)", ("publish ",)),
     ("Dramatiq worker threads (middleware, hand-off)", ("WorkerThread.run ",)),
     ("  job status and follow-ups (JobTracking)", ("JobTracking.",)),
     ("Dramatiq consumer (fetch, decode, ack)", ("ConsumerThread.run ",)),

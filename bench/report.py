@@ -153,6 +153,9 @@ def write_results(sections: list[Any], path: Path = RESULTS, *, partial: bool = 
     old = path.read_text() if path.exists() else ""
     kept = split_sections(old)
     fresh = {section.title for section in sections}
+    # A section is its number ("2.", "1b."): a renamed section replaces the one it was.
+    numbers = {_numbered(title)[:2] for title in fresh}
+    kept = {t: md for t, md in kept.items() if t in fresh or _numbered(t)[:2] not in numbers}
     for section in sections:
         kept[section.title] = section.markdown()
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

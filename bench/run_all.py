@@ -106,7 +106,7 @@ def profile_section(quick: bool) -> Section | None:
         rows=[[label, f"{share:.1f}"] for label, share in shares],
         notes=[
             f"{samples:,} samples of the thread holding the GIL (where a Python process spends its CPU); "
-            "groups overlap (indented ones are part of the event loop's or the worker threads').",
+            "groups overlap (an indented group is part of the group above it).",
             f"this profiled run: {measured['throughput (jobs/s)']} jobs/s at "
             f"{measured['worker CPU ms / job']} worker CPU ms/job "
             "(py-spy itself slows it).",

@@ -29,3 +29,16 @@ def test_a_partial_run_keeps_the_full_runs_date_and_names_the_sections_it_rewrot
     # And a full run afterwards says it regenerated everything, with no partial line left
     write_results([_section("1. One", "x"), _section("2. Two", "y")], results)
     assert not any(line.startswith("Sections ") for line in results.read_text().splitlines())
+
+
+def test_a_renamed_section_replaces_the_one_with_its_number(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    # Given a run wrote sections 2 and 2b, and section 0 was written by hand
+    results.write_text("# Benchmark results\n\n## 0. By hand\n\nkept\n")
+    write_results([_section("2. Old name", "old"), _section("2b. Beside it", "b")], results)
+    # When the next run writes section 2 under a new title
+    write_results([_section("2. New name", "new")], results)
+    # Then the old title is gone, and the sections with other numbers (2b, 0) stay
+    sections = split_sections(results.read_text())
+    assert list(sections) == ["0. By hand", "2. New name", "2b. Beside it"]
+    assert "| a | new |" in sections["2. New name"]
