@@ -120,26 +120,23 @@ return {1, 'pending', ''}
 """
 
 
-# Remove a copy draft that is decided and done, decided before a cutoff (pipelines/drafts_retention.py):
-# rejected, or approved and no longer live; not its product's live draft; no Shopify push waiting.
-# KEYS: row, decisions, index, live map, newest map. ARGV: id, cutoff (Unix seconds).
-# Returns 'removed', 'kept', or 'gone' (no row: its index entry is dropped).
+# Remove a copy draft's row if it is decided and done, decided before a cutoff
+# (pipelines/drafts_retention.py): rejected, or approved and no longer live; not its product's live
+# draft; no Shopify push waiting. KEYS: row, decisions, live map, newest map. ARGV: id, cutoff (Unix
+# seconds). Returns 'removed', 'kept', or 'gone' (no row: an earlier pass removed it). The index
+# entry stays: the caller drops it after the body, so a pass cut short finds it again.
 _REMOVE_DONE = """
 local row = redis.call('hmget', KEYS[1], 'status', 'kind', 'product_id', 'updated_at', 'shopify')
 local status = row[1]
-if not status then
-  redis.call('zrem', KEYS[3], ARGV[1])
-  return 'gone'
-end
+if not status then return 'gone' end
 if row[2] ~= 'copy' then return 'kept' end
 if status ~= 'rejected' and status ~= 'approved' then return 'kept' end
 if (tonumber(row[4]) or 0) > tonumber(ARGV[2]) then return 'kept' end
 if row[5] and string.find(row[5], '"status": *"queued"') then return 'kept' end
 local target = 'copy:' .. (row[3] or '')
-if redis.call('hget', KEYS[4], target) == ARGV[1] then return 'kept' end
-if redis.call('hget', KEYS[5], target) == ARGV[1] then redis.call('hdel', KEYS[5], target) end
+if redis.call('hget', KEYS[3], target) == ARGV[1] then return 'kept' end
+if redis.call('hget', KEYS[4], target) == ARGV[1] then redis.call('hdel', KEYS[4], target) end
 redis.call('del', KEYS[1], KEYS[2])
-redis.call('zrem', KEYS[3], ARGV[1])
 return 'removed'
 """
 
@@ -355,19 +352,28 @@ class Drafts:
         return [_text(i) for i in found]
 
     def remove_if_done(self, store: str, draft_id: str, decided_before: float) -> str:
-        """Remove a copy draft decided and done before `decided_before` (`_REMOVE_DONE`), its body
-        last, so no listed draft lacks one; 'removed', 'kept' or 'gone' (no row was left)."""
+        """Remove a copy draft decided and done before `decided_before`: 'removed', 'kept' or 'gone'.
+
+        The row goes first (`_REMOVE_DONE`), so no listed draft lacks its body; then the body;
+        then the index entry. A pass cut short after the row (the bucket away, a crash) leaves
+        the entry, and the next pass finds it 'gone' and deletes the body: none is orphaned.
+        """
         if self._remove_done is None:
             self._remove_done = self.r.register_script(_REMOVE_DONE)
         row, index = _row(store, draft_id), INDEX + store
-        keys = [row, row + ":decisions", index, index + ":live", index + ":newest"]
+        keys = [row, row + ":decisions", index + ":live", index + ":newest"]
         try:
             outcome = _text(self._remove_done(keys=keys, args=[draft_id, decided_before]))
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"could not remove the draft in Redis: {exc}") from None
-        if outcome != "kept":
-            with contextlib.suppress(NotFound):
-                self.objects.delete(draft_key(store, draft_id))
+        if outcome == "kept":
+            return outcome
+        with contextlib.suppress(NotFound):
+            self.objects.delete(draft_key(store, draft_id))
+        try:
+            self.r.zrem(index, draft_id)
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"could not remove the draft's index entry in Redis: {exc}") from None
         return outcome
 
 
