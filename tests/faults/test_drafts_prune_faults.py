@@ -14,6 +14,7 @@ import pytest
 
 from tests.faults.conftest import R2World
 from tests.faults.s3proxy import Rule
+from tests.fixtures.drafts import old_draft
 
 STORE = "prune-fault"
 DAY_S = 86_400.0
@@ -22,19 +23,7 @@ DAY_S = 86_400.0
 def _old_rejected_draft(r2: R2World, objects: Any, n: int) -> str:
     from pipelines.drafts import Drafts
 
-    draft = {
-        "id": f"00000000-0000-4000-9000-{n:012d}",
-        "store": STORE,
-        "kind": "copy",
-        "product_id": f"p{n}",
-        "job_id": f"job-{n}",
-        "created_ts": 1_700_000_000.0 + n,
-        "auto": False,
-        "body": {"title": f"draft {n}"},
-        "checks": [{"name": "title_length", "passed": True, "detail": ""}],
-        "meta": {"prompt_ref": "product_copy@1"},
-        "shopify": {"status": "off"},
-    }
+    draft = old_draft(n, store=STORE)
     drafts = Drafts(r2.env.client, objects)
     drafts.propose(draft, f"copy:p{n}")
     drafts.move(STORE, draft["id"], allowed=("pending",), to="rejected", decision={"action": "reject"})

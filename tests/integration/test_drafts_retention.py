@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from domain.drafts import draft_key
+from tests.fixtures.drafts import old_draft
 from tests.fixtures.stores import add_store
 
 STORE = "drafts-retention"
@@ -19,20 +20,7 @@ DAY_S = 86_400.0
 
 
 def _draft(n: int, *, store: str = STORE, kind: str = "copy") -> dict[str, Any]:
-    return {
-        "id": f"00000000-0000-4000-9000-{n:012d}",
-        "store": store,
-        "kind": kind,
-        "product_id": f"p{n}" if kind == "copy" else "",
-        "build_id": "" if kind == "copy" else f"b{n}",
-        "job_id": f"job-{n}",
-        "created_ts": 1_700_000_000.0 + n,
-        "auto": False,
-        "body": {"title": f"draft {n}"},
-        "checks": [{"name": "title_length", "passed": True, "detail": ""}],
-        "meta": {"prompt_ref": "product_copy@1"},
-        "shopify": {"status": "off"},
-    }
+    return old_draft(n, store=store, kind=kind)
 
 
 def _exists(services: Any, store: str, draft_id: str) -> tuple[bool, bool, bool]:
