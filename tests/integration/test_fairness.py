@@ -213,8 +213,9 @@ class SlowReceiver:
         receiver = self
         self.release = threading.Event()
         self.lock = threading.Lock()
-        self.slow_now = self.slow_peak = 0
+        self.slow_now = self.slow_peak = self.slow_done = 0
         self.fast: list[float] = []
+        self.fast_while: list[tuple[int, int]] = []  # (slow in flight, slow done) as each fast one came
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -226,9 +227,11 @@ class SlowReceiver:
                     self._hang()
                     with receiver.lock:
                         receiver.slow_now -= 1
+                        receiver.slow_done += 1
                 else:
                     with receiver.lock:
                         receiver.fast.append(time.time())
+                        receiver.fast_while.append((receiver.slow_now, receiver.slow_done))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -299,10 +302,10 @@ def test_a_slow_callback_receiver_holds_only_its_own_stores_places(redis_client:
     from pipelines.delivery import deliver_callback
     from tests.helpers import arun
 
-    # Settings changed: 2 places per store, a 0.5 s timeout, one attempt, loopback receivers allowed
+    # Settings changed: 2 places per store, a 5 s timeout, one attempt, loopback receivers allowed
     settings = load_settings(
         callback_store_concurrency=2,
-        callback_timeout_s=0.5,
+        callback_timeout_s=5.0,
         callback_max_attempts=1,
         webhook_allow_private_hosts=True,
     )
@@ -326,13 +329,16 @@ def test_a_slow_callback_receiver_holds_only_its_own_stores_places(redis_client:
         # When store B's callback is sent meanwhile
         sent = time.time()
         await send(store_b, "fast", 99)
+        receiver.release.set()  # then A's receiver answers: the rest of A's go through at once
         await asyncio.gather(*slow)
-        return receiver.fast[0] - sent
+        return receiver.fast[0] - sent if receiver.fast else float("inf")
 
     try:
         b_after = arun(scene())
     finally:
         receiver.close()
-    # Then B's arrived at once, and A never had more than its two places in flight
-    assert b_after < 0.5
+    # Then B's arrived while A's two were still held and none of A's had ended (held behind A's
+    # places, it would have waited for their 5 s timeout), and A never had more than two in flight
+    assert receiver.fast_while == [(2, 0)]
+    assert b_after < 5.0
     assert receiver.slow_peak == 2
