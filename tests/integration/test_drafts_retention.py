@@ -19,10 +19,6 @@ OTHER = "drafts-retention-b"
 DAY_S = 86_400.0
 
 
-def _draft(n: int, *, store: str = STORE, kind: str = "copy") -> dict[str, Any]:
-    return old_draft(n, store=store, kind=kind)
-
-
 def _exists(services: Any, store: str, draft_id: str) -> tuple[bool, bool, bool]:
     """(row in Redis, in the store's index, body in the object store)."""
     from pipelines.drafts import INDEX, PREFIX
@@ -40,8 +36,8 @@ def decided(services: Any) -> dict[str, str]:
     drafts = Drafts(services.redis, services.store)
     ids: dict[str, str] = {}
 
-    def make(name: str, n: int, **kw: Any) -> str:
-        draft = _draft(n, **kw)
+    def make(name: str, n: int, *, store: str = STORE, kind: str = "copy") -> str:
+        draft = old_draft(n, store=store, kind=kind)
         drafts.propose(
             draft, target_of(draft["kind"], draft["product_id"]) if draft["kind"] == "copy" else ""
         )
@@ -54,10 +50,10 @@ def decided(services: Any) -> dict[str, str]:
     )
     drafts.move(STORE, make("live", 3), allowed=("pending",), to="live", live_target="copy:p3")
     # A product whose first draft went live, then a newer one: the first is `approved`, replaced
-    replaced = _draft(4)
+    replaced = old_draft(4, store=STORE)
     drafts.propose(replaced, "copy:p4")
     drafts.move(STORE, replaced["id"], allowed=("pending",), to="live", live_target="copy:p4")
-    newer = {**_draft(5), "product_id": "p4"}
+    newer = {**old_draft(5, store=STORE), "product_id": "p4"}
     drafts.propose(newer, "copy:p4")
     drafts.move(STORE, newer["id"], allowed=("pending",), to="live", live_target="copy:p4")
     ids["replaced"], ids["replacing"] = replaced["id"], newer["id"]
@@ -154,7 +150,7 @@ def test_the_procfile_workers_prune_on_their_own(lane: Any) -> None:
 
     # Given a copy draft rejected 100 days ago in the lane's Redis and bucket (default retention: 90)
     drafts = Drafts(lane.client, lane.objects())
-    draft = _draft(20, store=OTHER)
+    draft = old_draft(20, store=OTHER)
     drafts.propose(draft, "copy:p20")
     drafts.move(OTHER, draft["id"], allowed=("pending",), to="rejected")
     row = f"{PREFIX}{OTHER}:{draft['id']}"
