@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     wanted = set(args.only.split(",")) if args.only else None
     q = args.quick
     plan: list[tuple[str, Any]] = [
-        ("overhead", lambda: overhead.run(100 if q else 2000, quick=q)),
+        ("overhead", lambda: overhead.run(100 if q else 2000, rounds=1 if q else overhead.ROUNDS, quick=q)),
         ("litellm", lambda: litellm_settings.run(*((100, 2) if q else (1000, 5)), quick=q)),
         ("where", lambda: where.run(*((200, 1) if q else (1500, 2)), quick=q)),
         ("concurrency", lambda: concurrency.run(*((300, 500) if q else (2000, 2000)), quick=q)),

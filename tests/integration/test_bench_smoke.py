@@ -23,9 +23,10 @@ def test_importing_the_benchmarks_leaves_the_services_broker_global() -> None:
 
 def test_overhead_benchmark_runs_the_pipeline_beside_its_floors(tmp_path: Path) -> None:
     # Given the overhead benchmark on a few jobs (its own Redis, dev gateway and Procfile worker)
-    # When it runs
-    section = overhead.run(40, quick=True, progress=False)
-    # Then every job was written, the floors and the pipeline have their rows, and it judged the target
+    # When it runs two rounds
+    section = overhead.run(40, rounds=2, quick=True, progress=False)
+    # Then every job of both rounds was written (products of their own: 80 model calls), the floors
+    # and the pipeline have their rows with the range of their two rates, and it judged the target
     rows = {row[0]: row for row in section.rows}
     assert set(rows) == {
         "queue floor: Dramatiq no-op",
@@ -35,8 +36,11 @@ def test_overhead_benchmark_runs_the_pipeline_beside_its_floors(tmp_path: Path) 
         "pipeline: product copy",
     }
     assert all(float(row[3].replace(",", "")) > 0 for row in section.rows), section.rows
-    assert any("40 jobs done, 0 failed; 40 model calls" in note for note in section.notes), section.notes
-    assert len(section.verdicts) == 1 and "litellm floor" in section.verdicts[0][0]
+    assert any("80 jobs done, 0 failed; 80 model calls" in note for note in section.notes), section.notes
+    assert all(" to " in row[4] for row in section.rows), section.rows
+    ratios = next(note for note in section.notes if note.startswith("pipeline = "))
+    assert ratios.count("%, ") >= 1, ratios  # each round's ratio, listed
+    assert len(section.verdicts) == 1 and "the median" in section.verdicts[0][0]
     # And RESULTS.md regenerates around a section another benchmark wrote
     results = tmp_path / "RESULTS.md"
     results.write_text("# old\n\n## 3. Someone else's table\n\n| a |\n|---|\n| 1 |\n## 0. First\n")
