@@ -130,13 +130,15 @@ def run(
     threads = worker_threads()
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in PHASES}
     jobs = Jobs()
+    floors: dict[str, FloorProcess] = {}
     with BenchEnv(latency_ms=0) as env:
         client = Client(env.redis_url)
+        primer: FloorProcess | None = None
         try:
             # Everything boots at once (untimed); the timed phases then run one after another.
             pipeline_worker = env.start_worker("worker")
             noop_worker = env.start_worker("noop", noop_argv())
-            floors = {name: FloorProcess(env, name, count, threads) for name in ("litellm", "gateway")}
+            floors.update((name, FloorProcess(env, name, count, threads)) for name in ("litellm", "gateway"))
             # Each round's pipeline has products of its own (no cache answers); the gateway knows
             # all their requests, the floors' (the first round's products) among them.
             primer = FloorProcess(env, "gateway", count * rounds, threads)
@@ -176,6 +178,9 @@ def run(
             rss = worker_peak_rss_mb(pipeline_worker)
         finally:
             client.close()
+            # A run cut short leaves no floor behind (each exits after its last round already).
+            for floor in [*floors.values(), *([primer] if primer is not None else [])]:
+                floor.kill()
 
     med = {name: _median(found) for name, found in runs.items()}
     rate = {name: count / m["elapsed_s"] for name, m in med.items()}
