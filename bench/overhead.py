@@ -190,8 +190,7 @@ def run(
     ]
     ratio = statistics.median(ratios)
     rows = [
-        _row(LABELS[name], count, med[name], [count / r["elapsed_s"] for r in runs[name]])
-        for name in ("queue", "worker", "litellm", "gateway", "pipeline")
+        _row(LABELS[name], count, med[name], [count / r["elapsed_s"] for r in runs[name]]) for name in PHASES
     ]
     per_round = ", ".join(f"{r * 100:.1f}%" for r in ratios)
     notes = [
@@ -290,9 +289,13 @@ def main(argv: list[str] | None = None) -> Section:
     parser.add_argument("--rounds", type=int, default=ROUNDS, help="runs of every phase, interleaved")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 100 of each, one round")
     parser.add_argument(
-        "--profile", type=Path, help="py-spy the worker during the pipeline run into this file"
+        "--profile", type=Path, help="py-spy the worker during the first round's pipeline run into this file"
     )
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.count < 1:
+        parser.error(
+            f"--rounds and --count must be at least 1 (got --rounds {args.rounds}, --count {args.count})"
+        )
     quiet_driver_logs()
     count = 100 if args.quick else args.count
     section = run(count, rounds=1 if args.quick else args.rounds, quick=args.quick, profile=args.profile)
