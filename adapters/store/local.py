@@ -44,6 +44,9 @@ from adapters.store.base import (
 RESERVED_DIR = ".wandstore"
 _TEMP_RE = re.compile(r"^\..*\.[0-9a-f]{12}\.wstmp$")
 _LOCK_STRIPES = 64
+# Folders remembered as made (one per product under `stores/{store}/products/`): forgotten all
+# at once past this many, so a worker writing a large fleet's copy keeps a bounded set.
+_FOLDERS_KEPT = 4096
 _XATTR = "user.wandstore"
 # Where an attribute cannot be kept: no user attributes on this file system, or too big for it.
 _NO_XATTR = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.E2BIG, errno.ENOSPC, errno.ERANGE, errno.EPERM}
@@ -69,6 +72,7 @@ class LocalStore:
         self._meta_root = self.root / RESERVED_DIR / "meta"
         self._lock_root = self.root / RESERVED_DIR / "locks"
         # Folders this process has made or seen: a mkdir per write was ~0.3 ms of a copy job.
+        # At most `_FOLDERS_KEPT` (a product's folder is seldom written twice in a row).
         self._folders: set[Path] = set()
         # Attributes on the body file, until the file system refuses one (then sidecars). A new
         # file costs 0.2-0.6 ms of CPU on this project's hosts' ext4: a sidecar was a second one.
@@ -259,6 +263,8 @@ class LocalStore:
             folder.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             raise self._folder_conflict(key) from None
+        if len(self._folders) >= _FOLDERS_KEPT:
+            self._folders.clear()
         self._folders.add(folder)
 
     def _read(self, path: Path, key: str, *, describe: bool) -> tuple[bytes, dict[str, Any] | None]:

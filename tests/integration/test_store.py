@@ -8,6 +8,7 @@ import http.server
 import json
 import multiprocessing
 import os
+import shutil
 import socket
 import threading
 import time
@@ -317,6 +318,31 @@ def test_local_store_reads_files_placed_by_hand(local_store: LocalStore) -> None
     assert list(local_store.list("hand/")) == ["hand/made.json"]
     got = local_store.get("hand/made.json")
     assert (got.body, got.content_type, got.metadata) == (b"[1]", "application/json", {})
+
+
+def test_local_store_remembers_a_bounded_number_of_folders(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a store that remembers at most 8 folders (production: 4,096), restored after the test
+    import adapters.store.local as local
+
+    monkeypatch.setattr(local, "_FOLDERS_KEPT", 8)
+    # When it writes one product's copy in each of 30 new folders
+    keys = [f"stores/s/products/{n}/copy.json" for n in range(30)]
+    for n, key in enumerate(keys):
+        put_json(local_store, key, {"n": n})
+        # Then it never remembers more than 8 folders
+        assert len(local_store._folders) <= 8
+    # And a remembered folder removed under it is made again on the next write
+    remembered = next(iter(local_store._folders))
+    shutil.rmtree(remembered)
+    key = remembered.relative_to(local_store.root).as_posix() + "/copy.json"
+    put_json(local_store, key, {"again": True})
+    assert local_store.get(key).json() == {"again": True}
+    # And every other object reads back as written
+    assert [local_store.get(k).json()["n"] for k in keys if k != key] == [
+        n for n, k in enumerate(keys) if k != key
+    ]
 
 
 def _cas_increment(root: str, times: int) -> None:
